@@ -1,0 +1,91 @@
+//! The composition root: builds the store, hub and router from the configuration, and
+//! serves until shutdown. The only place that constructs concrete engines.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::ServeConfig;
+use crate::http::{self, AppState, CorsOrigins, HttpSettings};
+use crate::hub::Hub;
+use crate::store::rocks::Durability;
+use crate::store::{Committer, MemoryStore, RocksStore, Store};
+
+/// Opens the configured store.
+pub fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    if cfg.memory {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let store = RocksStore::open(&cfg.data_dir, Durability::Sync)
+        .with_context(|| format!("opening RocksDB at {}", cfg.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// A description of the store for the start-up line.
+pub fn store_description(cfg: &ServeConfig) -> String {
+    if cfg.memory {
+        "memory (nothing is kept after exit)".to_string()
+    } else {
+        format!("rocksdb at {}", cfg.data_dir.display())
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes, then ends subscriptions and returns.
+pub async fn serve(
+    listener: TcpListener,
+    cfg: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = open_store(&cfg)?;
+    let committer = Committer::start(store.clone()).context("starting the commit thread")?;
+    let hub = Hub::new(store, committer, cfg.hub_settings());
+    let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
+    let settings = HttpSettings {
+        max_body_bytes: cfg.max_body_bytes,
+        max_rebase_delay: Duration::from_millis(cfg.max_rebase_delay_ms),
+        cors,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = http::router(AppState::new(hub, settings, stop_rx));
+    let signal = async move {
+        shutdown.await;
+        // End subscription streams, or graceful shutdown would wait on them forever.
+        let _ = stop_tx.send(true);
+    };
+    axum::serve(listener, app).with_graceful_shutdown(signal).await.context("serving HTTP")
+}
+
+/// A server running in the background of the current runtime, for tests and embedding.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Binds `cfg.listen` and serves in a spawned task.
+    pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+        let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, cfg, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Running { addr, stop: Some(stop), task })
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.context("server task")?
+    }
+}

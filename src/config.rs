@@ -1,0 +1,92 @@
+//! Command line and environment configuration. `plait serve --help` is the reference;
+//! every flag can also be set through the `PLAIT_*` environment variable it names.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::hub::HubSettings;
+
+/// Plait: a Braid-HTTP sync server.
+#[derive(Parser, Debug)]
+#[command(name = "plait", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeConfig),
+}
+
+/// Everything `plait serve` can be told.
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "PLAIT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory of the RocksDB database holding every document's history.
+    #[arg(long, env = "PLAIT_DATA_DIR", default_value = "./plait-data")]
+    pub data_dir: PathBuf,
+
+    /// Keep everything in memory instead (nothing survives a restart).
+    #[arg(long, env = "PLAIT_MEMORY")]
+    pub memory: bool,
+
+    /// Origins allowed by CORS, comma separated; `*` allows any origin (without credentials).
+    #[arg(long, env = "PLAIT_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
+    pub cors_origins: Vec<String>,
+
+    /// How long a write waits for parents it names but the server lacks, before 309.
+    #[arg(long, env = "PLAIT_PARENTS_WAIT_MS", default_value_t = 3000)]
+    pub parents_wait_ms: u64,
+
+    /// Unload a document from memory after this many idle seconds without subscribers.
+    #[arg(long, env = "PLAIT_IDLE_UNLOAD_SECS", default_value_t = 60)]
+    pub idle_unload_secs: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "PLAIT_MAX_BODY_BYTES", default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Ceiling of the delay before a simpleton writer gets its rebase (braid-text: 3000).
+    #[arg(long, env = "PLAIT_MAX_REBASE_DELAY_MS", default_value_t = 3000)]
+    pub max_rebase_delay_ms: u64,
+
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `plait=debug`).
+    #[arg(long, env = "PLAIT_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl ServeConfig {
+    /// A configuration for tests: in memory or under `data_dir`, on a free loopback port.
+    pub fn for_tests(data_dir: Option<PathBuf>) -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            memory: data_dir.is_none(),
+            data_dir: data_dir.unwrap_or_default(),
+            cors_origins: vec!["*".into()],
+            parents_wait_ms: 3000,
+            idle_unload_secs: 60,
+            max_body_bytes: 16 << 20,
+            max_rebase_delay_ms: 3000,
+            log: "warn".into(),
+        }
+    }
+
+    /// The hub's part of the configuration.
+    pub fn hub_settings(&self) -> HubSettings {
+        HubSettings {
+            parents_wait: Duration::from_millis(self.parents_wait_ms),
+            idle_unload: Duration::from_secs(self.idle_unload_secs.max(1)),
+            ..HubSettings::standard()
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! CORS on every response (errors and 209 streams included), exposing the Braid headers
+//! that browser clients read (braid-wire.md §3.4).
+
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, Method};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Which origins may read responses.
+#[derive(Clone, Debug)]
+pub enum CorsOrigins {
+    /// `Access-Control-Allow-Origin: *` (no credentials): the default.
+    Any,
+    /// Only these origins, echoed exactly.
+    List(Vec<HeaderValue>),
+}
+
+impl CorsOrigins {
+    /// From the configuration: `*` or a list of origins.
+    pub fn from_config(origins: &[String]) -> Result<Self, String> {
+        if origins.is_empty() || origins.iter().any(|o| o == "*") {
+            return Ok(CorsOrigins::Any);
+        }
+        origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o.trim()).map_err(|_| format!("invalid CORS origin {o:?}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(CorsOrigins::List)
+    }
+}
+
+const ALLOWED: &[&str] = &[
+    "subscribe",
+    "version",
+    "parents",
+    "peer",
+    "heartbeats",
+    "merge-type",
+    "content-range",
+    "patches",
+    "content-type",
+    "repr-type",
+    "repr-digest",
+    "accept-multiresponse-encoding",
+    "accept-transfer-encoding",
+    "method-override",
+    "multiplex-through",
+    "multiplex-version",
+    "cache-control",
+    "pragma",
+    "authorization",
+];
+
+const EXPOSED: &[&str] = &[
+    "version",
+    "parents",
+    "current-version",
+    "merge-type",
+    "subscribe",
+    "heartbeats",
+    "repr-type",
+    "repr-digest",
+    "content-type",
+    "editable",
+    "accept-subscribe",
+    "retry-after",
+    "x-transfer-encoding",
+    "vary",
+    "plait-error",
+];
+
+fn names(list: &[&'static str]) -> Vec<HeaderName> {
+    list.iter().map(|n| HeaderName::from_static(n)).collect()
+}
+
+/// The CORS middleware for `origins`.
+pub fn layer(origins: &CorsOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.clone()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(names(ALLOWED))
+        .expose_headers(names(EXPOSED))
+        .max_age(Duration::from_secs(600))
+}

@@ -1,0 +1,133 @@
+//! `ApiError`: every failure a request can meet, and the ONE place that maps failures to
+//! HTTP statuses and stable error codes.
+//!
+//! Client faults are 4xx with a JSON body `{"error": "<code>", "message": "..."}` and the
+//! code repeated in a `Plait-Error` header. Server faults are logged here, once, and the
+//! client gets a generic message.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper::ext::ReasonPhrase;
+
+use crate::hub::HubError;
+use crate::protocol::{ProtocolError, VersionSet};
+use crate::text::TextError;
+
+/// Braid's "Version Unknown Here" status, as braid-text sends it.
+pub const VERSION_UNKNOWN: u16 = 309;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A header or body did not parse.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// A header appeared more than once where only one is allowed.
+    #[error("the {0} header may appear only once")]
+    DuplicateHeader(&'static str),
+    /// `Version` and `Subscribe` together (braid-http-04 §2.5).
+    #[error("Version is not allowed with Subscribe; use Parents to resume")]
+    VersionWithSubscribe,
+    /// A write named more than one event in `Version`.
+    #[error("a write's Version must name exactly one event (its last), got {0}")]
+    MultipleVersionIds(String),
+    /// The request body exceeded the configured limit.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The request body could not be read.
+    #[error("could not read the request body: {0}")]
+    BadBody(String),
+    /// The method is not supported on this path.
+    #[error("method {0} is not supported here")]
+    MethodNotAllowed(String),
+    /// Unknown server endpoint under `/.plait/`.
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+    /// `/.well-known/multiplexer/` (braid-wire.md §5.5: 501 makes clients fall back).
+    #[error("Braid multiplexing is not supported by this server; use HTTP/2")]
+    MultiplexingNotSupported,
+    /// The application core refused or failed.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+impl From<TextError> for ApiError {
+    fn from(e: TextError) -> Self {
+        ApiError::Hub(HubError::Text(e))
+    }
+}
+
+impl ApiError {
+    /// Status, stable code, and the ids for a 309.
+    fn classify(&self) -> (StatusCode, &'static str, Option<&VersionSet>) {
+        use StatusCode as S;
+        match self {
+            ApiError::Protocol(e) => (S::BAD_REQUEST, e.code(), None),
+            ApiError::DuplicateHeader(_) => (S::BAD_REQUEST, "duplicate_header", None),
+            ApiError::VersionWithSubscribe => (S::BAD_REQUEST, "version_with_subscribe", None),
+            ApiError::MultipleVersionIds(_) => (S::BAD_REQUEST, "multiple_version_ids", None),
+            ApiError::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large", None),
+            ApiError::BadBody(_) => (S::BAD_REQUEST, "bad_body", None),
+            ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
+            ApiError::NotFound(_) => (S::NOT_FOUND, "not_found", None),
+            ApiError::MultiplexingNotSupported => (S::NOT_IMPLEMENTED, "multiplexing_not_supported", None),
+            ApiError::Hub(h) => match h {
+                HubError::Text(TextError::UnknownVersion(ids)) | HubError::UnknownVersion(ids) => {
+                    (version_unknown(), "version_unknown", Some(ids))
+                }
+                HubError::Text(t) => (text_status(t), t.code(), None),
+                HubError::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", None),
+                HubError::Deleted => (S::CONFLICT, "deleted", None),
+                HubError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable", None),
+                HubError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", None),
+                HubError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
+            },
+        }
+    }
+}
+
+fn version_unknown() -> StatusCode {
+    StatusCode::from_u16(VERSION_UNKNOWN).unwrap_or(StatusCode::CONFLICT)
+}
+
+fn text_status(e: &TextError) -> StatusCode {
+    match e {
+        TextError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, unknown) = self.classify();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, code, "request failed on the server side");
+            match status {
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    "the server cannot take this request right now; retry shortly".to_string()
+                }
+                _ => "internal server error".to_string(),
+            }
+        } else {
+            self.to_string()
+        };
+        let body = serde_json::json!({ "error": code, "message": message }).to_string();
+        let mut res = (status, body).into_response();
+        let headers = res.headers_mut();
+        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("plait-error", HeaderValue::from_static(code));
+        if let Some(ids) = unknown {
+            if let Ok(v) = HeaderValue::from_str(&ids.to_header()) {
+                headers.insert("version", v);
+            }
+            headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res.extensions_mut().insert(ReasonPhrase::from_static(b"Version Unknown Here"));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
+    }
+}

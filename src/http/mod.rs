@@ -1,0 +1,91 @@
+//! The HTTP layer: the only module that knows axum, and the only one that chooses
+//! status codes (in [`error`]).
+//!
+//! Every path is a text resource except two reserved prefixes: `/.plait/` (the server's
+//! own endpoints) and `/.well-known/multiplexer/` (braid-http's multiplexer, answered 501
+//! so that clients fall back to plain requests).
+
+mod cors;
+mod error;
+mod headers;
+mod reply;
+mod resource;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::hub::Hub;
+
+pub use cors::CorsOrigins;
+pub use error::ApiError;
+
+/// Settings of the HTTP layer, from the configuration.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Ceiling of the simpleton rebase delay.
+    pub max_rebase_delay: Duration,
+    /// Origins allowed by CORS.
+    pub cors: CorsOrigins,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) hub: Hub,
+    pub(crate) settings: Arc<HttpSettings>,
+    /// Flips to true at shutdown, ending every subscription stream so connections close.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Bundles the hub with the HTTP settings and the shutdown signal.
+    pub fn new(hub: Hub, settings: HttpSettings, shutdown: watch::Receiver<bool>) -> Self {
+        AppState { hub, settings: Arc::new(settings), shutdown }
+    }
+}
+
+/// The whole API on one screen.
+pub fn router(state: AppState) -> Router {
+    let cors = cors::layer(&state.settings.cors);
+    Router::new()
+        .route("/.plait/health", any(health))
+        .route("/.plait/{*rest}", any(plait_unknown))
+        .route("/.well-known/multiplexer", any(multiplexer))
+        .route("/.well-known/multiplexer/{*rest}", any(multiplexer))
+        .fallback(resource::handle)
+        .layer(axum::middleware::map_response(reply::add_vary))
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>, method: axum::http::Method) -> Response {
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return ApiError::MethodNotAllowed(method.to_string()).into_response();
+    }
+    let commits = state.hub.committer().stats();
+    let body = serde_json::json!({
+        "status": "ok",
+        "loaded_documents": state.hub.loaded_documents(),
+        "parked_writes": state.hub.parked_writes(),
+        "commit_batches": commits.batches.load(std::sync::atomic::Ordering::Relaxed),
+        "commit_writes": commits.writes.load(std::sync::atomic::Ordering::Relaxed),
+    });
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn plait_unknown(req: Request) -> ApiError {
+    ApiError::NotFound(req.uri().path().to_string())
+}
+
+async fn multiplexer() -> ApiError {
+    ApiError::MultiplexingNotSupported
+}

@@ -1,0 +1,59 @@
+//! The body of a 209 subscription response: encoded updates, heartbeats between them,
+//! and an end when the document is deleted or the server shuts down.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::hub::Subscription;
+use crate::protocol::{encode_update, HEARTBEAT};
+
+use super::reply::REPR_TYPE;
+
+struct StreamState {
+    sub: Subscription,
+    heartbeat: Option<Interval>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The streaming body. hyper polls it only when the socket can take more, so a client
+/// that stops reading simply stops this stream from computing updates: no queue grows.
+pub fn subscription_body(sub: Subscription, heartbeat: Option<Duration>, shutdown: watch::Receiver<bool>) -> Body {
+    let heartbeat = heartbeat.map(|every| {
+        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        interval
+    });
+    let state = StreamState { sub, heartbeat, shutdown };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        if *st.shutdown.borrow() {
+            return None;
+        }
+        let chunk = tokio::select! {
+            updates = st.sub.next() => {
+                let updates = updates?;
+                let mut out = Vec::new();
+                for u in &updates {
+                    encode_update(u, REPR_TYPE, &mut out);
+                }
+                Bytes::from(out)
+            }
+            _ = tick(&mut st.heartbeat) => Bytes::from_static(HEARTBEAT),
+            _ = st.shutdown.changed() => return None,
+        };
+        Some((Ok::<Bytes, std::convert::Infallible>(chunk), st))
+    });
+    Body::from_stream(stream)
+}
+
+async fn tick(interval: &mut Option<Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

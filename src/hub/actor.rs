@@ -1,0 +1,298 @@
+//! The document actor: the single writer of one document.
+//!
+//! Each turn it takes every queued command, applies the writes in memory, makes them
+//! durable with ONE commit (which the committer may further share with other documents),
+//! and only then publishes the new head and acknowledges. A write whose parents are not
+//! known yet is parked until they arrive or its deadline passes (then 309).
+//! If a commit fails, the in-memory document is reloaded from the store, so nothing that
+//! was not acknowledged survives in memory either.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::protocol::{MergeType, VersionSet};
+use crate::store::{Committer, Store};
+use crate::text::{Outcome, TextError};
+
+use super::doc::{DocShared, Head};
+use super::persist::{self, Persisted};
+use super::registry::HubStats;
+use super::registry::Registry;
+use super::{HubError, HubSettings, WriteOutcome, WriteRequest};
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, HubError>>;
+
+/// A request to the actor.
+pub(crate) enum Command {
+    Write { req: Box<WriteRequest>, deadline: Instant, reply: Reply<WriteOutcome> },
+    Delete { reply: Reply<()> },
+}
+
+struct PendingWrite {
+    req: Box<WriteRequest>,
+    deadline: Instant,
+    reply: Reply<WriteOutcome>,
+}
+
+/// What the actor needs from the hub; cloned into each actor.
+#[derive(Clone)]
+pub(crate) struct ActorEnv {
+    pub stats: Arc<HubStats>,
+    pub store: Arc<dyn Store>,
+    pub committer: Committer,
+    pub settings: HubSettings,
+    pub registry: Registry,
+}
+
+pub(crate) struct Actor {
+    shared: Arc<DocShared>,
+    rx: mpsc::Receiver<Command>,
+    env: ActorEnv,
+    persisted: Persisted,
+    parked: Vec<PendingWrite>,
+    /// How many parked writes this actor has counted in `HubStats::parked_writes`.
+    reported_parked: usize,
+    last_activity: Instant,
+}
+
+/// Commands taken per turn, so one turn's commit stays bounded.
+const MAX_TURN: usize = 512;
+
+impl Actor {
+    pub fn new(shared: Arc<DocShared>, rx: mpsc::Receiver<Command>, env: ActorEnv, persisted: Persisted) -> Self {
+        Actor { shared, rx, env, persisted, parked: Vec::new(), reported_parked: 0, last_activity: Instant::now() }
+    }
+
+    pub async fn run(mut self) {
+        self.run_loop().await;
+        self.parked.clear();
+        self.report_parked();
+    }
+
+    async fn run_loop(&mut self) {
+        loop {
+            let wake_at = self.next_deadline();
+            let first = tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(cmd) => Some(cmd),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake_at) => None,
+            };
+            match first {
+                Some(cmd) => {
+                    self.last_activity = Instant::now();
+                    let mut cmds = vec![cmd];
+                    while cmds.len() < MAX_TURN {
+                        match self.rx.try_recv() {
+                            Ok(cmd) => cmds.push(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                    self.turn(cmds).await;
+                    self.report_parked();
+                    if self.shared.closed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                None => {
+                    self.expire_parked();
+                    self.report_parked();
+                    if self.try_unload() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps the hub-wide gauge of parked writes in step with this actor's list.
+    fn report_parked(&mut self) {
+        let now = self.parked.len();
+        let gauge = &self.env.stats.parked_writes;
+        if now > self.reported_parked {
+            gauge.fetch_add(now - self.reported_parked, Ordering::Relaxed);
+        } else {
+            gauge.fetch_sub(self.reported_parked - now, Ordering::Relaxed);
+        }
+        self.reported_parked = now;
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let idle = self.last_activity + self.env.settings.idle_unload;
+        self.parked.iter().map(|p| p.deadline).fold(idle, Instant::min)
+    }
+
+    /// Leaves the registry when idle, with no subscriber and nothing parked. Done under
+    /// the registry lock so a concurrent lookup either finds us alive or finds nothing.
+    fn try_unload(&mut self) -> bool {
+        if !self.parked.is_empty() || Instant::now() < self.last_activity + self.env.settings.idle_unload {
+            return false;
+        }
+        self.env.registry.remove_if(&self.shared.path, || {
+            if self.shared.subscribers.load(Ordering::SeqCst) == 0 && self.rx.is_empty() {
+                self.shared.closed.store(true, Ordering::SeqCst);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    fn expire_parked(&mut self) {
+        let now = Instant::now();
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.parked).into_iter().partition(|p| p.deadline <= now);
+        self.parked = kept;
+        if expired.is_empty() {
+            return;
+        }
+        let state = self.shared.lock();
+        for p in expired {
+            let parents = p.req.edit.parents.clone().unwrap_or_default();
+            let unknown = match state.doc.check_known(&parents) {
+                Err(TextError::UnknownVersion(ids)) => ids,
+                _ => parents,
+            };
+            let _ = p.reply.send(Err(HubError::UnknownVersion(unknown)));
+        }
+    }
+
+    async fn turn(&mut self, cmds: Vec<Command>) {
+        let mut writes = Vec::new();
+        for cmd in cmds {
+            match cmd {
+                Command::Write { req, deadline, reply } => writes.push(PendingWrite { req, deadline, reply }),
+                Command::Delete { reply } => {
+                    self.write_round(std::mem::take(&mut writes)).await;
+                    let result = self.delete().await;
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        self.write_round(writes).await;
+    }
+
+    /// Applies `writes` (and any parked write they unblock) and commits them together.
+    async fn write_round(&mut self, mut writes: Vec<PendingWrite>) {
+        while !writes.is_empty() {
+            let added = self.apply_and_commit(writes).await;
+            writes = if added && !self.parked.is_empty() { std::mem::take(&mut self.parked) } else { Vec::new() };
+        }
+    }
+
+    /// Returns whether any event was added (so parked writes may now proceed).
+    async fn apply_and_commit(&mut self, writes: Vec<PendingWrite>) -> bool {
+        let mut done = Vec::new();
+        let (before, batch) = {
+            let mut state = self.shared.lock();
+            let before = state.doc.version();
+            for w in writes {
+                match state.doc.apply(w.req.edit.clone()) {
+                    Ok(applied) => done.push((w, applied)),
+                    Err(TextError::UnknownVersion(ids)) => {
+                        if w.deadline > Instant::now() && self.parked.len() < self.env.settings.max_parked_writes {
+                            self.parked.push(w);
+                        } else if w.deadline > Instant::now() {
+                            let _ = w.reply.send(Err(HubError::Overloaded));
+                        } else {
+                            let _ = w.reply.send(Err(HubError::UnknownVersion(ids)));
+                        }
+                    }
+                    Err(e) => {
+                        let _ = w.reply.send(Err(HubError::Text(e)));
+                    }
+                }
+            }
+            let added = done.iter().any(|(_, a)| a.added > 0);
+            let batch =
+                if added { Some(self.persisted.batch_for(&self.shared.path, &state.doc, &before)) } else { None };
+            (before, batch)
+        };
+        let Some(batch) = batch else {
+            // Only duplicates and no-ops: everything they name is already durable.
+            let current = self.shared.current_head().version;
+            for (w, applied) in done {
+                let _ = w.reply.send(Ok(WriteOutcome { applied, current: current.clone() }));
+            }
+            return false;
+        };
+        let committed = match batch {
+            Ok(batch) => self.env.committer.commit(batch).await.map_err(HubError::Storage),
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(()) => {
+                let current = self.publish(&done);
+                for (w, applied) in done {
+                    let _ = w.reply.send(Ok(WriteOutcome { applied, current: current.clone() }));
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(path = %self.shared.path, error = %e, "commit failed; reloading document from the store");
+                self.reload(&before);
+                for (w, _) in done {
+                    let _ = w.reply.send(Err(e.duplicate()));
+                }
+                false
+            }
+        }
+    }
+
+    /// Makes the committed state visible: peer bookkeeping, then the new head.
+    fn publish(&self, done: &[(PendingWrite, crate::text::Applied)]) -> VersionSet {
+        let mut state = self.shared.lock();
+        for (w, applied) in done {
+            if applied.outcome == Outcome::Empty {
+                continue;
+            }
+            if let Some(peer) = &w.req.peer {
+                let simpleton = w.req.merge_type == MergeType::Simpleton;
+                state.record_peer_write(peer, &applied.version, simpleton);
+            }
+        }
+        let version = state.doc.version();
+        drop(state);
+        self.shared.head.send_modify(|h| h.version = version.clone());
+        version
+    }
+
+    /// Throws away unacknowledged in-memory edits by reading the document back.
+    fn reload(&mut self, before: &VersionSet) {
+        match persist::load(self.env.store.as_ref(), &self.shared.path) {
+            Ok((doc, persisted)) => {
+                self.persisted = persisted;
+                self.shared.lock().doc = doc;
+            }
+            Err(e) => {
+                // diamond-types cannot roll back in memory and the store cannot be read:
+                // leave the registry so the next request loads the document afresh.
+                tracing::error!(path = %self.shared.path, error = %e, version = %before.to_header(), "reload failed");
+                self.env.registry.remove_if(&self.shared.path, || {
+                    self.shared.closed.store(true, Ordering::SeqCst);
+                    true
+                });
+            }
+        }
+    }
+
+    async fn delete(&mut self) -> Result<(), HubError> {
+        let batch = self.persisted.delete_batch(&self.shared.path);
+        self.env.committer.commit(batch).await.map_err(HubError::Storage)?;
+        {
+            let mut state = self.shared.lock();
+            state.doc = crate::text::TextDoc::new();
+            state.peers.clear();
+        }
+        let generation = self.shared.current_head().generation + 1;
+        self.shared.head.send_replace(Head { version: VersionSet::root(), generation });
+        for p in std::mem::take(&mut self.parked) {
+            let _ = p.reply.send(Err(HubError::Deleted));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! The state one loaded document shares between its actor, readers and subscribers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use crate::protocol::{repr_digest, VersionSet};
+use crate::text::{TextDoc, TextError};
+
+use super::HubError;
+
+/// What has been made durable and published: readers and subscribers never look past it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The durable current version.
+    pub version: VersionSet,
+    /// Bumped when the document is deleted: subscriptions of an older generation end.
+    pub generation: u64,
+}
+
+/// What the hub remembers about a peer's own writes, kept only while that peer has a live
+/// subscription to this document (so the map is bounded by the subscriptions).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PeerWrites {
+    /// Count of simpleton writes: a subscription compares it with what it has accounted.
+    pub simpleton_writes: u64,
+    /// The version of the peer's latest simpleton write: the simpleton client's state.
+    pub last_simpleton: VersionSet,
+    /// Everything the peer has written: a dt subscriber already has all of it.
+    pub known: VersionSet,
+}
+
+/// The mutable part, behind a mutex that is never held across an await.
+pub(crate) struct DocState {
+    /// The document, possibly ahead of the published head while a commit is in flight.
+    pub doc: TextDoc,
+    /// Writes of peers that have live subscriptions.
+    pub peers: HashMap<String, PeerWrites>,
+    /// Live subscriptions per peer.
+    pub peer_subscriptions: HashMap<String, usize>,
+    /// The repr-digest of the text at one version, computed once per version.
+    digest: Option<(VersionSet, String)>,
+}
+
+impl DocState {
+    pub fn new(doc: TextDoc) -> Self {
+        DocState { doc, peers: HashMap::new(), peer_subscriptions: HashMap::new(), digest: None }
+    }
+
+    /// The text at `version` and its digest (cached for the latest version asked).
+    pub fn text_and_digest(&mut self, version: &VersionSet) -> Result<(String, String), TextError> {
+        let text = self.doc.text_at(version)?;
+        if let Some((v, d)) = &self.digest {
+            if v == version {
+                return Ok((text, d.clone()));
+            }
+        }
+        let digest = repr_digest(&text);
+        self.digest = Some((version.clone(), digest.clone()));
+        Ok((text, digest))
+    }
+
+    /// The ids of `v` that are not part of the published `head` (unknown, or still being
+    /// committed), so that a request never sees an unacknowledged edit.
+    pub fn unpublished_ids(&self, head: &VersionSet, v: &VersionSet) -> Result<VersionSet, HubError> {
+        if let Err(e) = self.doc.check_known(v) {
+            return match e {
+                TextError::UnknownVersion(ids) => Ok(ids),
+                other => Err(HubError::Text(other)),
+            };
+        }
+        let mut missing = Vec::new();
+        for id in v.ids() {
+            let one = VersionSet::new([id.clone()]);
+            if !self.doc.contains(head, &one)? {
+                missing.push(id.clone());
+            }
+        }
+        Ok(VersionSet::new(missing))
+    }
+
+    /// Records a durable write by `peer`, if that peer is subscribed here.
+    pub fn record_peer_write(&mut self, peer: &str, version: &VersionSet, simpleton: bool) {
+        if !self.peer_subscriptions.contains_key(peer) {
+            return;
+        }
+        let known = self.peers.get(peer).map(|p| p.known.clone()).unwrap_or_default();
+        let union = self.doc.union(&known, version).unwrap_or_else(|_| version.clone());
+        let entry = self.peers.entry(peer.to_string()).or_default();
+        entry.known = union;
+        if simpleton {
+            entry.simpleton_writes += 1;
+            entry.last_simpleton = version.clone();
+        }
+    }
+}
+
+/// One loaded document.
+pub(crate) struct DocShared {
+    /// The resource path (the document's identity).
+    pub path: String,
+    state: Mutex<DocState>,
+    /// The published head; subscribers wait on it.
+    pub head: watch::Sender<Head>,
+    /// Live subscriptions: the actor does not unload the document while any exist.
+    pub subscribers: AtomicUsize,
+    /// Set (under the registry lock) when the actor has exited; a subscriber that sees it
+    /// after registering must start over with a fresh handle.
+    pub closed: AtomicBool,
+}
+
+impl DocShared {
+    pub fn new(path: String, doc: TextDoc) -> Self {
+        let head = Head { version: doc.version(), generation: 0 };
+        DocShared {
+            path,
+            state: Mutex::new(DocState::new(doc)),
+            head: watch::Sender::new(head),
+            subscribers: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Locks the state. A panic while it was held cannot have left a half-applied edit
+    /// (the text layer validates before it mutates), so a poisoned lock is still usable.
+    pub fn lock(&self) -> MutexGuard<'_, DocState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The published head right now.
+    pub fn current_head(&self) -> Head {
+        self.head.borrow().clone()
+    }
+}

@@ -1,0 +1,52 @@
+//! Errors of the hub layer.
+
+use std::sync::Arc;
+
+use crate::protocol::VersionSet;
+use crate::store::StoreError;
+use crate::text::TextError;
+
+/// Why a hub operation failed. Client faults and server faults are separate variants so
+/// the HTTP layer can map them without guessing.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The edit or request was invalid for this document (a client fault).
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// The request named events this server does not have (yet).
+    #[error("version unknown here: {}", .0.to_header())]
+    UnknownVersion(VersionSet),
+    /// Too many writes are already waiting on this document for missing parents.
+    #[error("too many writes waiting for missing parents on this document")]
+    Overloaded,
+    /// The document was deleted while the request was in flight.
+    #[error("the document was deleted")]
+    Deleted,
+    /// The storage engine failed; nothing from the failed write was acknowledged.
+    #[error("storage failure: {0}")]
+    Storage(Arc<StoreError>),
+    /// Stored bytes could not be decoded (a server-side fault, never the client's).
+    #[error("stored document is unreadable: {0}")]
+    Corrupt(String),
+    /// The document actor went away unexpectedly.
+    #[error("document worker unavailable")]
+    Unavailable,
+}
+
+impl HubError {
+    /// A copy for the second and later waiters of one failed commit. Only storage
+    /// failures are shared that way; anything else becomes `Unavailable`.
+    pub(crate) fn duplicate(&self) -> HubError {
+        match self {
+            HubError::Storage(e) => HubError::Storage(e.clone()),
+            HubError::Corrupt(msg) => HubError::Corrupt(msg.clone()),
+            _ => HubError::Unavailable,
+        }
+    }
+}
+
+impl From<StoreError> for HubError {
+    fn from(e: StoreError) -> Self {
+        HubError::Storage(Arc::new(e))
+    }
+}

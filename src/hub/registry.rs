@@ -1,0 +1,239 @@
+//! The hub: finds or loads the actor of a path, and offers reads, writes and subscriptions.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::time::Instant;
+
+use crate::protocol::{Update, UpdateContent, VersionSet};
+use crate::store::{Committer, Store};
+
+use super::actor::{Actor, ActorEnv, Command};
+use super::doc::DocShared;
+use super::persist;
+use super::subscription::Subscription;
+use super::{HubError, ReadOutcome, ReadRequest, SubscribeRequest, WriteOutcome, WriteRequest};
+
+/// Tunables of the hub, set from the configuration.
+#[derive(Clone, Debug)]
+pub struct HubSettings {
+    /// How long a write waits for unknown parents before it is answered 309.
+    pub parents_wait: Duration,
+    /// A document with no activity and no subscriber for this long is unloaded.
+    pub idle_unload: Duration,
+    /// Writes that may wait for missing parents on one document at once.
+    pub max_parked_writes: usize,
+}
+
+impl HubSettings {
+    /// The defaults of `plait serve`.
+    pub fn standard() -> Self {
+        HubSettings {
+            parents_wait: Duration::from_secs(3),
+            idle_unload: Duration::from_secs(60),
+            max_parked_writes: 1024,
+        }
+    }
+}
+
+/// Hub-wide gauges, for the health endpoint and tests.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Writes currently waiting for parents they name.
+    pub parked_writes: std::sync::atomic::AtomicUsize,
+}
+
+/// A loaded document as the registry hands it out.
+pub(crate) struct DocHandle {
+    pub tx: mpsc::Sender<Command>,
+    pub shared: Arc<DocShared>,
+}
+
+/// One registry entry. The cell lets concurrent first requests share one load.
+#[derive(Default)]
+pub(crate) struct Slot {
+    cell: OnceCell<Arc<DocHandle>>,
+}
+
+/// Path → loaded document.
+#[derive(Clone, Default)]
+pub(crate) struct Registry(Arc<Mutex<HashMap<String, Arc<Slot>>>>);
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Slot>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes the live entry of `path` if `decide` (run under the registry lock) agrees.
+    pub fn remove_if(&self, path: &str, decide: impl FnOnce() -> bool) -> bool {
+        let mut map = self.lock();
+        if decide() {
+            map.remove(path);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn slot(&self, path: &str) -> Arc<Slot> {
+        self.lock().entry(path.to_string()).or_default().clone()
+    }
+
+    fn forget(&self, path: &str, slot: &Arc<Slot>) {
+        let mut map = self.lock();
+        if map.get(path).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            map.remove(path);
+        }
+    }
+
+    /// How many documents are loaded.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// The entry point of the application core.
+#[derive(Clone)]
+pub struct Hub {
+    env: ActorEnv,
+}
+
+/// Lookups retried when a document is unloaded under our feet.
+const MAX_LOOKUPS: usize = 8;
+
+impl Hub {
+    /// A hub over `store`, committing through `committer`.
+    pub fn new(store: Arc<dyn Store>, committer: Committer, settings: HubSettings) -> Self {
+        Hub { env: ActorEnv { stats: Arc::default(), store, committer, settings, registry: Registry::default() } }
+    }
+
+    /// How many documents are in memory now.
+    pub fn loaded_documents(&self) -> usize {
+        self.env.registry.len()
+    }
+
+    /// Writes waiting for missing parents right now.
+    pub fn parked_writes(&self) -> usize {
+        self.env.stats.parked_writes.load(Ordering::Relaxed)
+    }
+
+    /// The group-commit counters.
+    pub fn committer(&self) -> &Committer {
+        &self.env.committer
+    }
+
+    pub(crate) async fn doc(&self, path: &str) -> Result<Arc<DocHandle>, HubError> {
+        for _ in 0..MAX_LOOKUPS {
+            let slot = self.env.registry.slot(path);
+            let handle = slot.cell.get_or_try_init(|| self.load(path)).await?.clone();
+            if !handle.shared.closed.load(Ordering::SeqCst) {
+                return Ok(handle);
+            }
+            self.env.registry.forget(path, &slot);
+        }
+        Err(HubError::Unavailable)
+    }
+
+    async fn load(&self, path: &str) -> Result<Arc<DocHandle>, HubError> {
+        let store = self.env.store.clone();
+        let owned = path.to_string();
+        let (doc, persisted) = tokio::task::spawn_blocking(move || persist::load(store.as_ref(), &owned))
+            .await
+            .map_err(|_| HubError::Unavailable)??;
+        let shared = Arc::new(DocShared::new(path.to_string(), doc));
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(Actor::new(shared.clone(), rx, self.env.clone(), persisted).run());
+        Ok(Arc::new(DocHandle { tx, shared }))
+    }
+
+    /// Applies one edit; returns once it is durable.
+    pub async fn write(&self, path: &str, req: WriteRequest) -> Result<WriteOutcome, HubError> {
+        let deadline = Instant::now() + self.env.settings.parents_wait;
+        let req = Box::new(req);
+        for _ in 0..MAX_LOOKUPS {
+            let handle = self.doc(path).await?;
+            let (reply, answer) = oneshot::channel();
+            if handle.tx.send(Command::Write { req: req.clone(), deadline, reply }).await.is_err() {
+                continue; // the actor exited between lookup and send: look up again
+            }
+            match answer.await {
+                Ok(result) => return result,
+                // Dropped unanswered: only an actor that was unloading does that.
+                Err(_) if handle.shared.closed.load(Ordering::SeqCst) => continue,
+                Err(_) => return Err(HubError::Unavailable),
+            }
+        }
+        Err(HubError::Unavailable)
+    }
+
+    /// Deletes a document and its whole history; its subscriptions end.
+    pub async fn delete(&self, path: &str) -> Result<(), HubError> {
+        for _ in 0..MAX_LOOKUPS {
+            let handle = self.doc(path).await?;
+            let (reply, answer) = oneshot::channel();
+            if handle.tx.send(Command::Delete { reply }).await.is_err() {
+                continue;
+            }
+            match answer.await {
+                Ok(result) => return result,
+                Err(_) if handle.shared.closed.load(Ordering::SeqCst) => continue,
+                Err(_) => return Err(HubError::Unavailable),
+            }
+        }
+        Err(HubError::Unavailable)
+    }
+
+    /// Reads the text at a version, or the updates between two versions.
+    pub async fn read(&self, path: &str, req: ReadRequest) -> Result<ReadOutcome, HubError> {
+        let handle = self.doc(path).await?;
+        let head = handle.shared.current_head().version;
+        let mut state = handle.shared.lock();
+        let mut unknown: Vec<String> = Vec::new();
+        for v in [&req.version, &req.parents].into_iter().flatten() {
+            unknown.extend(state.unpublished_ids(&head, v)?.ids().iter().cloned());
+        }
+        if !unknown.is_empty() {
+            return Err(HubError::UnknownVersion(VersionSet::new(unknown)));
+        }
+        let target = req.version.clone().unwrap_or_else(|| head.clone());
+        match &req.parents {
+            Some(parents) if *parents != target => {
+                let updates = state
+                    .doc
+                    .history_since(parents, &target)?
+                    .into_iter()
+                    .map(|h| Update {
+                        version: h.version,
+                        parents: h.parents,
+                        content: UpdateContent::Patches(vec![h.patch]),
+                        repr_digest: None,
+                    })
+                    .collect();
+                Ok(ReadOutcome::History { updates, current: head })
+            }
+            _ => {
+                let (text, digest) = state.text_and_digest(&target)?;
+                Ok(ReadOutcome::Snapshot { text, version: target, current: head, digest })
+            }
+        }
+    }
+
+    /// Opens a subscription (see [`Subscription`]).
+    pub async fn subscribe(&self, path: &str, req: SubscribeRequest) -> Result<Subscription, HubError> {
+        for _ in 0..MAX_LOOKUPS {
+            let handle = self.doc(path).await?;
+            // Register first, then check `closed`: paired with the actor's check of the
+            // count before it sets `closed`, one of the two always sees the other.
+            handle.shared.subscribers.fetch_add(1, Ordering::SeqCst);
+            if handle.shared.closed.load(Ordering::SeqCst) {
+                handle.shared.subscribers.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            return Subscription::start(handle.shared.clone(), req);
+        }
+        Err(HubError::Unavailable)
+    }
+}

@@ -1,0 +1,47 @@
+//! The `plait` binary: parse the configuration, set up logging, serve.
+
+use anyhow::Context;
+use clap::Parser;
+use plait::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(cfg) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(EnvFilter::try_new(&cfg.log).context("invalid --log filter")?)
+                .with_writer(std::io::stderr)
+                .init();
+            let listener =
+                tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+            let addr = listener.local_addr()?;
+            // Tests and scripts read this line to learn the port when --listen ends in :0.
+            println!("plait listening on http://{addr} (store: {})", plait::app::store_description(&cfg));
+            plait::app::serve(listener, cfg, shutdown_signal()).await
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

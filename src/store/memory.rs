@@ -1,0 +1,64 @@
+//! An in-memory engine: `--memory` mode and tests. Nothing survives a restart.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{prefix_end, Batch, KvPairs, Op, Store, StoreError};
+
+/// A `BTreeMap` behind a mutex; batches apply atomically under the lock.
+#[derive(Default)]
+pub struct MemoryStore {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        // A panic while holding the lock cannot leave a half-applied batch (we apply to a
+        // clone-free map in one go only after validation), so the data is still usable.
+        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs, StoreError> {
+        Ok(self
+            .lock()
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut map = self.lock();
+        for op in &batch.ops {
+            match op {
+                Op::Put(k, v) => {
+                    map.insert(k.clone(), v.clone());
+                }
+                Op::Delete(k) => {
+                    map.remove(k);
+                }
+                Op::DeletePrefix(prefix) => {
+                    let doomed: Vec<Vec<u8>> = match prefix_end(prefix) {
+                        Some(end) => map.range(prefix.clone()..end).map(|(k, _)| k.clone()).collect(),
+                        None => map.range(prefix.clone()..).map(|(k, _)| k.clone()).collect(),
+                    };
+                    for k in doomed {
+                        map.remove(&k);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

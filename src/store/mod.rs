@@ -1,0 +1,108 @@
+//! Durable state: a narrow, synchronous key-value trait with a memory and a RocksDB engine.
+//!
+//! Architecture invariant: the store knows bytes and the key layout ([`keys`]), nothing about
+//! documents, diamond-types or HTTP. A successful [`Store::write`] is atomic, and durable
+//! (synced to disk) when the engine has a disk. Group commit lives in [`commit`], on top of
+//! any engine, so concurrent writers share one sync.
+
+pub mod commit;
+pub mod keys;
+pub mod memory;
+pub mod rocks;
+
+pub use commit::{CommitStats, Committer};
+pub use memory::MemoryStore;
+pub use rocks::RocksStore;
+
+/// One change inside an atomic [`Batch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Set `key` to `value`.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove `key` (no error when absent).
+    Delete(Vec<u8>),
+    /// Remove every key that starts with the prefix.
+    DeletePrefix(Vec<u8>),
+}
+
+/// A list of changes applied all together or not at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The changes, applied in order.
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(Op::Put(key, value));
+    }
+
+    /// Adds a delete of every key under `prefix`.
+    pub fn delete_prefix(&mut self, prefix: Vec<u8>) {
+        self.ops.push(Op::DeletePrefix(prefix));
+    }
+
+    /// True when the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Total key and value bytes, used to bound group-commit batches.
+    pub fn byte_len(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(k, v) => k.len() + v.len(),
+                Op::Delete(k) | Op::DeletePrefix(k) => k.len(),
+            })
+            .sum()
+    }
+}
+
+/// A failure of the storage engine. Never caused by client input.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine reported an error (disk full, I/O error, corruption).
+    #[error("storage engine error: {0}")]
+    Engine(String),
+    /// The group-commit thread is gone (the server is shutting down).
+    #[error("storage is shutting down")]
+    Closed,
+}
+
+/// Key-value pairs in key order, as a prefix scan returns them.
+pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A key-value engine. Synchronous on purpose: both engines are embedded, and the one
+/// caller that blocks on durability (the group-commit thread) runs on its own thread.
+pub trait Store: Send + Sync + 'static {
+    /// Reads one key.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every key-value pair whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs, StoreError>;
+    /// Applies the batch atomically; when it returns Ok the batch survives a crash
+    /// (for engines with a disk).
+    fn write(&self, batch: &Batch) -> Result<(), StoreError>;
+}
+
+/// The smallest key greater than every key starting with `prefix`, or None when the
+/// prefix is all 0xFF (then the range is unbounded above).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod conformance;

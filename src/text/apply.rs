@@ -1,0 +1,108 @@
+//! [`TextDoc::apply`]: one PUT, classified as fresh, partial, duplicate or empty, and added with
+//! braid-text's numbering (notes §2.1/§2.2).
+//!
+//! Order of checks: the Version id (syntax, agent rules, fully known → Duplicate before anything
+//! else), then the Parents (must be known), then the ranges against the parent length, then the
+//! seq arithmetic. Everything is validated before the log is touched, so an error leaves the
+//! document exactly as it was. Gaps (first seq beyond the agent's next) are refused rather than
+//! written through DT's chunk decoder (notes §2.3).
+
+use super::event::{validate_agent, EventId, MAX_SEQ};
+use super::frontier::{lookup, to_local};
+use super::plan::{build_ops, check_ops_fit, count, minimal_diff, resolve, trim_front, whole_replace};
+use super::{Applied, Change, Edit, Outcome, TextDoc, TextError};
+use crate::protocol::VersionSet;
+use diamond_types::LocalVersion;
+use smallvec::smallvec;
+
+impl TextDoc {
+    /// Applies one edit. Never panics on client input; on `Err` nothing changed.
+    pub fn apply(&mut self, edit: Edit) -> Result<Applied, TextError> {
+        // 1. The Version: syntax, agent, and "already fully known".
+        let named = match &edit.version {
+            Some(v) => {
+                let id = EventId::parse(v)?;
+                validate_agent(&id.agent)?;
+                if lookup(&self.oplog, &id).is_some() {
+                    return Ok(Applied {
+                        version: VersionSet::new([id.to_string()]),
+                        added: 0,
+                        outcome: Outcome::Duplicate,
+                    });
+                }
+                Some(id)
+            }
+            None => {
+                validate_agent(&edit.fallback_agent)?;
+                None
+            }
+        };
+
+        // 2. The Parents.
+        let parents: LocalVersion = match &edit.parents {
+            None => self.oplog.local_version(),
+            Some(p) => to_local(&self.oplog, p)?,
+        };
+
+        // 3. The change, as validated absolute spans against the parent text.
+        let spans = match edit.change {
+            Change::Patches(patches) => resolve(patches, self.len_at_local(&parents)?)?,
+            Change::Snapshot(body) if named.is_some() => whole_replace(self.len_at_local(&parents)?, body),
+            Change::Snapshot(body) => minimal_diff(&self.text_at_local(&parents), &body),
+        };
+        let n = count(&spans)?;
+        if n == 0 {
+            return Ok(Applied { version: self.version(), added: 0, outcome: Outcome::Empty });
+        }
+
+        // 4. Seqs: which events are new.
+        let (agent, last, low) = match named {
+            Some(id) => {
+                // low = S + 1 - count
+                let low = (id.seq + 1).checked_sub(n).ok_or(TextError::SeqTooLow { seq: id.seq, count: n })?;
+                (id.agent, id.seq, low)
+            }
+            None => {
+                let low = self.next_seq(&edit.fallback_agent);
+                let last = low
+                    .checked_add(n - 1)
+                    .filter(|&s| s <= MAX_SEQ)
+                    .ok_or_else(|| TextError::TooLarge(format!("seq {low} + {n} events exceeds 2^53-1")))?;
+                (edit.fallback_agent, last, low)
+            }
+        };
+        let next = self.next_seq(&agent);
+        let mut ops = build_ops(&spans)?;
+        let (parents, outcome) = if low == next {
+            (parents, Outcome::Fresh)
+        } else if low < next && next <= last {
+            // Partial: the first `next - low` events are known; the tail hangs off the agent's
+            // last known event, as braid-text does (transcript 25).
+            let k = usize::try_from(next - low).map_err(|_| TextError::TooLarge("seq".into()))?;
+            ops = trim_front(ops, k);
+            let prev = EventId { agent: agent.clone(), seq: next - 1 };
+            let t = lookup(&self.oplog, &prev).ok_or_else(|| TextError::SeqGap {
+                agent: agent.clone(),
+                expected: next,
+                got: low,
+            })?;
+            (smallvec![t], Outcome::Partial)
+        } else {
+            // low > next (a gap), or the Version falls inside a gap of a loaded foreign history.
+            return Err(TextError::SeqGap { agent, expected: next, got: low });
+        };
+
+        // 5. Last guard: every op must fit the text at its actual parents (the partial case reads
+        // the tail against a different version than the client did).
+        check_ops_fit(&ops, self.len_at_local(&parents)?)?;
+        let added: usize = ops.iter().map(|op| op.end() - op.start()).sum();
+
+        let agent_id = self.oplog.get_or_create_agent_id(&agent);
+        self.oplog.add_operations_at(agent_id, &parents, &ops);
+        self.branch.merge(&self.oplog, self.oplog.local_version_ref());
+        let id = EventId { agent, seq: last };
+        let version = VersionSet::new([id.to_string()]);
+        self.next_seq.insert(id.agent, last + 1);
+        Ok(Applied { version, added, outcome })
+    }
+}

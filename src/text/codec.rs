@@ -1,0 +1,125 @@
+//! Persistence in diamond-types' own `DMNDTYPS` format: full snapshots, per-write deltas, and
+//! loading them back (notes §5).
+//!
+//! DT 1.0.0's decoder is not safe for arbitrary bytes: it can panic, abort on huge LZ4
+//! allocations, or leave a half-applied log (notes §5.3). So every input must end with a valid
+//! CRC-32C chunk (checked here, strictly, before DT sees a byte), decoding happens into a clone
+//! that is swapped in only on success, and DT's own panics on CRC-valid but inconsistent bytes
+//! are caught (`catch_unwind`; this cannot help under `panic = "abort"` or against allocation
+//! aborts, so only bytes this server wrote should reach here). Client-supplied DT binary is not
+//! handled by this module.
+
+use super::doc::seq_map;
+use super::frontier::to_local;
+use super::{TextDoc, TextError};
+use crate::protocol::VersionSet;
+use diamond_types::list::encoding::{ENCODE_FULL, ENCODE_PATCH};
+use diamond_types::list::OpLog;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// CRC-32C (Castagnoli, reflected), the checksum DT's trailing CRC chunk carries.
+const CRC32C_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+pub(super) fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// The trailing CRC chunk is `0x64 0x04` + crc32c(everything before it), little endian.
+/// DT skips its own check when the chunk is missing or damaged, so this one is strict.
+pub(super) fn verify_crc(bytes: &[u8]) -> Result<(), TextError> {
+    let n = bytes.len();
+    if n < 6 || bytes[n - 6] != 0x64 || bytes[n - 5] != 4 {
+        return Err(TextError::CorruptEncoding("missing CRC chunk".into()));
+    }
+    let stored = u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]);
+    let actual = crc32c(&bytes[..n - 6]);
+    if stored != actual {
+        return Err(TextError::CorruptEncoding(format!("CRC mismatch: stored {stored:08x}, computed {actual:08x}")));
+    }
+    Ok(())
+}
+
+fn panicked() -> TextError {
+    TextError::CorruptEncoding("diamond-types rejected the bytes (panic caught)".into())
+}
+
+impl TextDoc {
+    /// The whole history as one snapshot (DT's `ENCODE_FULL`, CRC included).
+    pub fn encode_full(&self) -> Vec<u8> {
+        self.oplog.encode(ENCODE_FULL)
+    }
+
+    /// The events after `v`, as a delta (`ENCODE_PATCH`) that [`apply_encoded`](Self::apply_encoded)
+    /// can replay onto a document that has `v`. Deltas must be replayed in order.
+    pub fn encode_since(&self, v: &VersionSet) -> Result<Vec<u8>, TextError> {
+        let lv = to_local(&self.oplog, v)?;
+        Ok(self.oplog.encode_from(ENCODE_PATCH, &lv))
+    }
+
+    /// Loads a snapshot. CRC-checked first; never panics on bad bytes.
+    pub fn decode_full(bytes: &[u8]) -> Result<TextDoc, TextError> {
+        verify_crc(bytes)?;
+        let decoded = catch_unwind(|| {
+            OpLog::load_from(bytes).map(|oplog| {
+                let branch = oplog.checkout_tip();
+                (oplog, branch)
+            })
+        });
+        match decoded {
+            Ok(Ok((oplog, branch))) => Ok(TextDoc::from_parts(oplog, branch)),
+            Ok(Err(e)) => Err(TextError::CorruptEncoding(format!("{e:?}"))),
+            Err(_) => Err(panicked()),
+        }
+    }
+
+    /// Adds the events of a snapshot or delta. CRC-checked first; decoded into a clone that is
+    /// swapped in only on success, so on `Err` the document is unchanged.
+    pub fn apply_encoded(&mut self, bytes: &[u8]) -> Result<(), TextError> {
+        verify_crc(bytes)?;
+        let mut oplog = self.oplog.clone();
+        let mut branch = self.branch.clone();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            oplog.decode_and_add(bytes).map(|_| branch.merge(&oplog, oplog.local_version_ref()))
+        }));
+        match result {
+            Ok(Ok(())) => {
+                self.next_seq = seq_map(&oplog);
+                self.oplog = oplog;
+                self.branch = branch;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(TextError::CorruptEncoding(format!("{e:?}"))),
+            Err(_) => Err(panicked()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn crc32c_check_value() {
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c(b""), 0);
+    }
+}

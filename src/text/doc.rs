@@ -1,0 +1,117 @@
+//! [`TextDoc`]: a diamond-types OpLog, a Branch kept at its tip, and the next seq per agent.
+//!
+//! This file holds the state and the read-only accessors (text, version, old texts, lengths).
+//! Writing lives in `apply.rs`, subscriber views in `xf.rs` / `history.rs`, bytes in `codec.rs`.
+
+use super::frontier::{to_local, to_remote};
+use super::TextError;
+use crate::protocol::VersionSet;
+use diamond_types::list::operation::OpKind;
+use diamond_types::list::{Branch, OpLog};
+use std::collections::HashMap;
+
+/// One text resource's full history and current state.
+///
+/// Invariants: `branch` is always at `oplog`'s tip; `next_seq[agent]` is one past the agent's
+/// highest known seq (diamond-types 1.0.0 has no public accessor for it, notes §2.1).
+#[derive(Clone, Debug)]
+pub struct TextDoc {
+    pub(super) oplog: OpLog,
+    pub(super) branch: Branch,
+    pub(super) next_seq: HashMap<String, u64>,
+}
+
+impl Default for TextDoc {
+    fn default() -> Self {
+        TextDoc::new()
+    }
+}
+
+impl TextDoc {
+    /// An empty document at the root version.
+    pub fn new() -> Self {
+        TextDoc { oplog: OpLog::new(), branch: Branch::new(), next_seq: HashMap::new() }
+    }
+
+    /// Builds a document around a decoded log: checks out the tip and rebuilds the seq map.
+    pub(super) fn from_parts(oplog: OpLog, branch: Branch) -> Self {
+        let next_seq = seq_map(&oplog);
+        TextDoc { oplog, branch, next_seq }
+    }
+
+    /// The current frontier as wire ids, sorted.
+    pub fn version(&self) -> VersionSet {
+        to_remote(&self.oplog, self.oplog.local_version_ref())
+    }
+
+    /// The current text.
+    pub fn text(&self) -> String {
+        self.branch.content().to_string()
+    }
+
+    /// The current length in code points.
+    pub fn len_chars(&self) -> usize {
+        self.branch.len()
+    }
+
+    /// Number of events (inserted or deleted code points) in the history.
+    pub fn event_count(&self) -> usize {
+        self.oplog.len()
+    }
+
+    /// The seq the agent's next event gets: one past its highest known seq, 0 if unknown.
+    pub fn next_seq(&self, agent: &str) -> u64 {
+        self.next_seq.get(agent).copied().unwrap_or(0)
+    }
+
+    /// The text at an old (or the current) version. O(history) unless `v` is current.
+    pub fn text_at(&self, v: &VersionSet) -> Result<String, TextError> {
+        let lv = to_local(&self.oplog, v)?;
+        Ok(self.text_at_local(&lv))
+    }
+
+    pub(super) fn is_tip(&self, lv: &[usize]) -> bool {
+        lv == self.oplog.local_version_ref()
+    }
+
+    pub(super) fn text_at_local(&self, lv: &[usize]) -> String {
+        if self.is_tip(lv) {
+            self.text()
+        } else {
+            self.oplog.checkout(lv).content().to_string()
+        }
+    }
+
+    /// Length of the text at `lv`: current length minus what the ops after `lv` inserted plus
+    /// what they deleted (notes §1), without checking out the old text.
+    pub(super) fn len_at_local(&self, lv: &[usize]) -> Result<usize, TextError> {
+        if self.is_tip(lv) {
+            return Ok(self.branch.len());
+        }
+        let (mut ins, mut del) = (0usize, 0usize);
+        for (_, op) in self.oplog.iter_xf_operations_from(lv, self.oplog.local_version_ref()) {
+            if let Some(op) = op {
+                let n = op.end() - op.start();
+                match op.kind {
+                    OpKind::Ins => ins = ins.saturating_add(n),
+                    OpKind::Del => del = del.saturating_add(n),
+                }
+            }
+        }
+        (self.branch.len() + del)
+            .checked_sub(ins)
+            .ok_or_else(|| TextError::CorruptEncoding("history lengths are inconsistent".into()))
+    }
+}
+
+/// One past the highest seq of every agent in the log.
+pub(super) fn seq_map(oplog: &OpLog) -> HashMap<String, u64> {
+    let mut map: HashMap<String, u64> = HashMap::new();
+    for span in oplog.iter_mappings() {
+        let name = oplog.get_agent_name(span.agent).to_string();
+        let end = span.seq_range.end as u64;
+        let e = map.entry(name).or_insert(0);
+        *e = (*e).max(end);
+    }
+    map
+}

@@ -1,0 +1,106 @@
+//! [`TextError`]: every way a text operation can be refused.
+//!
+//! Each variant is client-error-shaped (the HTTP layer maps them to 4xx, except
+//! `CorruptEncoding`, which only the store sees) and carries the offending values so the
+//! message can name them. This file does not decide status codes; that is the HTTP layer's job.
+
+use crate::protocol::VersionSet;
+
+/// Why a text operation was refused. The document is never changed when one is returned.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum TextError {
+    /// An event id is not `agent-seq` with a canonical decimal seq <= 2^53-1.
+    #[error("invalid event id {id:?}: expected \"agent-seq\" with a decimal seq <= 9007199254740991")]
+    InvalidEventId {
+        /// The id as received.
+        id: String,
+    },
+    /// An agent name that may not create events (empty, `ROOT`, or 50+ UTF-8 bytes).
+    #[error("invalid agent {agent:?}: {reason}")]
+    InvalidAgent {
+        /// The agent name as received.
+        agent: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Some ids are not known here (exactly those ids, sorted).
+    #[error("unknown version: {}", list_ids(.0))]
+    UnknownVersion(VersionSet),
+    /// A range whose start is after its end (after resolving negative bounds).
+    #[error("range [{start}:{end}] is reversed")]
+    RangeReversed {
+        /// Resolved start.
+        start: i128,
+        /// Resolved end.
+        end: i128,
+    },
+    /// A range reaching outside the parent text (after resolving negative bounds).
+    #[error("range [{start}:{end}] is outside the parent text of length {len}")]
+    RangeOutOfBounds {
+        /// Resolved start (may be negative when a `-n` bound exceeds the length).
+        start: i128,
+        /// Resolved end.
+        end: i128,
+        /// Length of the parent text in code points.
+        len: usize,
+    },
+    /// Two patches of one edit overlap (after sorting by start).
+    #[error("patches overlap: [{first_start}:{first_end}] and [{second_start}:{second_end}]")]
+    OverlappingPatches {
+        /// The earlier patch's start.
+        first_start: usize,
+        /// The earlier patch's end.
+        first_end: usize,
+        /// The later patch's start.
+        second_start: usize,
+        /// The later patch's end.
+        second_end: usize,
+    },
+    /// The Version's seq cannot name the last of `count` events (braid-text's wording).
+    #[error("version seq {seq} is too low for {count} changes \u{2014} use seq >= {}", .count.saturating_sub(1))]
+    SeqTooLow {
+        /// The seq of the Version id.
+        seq: u64,
+        /// Number of events the edit makes.
+        count: u64,
+    },
+    /// The edit's first seq would leave a gap after the agent's known events.
+    #[error("seq gap for agent {agent:?}: the next seq is {expected}, but the edit starts at {got}")]
+    SeqGap {
+        /// The agent.
+        agent: String,
+        /// The agent's next seq here.
+        expected: u64,
+        /// The edit's first seq.
+        got: u64,
+    },
+    /// Stored bytes (or stored history) failed a check; nothing was loaded.
+    #[error("corrupt encoding: {0}")]
+    CorruptEncoding(String),
+    /// A position, count or seq would overflow.
+    #[error("too large: {0}")]
+    TooLarge(String),
+}
+
+impl TextError {
+    /// A stable snake_case code per variant, for logs and error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TextError::InvalidEventId { .. } => "invalid_event_id",
+            TextError::InvalidAgent { .. } => "invalid_agent",
+            TextError::UnknownVersion(_) => "unknown_version",
+            TextError::RangeReversed { .. } => "range_reversed",
+            TextError::RangeOutOfBounds { .. } => "range_out_of_bounds",
+            TextError::OverlappingPatches { .. } => "overlapping_patches",
+            TextError::SeqTooLow { .. } => "seq_too_low",
+            TextError::SeqGap { .. } => "seq_gap",
+            TextError::CorruptEncoding(_) => "corrupt_encoding",
+            TextError::TooLarge(_) => "too_large",
+        }
+    }
+}
+
+fn list_ids(v: &VersionSet) -> String {
+    let quoted: Vec<String> = v.ids().iter().map(|id| format!("{id:?}")).collect();
+    quoted.join(", ")
+}

@@ -1,0 +1,31 @@
+//! The text merge type: Plait's only use of `diamond_types` (crates.io 1.0.0, pinned).
+//!
+//! A [`TextDoc`] holds one resource's history. It numbers events exactly as braid-text does (one
+//! event per inserted or deleted code point, `agent-seq` ids), answers old-version, simpleton and
+//! dt-history questions, and persists in DT's own binary format. Every client input is validated
+//! before diamond-types sees it, because DT 1.0.0 panics on, or is permanently poisoned by,
+//! out-of-range positions, unsorted or unknown parents and the `ROOT` agent
+//! (`/work/shared/docs/diamond-types-notes.md` §6).
+//!
+//! This module does no I/O, knows nothing about HTTP or headers, and never sees DT types leak
+//! out: the API speaks [`VersionSet`](crate::protocol::VersionSet) and
+//! [`Patch`](crate::protocol::Patch) only.
+
+mod apply;
+mod codec;
+mod doc;
+mod edit;
+mod error;
+mod event;
+mod frontier;
+mod history;
+mod plan;
+mod xf;
+
+#[cfg(test)]
+mod tests;
+
+pub use doc::TextDoc;
+pub use edit::{Applied, Change, Edit, HistoryUpdate, Outcome};
+pub use error::TextError;
+pub use event::{validate_agent, EventId, MAX_AGENT_BYTES, MAX_SEQ};

@@ -1,0 +1,51 @@
+//! Interop with clients nobody here wrote: braid-http's `braid_fetch` (npm), and our own
+//! simpleton client in clients/js, run by Node against a real server.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::server::{Engine, TestServer};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn run_node(script: &str, server: &TestServer, extra: &[&str]) {
+    let modules = repo().join("tests/js/node_modules/braid-http");
+    assert!(modules.exists(), "tests/js/node_modules is missing: run .ci/setup (the README's test command does)");
+    let url = format!("http://{}", server.addr);
+    let child = tokio::process::Command::new("node")
+        .arg(repo().join("tests/js").join(script))
+        .arg(&url)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is required for the interop tests");
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("node script timed out")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(" passed, 0 failed"), "{script} printed no summary:\n{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn braid_fetch_from_node() {
+    let s = TestServer::start(Engine::Rocks).await;
+    run_node("braid_fetch_interop.mjs", &s, &[]).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simpleton_clients_converge() {
+    let s = TestServer::start(Engine::Memory).await;
+    for seed in ["1", "2", "3"] {
+        run_node("simpleton_converge.mjs", &s, &[seed]).await;
+    }
+    s.stop().await;
+}

@@ -1,0 +1,31 @@
+//! One integration-test binary: every test starts the real server on 127.0.0.1:0.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod cors_and_reserved;
+mod durability;
+mod interop_js;
+mod reads_writes;
+mod subscriptions;
+mod wire_golden;
+
+/// Runs an async test body once against the memory store and once against RocksDB in a
+/// temp dir: `engines!(name, |engine| async move { ... })`.
+#[macro_export]
+macro_rules! engines {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                ($body)($crate::support::server::Engine::Memory).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rocksdb() {
+                ($body)($crate::support::server::Engine::Rocks).await
+            }
+        }
+    };
+}

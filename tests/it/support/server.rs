@@ -1,0 +1,114 @@
+//! Starting the real server: in-process (memory or RocksDB in a temp dir) or as the
+//! `plait` binary in a child process (for restarts and kill -9).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use plait::app::Running;
+use plait::config::ServeConfig;
+
+/// Which store a test server uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Engine {
+    Memory,
+    Rocks,
+}
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    running: Option<Running>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub async fn start(engine: Engine) -> TestServer {
+        Self::start_with(engine, |_| {}).await
+    }
+
+    pub async fn start_with(engine: Engine, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let dir = match engine {
+            Engine::Memory => None,
+            Engine::Rocks => Some(tempfile::tempdir().unwrap()),
+        };
+        let mut cfg = ServeConfig::for_tests(dir.as_ref().map(|d| d.path().to_path_buf()));
+        tweak(&mut cfg);
+        let running = Running::start(cfg).await.unwrap();
+        TestServer { addr: running.addr, running: Some(running), _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+    }
+}
+
+/// The `plait` binary built for this test run.
+pub fn plait_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_plait"))
+}
+
+/// A `plait serve` child process.
+pub struct ChildServer {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl ChildServer {
+    /// Starts the binary on a free port with RocksDB under `data_dir`; waits for its
+    /// "listening" line (bounded).
+    pub fn start(data_dir: &Path, extra: &[&str]) -> ChildServer {
+        let mut child = Command::new(plait_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("PLAIT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the server never writes into a closed pipe.
+            let mut rest = String::new();
+            while reader.read_line(&mut rest).unwrap_or(0) > 0 {
+                rest.clear();
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start within 60 s");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected start-up line {line:?}"))
+            .parse()
+            .unwrap();
+        ChildServer { addr, child }
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
