@@ -13,18 +13,28 @@ use tokio::sync::watch;
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, CorsOrigins, HttpSettings};
 use crate::hub::Hub;
-use crate::store::rocks::Durability;
-use crate::store::{Committer, MemoryStore, RocksStore, Store};
+use crate::store::{Committer, MemoryStore, Store};
 
 /// Opens the configured store.
 pub fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
     if cfg.memory {
         return Ok(Arc::new(MemoryStore::new()));
     }
+    open_rocks(cfg)
+}
+
+#[cfg(feature = "rocksdb")]
+fn open_rocks(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    use crate::store::rocks::{Durability, RocksStore};
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let store = RocksStore::open(&cfg.data_dir, Durability::Sync)
         .with_context(|| format!("opening RocksDB at {}", cfg.data_dir.display()))?;
     Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn open_rocks(_cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    anyhow::bail!("this build has no RocksDB (feature `rocksdb` is off): use --memory")
 }
 
 /// A description of the store for the start-up line.

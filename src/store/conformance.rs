@@ -39,6 +39,7 @@ fn memory_store_conforms() {
     suite(&MemoryStore::new());
 }
 
+#[cfg(feature = "rocksdb")]
 #[test]
 fn rocks_store_conforms_and_persists() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,10 +8,12 @@
 pub mod commit;
 pub mod keys;
 pub mod memory;
+#[cfg(feature = "rocksdb")]
 pub mod rocks;
 
 pub use commit::{CommitStats, Committer};
 pub use memory::MemoryStore;
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksStore;
 
 /// One change inside an atomic [`Batch`].

@@ -4,11 +4,13 @@
 
 mod support;
 
+mod convergence;
 mod cors_and_reserved;
 mod durability;
 mod interop_js;
 mod reads_writes;
 mod subscriptions;
+mod tidy;
 mod wire_golden;
 
 /// Runs an async test body once against the memory store and once against RocksDB in a
