@@ -46,29 +46,42 @@ pub fn store_description(cfg: &ServeConfig) -> String {
     }
 }
 
-/// Serves on `listener` until `shutdown` completes, then ends subscriptions and returns.
-pub async fn serve(
-    listener: TcpListener,
-    cfg: ServeConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let store = open_store(&cfg)?;
-    let committer = Committer::start(store.clone()).context("starting the commit thread")?;
-    let hub = Hub::new(store, committer, cfg.hub_settings());
-    let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
-    let settings = HttpSettings {
-        max_body_bytes: cfg.max_body_bytes,
-        max_rebase_delay: Duration::from_millis(cfg.max_rebase_delay_ms),
-        cors,
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let app = http::router(AppState::new(hub, settings, stop_rx));
-    let signal = async move {
-        shutdown.await;
-        // End subscription streams, or graceful shutdown would wait on them forever.
-        let _ = stop_tx.send(true);
-    };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await.context("serving HTTP")
+/// Everything needed to serve, built (store opened) before the listener is announced.
+pub struct App {
+    router: axum::Router,
+    stop: watch::Sender<bool>,
+}
+
+impl App {
+    /// Opens the store and wires the hub and the router.
+    pub fn build(cfg: &ServeConfig) -> anyhow::Result<App> {
+        let store = open_store(cfg)?;
+        let committer = Committer::start(store.clone()).context("starting the commit thread")?;
+        let hub = Hub::new(store, committer, cfg.hub_settings());
+        let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
+        let settings = HttpSettings {
+            max_body_bytes: cfg.max_body_bytes,
+            max_rebase_delay: Duration::from_millis(cfg.max_rebase_delay_ms),
+            cors,
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        Ok(App { router: http::router(AppState::new(hub, settings, stop_rx)), stop })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then ends subscriptions and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = self.stop;
+        let signal = async move {
+            shutdown.await;
+            // End subscription streams, or graceful shutdown would wait on them forever.
+            let _ = stop.send(true);
+        };
+        axum::serve(listener, self.router).with_graceful_shutdown(signal).await.context("serving HTTP")
+    }
 }
 
 /// A server running in the background of the current runtime, for tests and embedding.
@@ -84,8 +97,9 @@ impl Running {
     pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         let listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
         let addr = listener.local_addr()?;
+        let app = App::build(&cfg)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, cfg, async move {
+        let task = tokio::spawn(app.serve(listener, async move {
             let _ = stopped.await;
         }));
         Ok(Running { addr, stop: Some(stop), task })

@@ -37,7 +37,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
 
     /// Keep everything in memory instead (nothing survives a restart).
-    #[arg(long, env = "PLAIT_MEMORY")]
+    #[arg(long, env = "PLAIT_MEMORY", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub memory: bool,
 
     /// Origins allowed by CORS, comma separated; `*` allows any origin (without credentials).

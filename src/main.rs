@@ -14,12 +14,14 @@ async fn main() -> anyhow::Result<()> {
                 .with_env_filter(EnvFilter::try_new(&cfg.log).context("invalid --log filter")?)
                 .with_writer(std::io::stderr)
                 .init();
+            let app = plait::app::App::build(&cfg)?;
             let listener =
                 tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
             let addr = listener.local_addr()?;
-            // Tests and scripts read this line to learn the port when --listen ends in :0.
+            // Printed once the store is open and the port bound: tests and scripts read this
+            // line to learn the port when --listen ends in :0.
             println!("plait listening on http://{addr} (store: {})", plait::app::store_description(&cfg));
-            plait::app::serve(listener, cfg, shutdown_signal()).await
+            app.serve(listener, shutdown_signal()).await
         }
     }
 }

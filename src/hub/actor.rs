@@ -67,9 +67,11 @@ impl Actor {
     }
 
     pub async fn run(mut self) {
+        let guard = ExitGuard { shared: self.shared.clone(), registry: self.env.registry.clone() };
         self.run_loop().await;
         self.parked.clear();
         self.report_parked();
+        drop(guard);
     }
 
     async fn run_loop(&mut self) {
@@ -132,7 +134,7 @@ impl Actor {
         if !self.parked.is_empty() || Instant::now() < self.last_activity + self.env.settings.idle_unload {
             return false;
         }
-        self.env.registry.remove_if(&self.shared.path, || {
+        self.env.registry.remove_if(&self.shared, || {
             if self.shared.subscribers.load(Ordering::SeqCst) == 0 && self.rx.is_empty() {
                 self.shared.closed.store(true, Ordering::SeqCst);
                 true
@@ -272,7 +274,7 @@ impl Actor {
                 // diamond-types cannot roll back in memory and the store cannot be read:
                 // leave the registry so the next request loads the document afresh.
                 tracing::error!(path = %self.shared.path, error = %e, version = %before.to_header(), "reload failed");
-                self.env.registry.remove_if(&self.shared.path, || {
+                self.env.registry.remove_if(&self.shared, || {
                     self.shared.closed.store(true, Ordering::SeqCst);
                     true
                 });
@@ -294,5 +296,28 @@ impl Actor {
             let _ = p.reply.send(Err(HubError::Deleted));
         }
         Ok(())
+    }
+}
+
+/// Whatever ends the actor, including a panic, the document leaves the registry so the next
+/// request loads it afresh from the store. After a panic its subscriptions are ended too
+/// (their clients reconnect and resume with `Parents`), since the in-memory state they read
+/// may be half-changed.
+struct ExitGuard {
+    shared: Arc<DocShared>,
+    registry: Registry,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        self.registry.remove_if(&self.shared, || {
+            self.shared.closed.store(true, Ordering::SeqCst);
+            true
+        });
+        if panicking {
+            tracing::error!(path = %self.shared.path, "document actor panicked; the document will be reloaded");
+            self.shared.head.send_modify(|h| h.generation += 1);
+        }
     }
 }

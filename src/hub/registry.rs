@@ -67,15 +67,19 @@ impl Registry {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Removes the live entry of `path` if `decide` (run under the registry lock) agrees.
-    pub fn remove_if(&self, path: &str, decide: impl FnOnce() -> bool) -> bool {
+    /// Removes the entry of `doc` if it is still the registered one for its path and
+    /// `decide` (run under the registry lock) agrees. Returns whether `decide` agreed.
+    pub(crate) fn remove_if(&self, doc: &Arc<DocShared>, decide: impl FnOnce() -> bool) -> bool {
         let mut map = self.lock();
-        if decide() {
-            map.remove(path);
-            true
-        } else {
-            false
+        if !decide() {
+            return false;
         }
+        let ours =
+            map.get(&doc.path).and_then(|slot| slot.cell.get()).is_some_and(|handle| Arc::ptr_eq(&handle.shared, doc));
+        if ours {
+            map.remove(&doc.path);
+        }
+        true
     }
 
     fn slot(&self, path: &str) -> Arc<Slot> {

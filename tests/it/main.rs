@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cli;
 mod convergence;
 mod cors_and_reserved;
 mod durability;
