@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 /// Which origins may read responses.
 #[derive(Clone, Debug)]
@@ -28,28 +28,6 @@ impl CorsOrigins {
             .map(CorsOrigins::List)
     }
 }
-
-const ALLOWED: &[&str] = &[
-    "subscribe",
-    "version",
-    "parents",
-    "peer",
-    "heartbeats",
-    "merge-type",
-    "content-range",
-    "patches",
-    "content-type",
-    "repr-type",
-    "repr-digest",
-    "accept-multiresponse-encoding",
-    "accept-transfer-encoding",
-    "method-override",
-    "multiplex-through",
-    "multiplex-version",
-    "cache-control",
-    "pragma",
-    "authorization",
-];
 
 const EXPOSED: &[&str] = &[
     "version",
@@ -90,7 +68,9 @@ pub fn layer(origins: &CorsOrigins) -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers(names(ALLOWED))
+        // Mirror what the preflight asks for (Subscribe, Version, Parents, Peer, ...), as
+        // braid-text's `*` does, but valid with credentials too, so apps may add their own.
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(names(EXPOSED))
         .max_age(Duration::from_secs(600))
 }

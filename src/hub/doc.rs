@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use crate::protocol::{repr_digest, VersionSet};
+use crate::protocol::{repr_digest, Update, UpdateContent, VersionSet};
 use crate::text::{TextDoc, TextError};
 
 use super::HubError;
@@ -60,6 +60,22 @@ impl DocState {
         let digest = repr_digest(&text);
         self.digest = Some((version.clone(), digest.clone()));
         Ok((text, digest))
+    }
+
+    /// The original (dt) history updates for events in `to` but not in `from`, as wire
+    /// updates: what GET + `Parents` and dt subscriptions send.
+    pub fn history_updates(&self, from: &VersionSet, to: &VersionSet) -> Result<Vec<Update>, HubError> {
+        Ok(self
+            .doc
+            .history_since(from, to)?
+            .into_iter()
+            .map(|h| Update {
+                version: h.version,
+                parents: h.parents,
+                content: UpdateContent::Patches(vec![h.patch]),
+                repr_digest: None,
+            })
+            .collect())
     }
 
     /// The ids of `v` that are not part of the published `head` (unknown, or still being

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OnceCell};
 use tokio::time::Instant;
 
-use crate::protocol::{Update, UpdateContent, VersionSet};
+use crate::protocol::VersionSet;
 use crate::store::{Committer, Store};
 
 use super::actor::{Actor, ActorEnv, Command};
@@ -205,17 +205,7 @@ impl Hub {
         let target = req.version.clone().unwrap_or_else(|| head.clone());
         match &req.parents {
             Some(parents) if *parents != target => {
-                let updates = state
-                    .doc
-                    .history_since(parents, &target)?
-                    .into_iter()
-                    .map(|h| Update {
-                        version: h.version,
-                        parents: h.parents,
-                        content: UpdateContent::Patches(vec![h.patch]),
-                        repr_digest: None,
-                    })
-                    .collect();
+                let updates = state.history_updates(parents, &target)?;
                 Ok(ReadOutcome::History { updates, current: head })
             }
             _ => {

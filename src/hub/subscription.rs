@@ -247,17 +247,7 @@ impl Subscription {
         if state.doc.contains(&self.client, head)? {
             return Ok(Vec::new());
         }
-        let updates = state
-            .doc
-            .history_since(&self.client, head)?
-            .into_iter()
-            .map(|h| Update {
-                version: h.version,
-                parents: h.parents,
-                content: UpdateContent::Patches(vec![h.patch]),
-                repr_digest: None,
-            })
-            .collect();
+        let updates = state.history_updates(&self.client, head)?;
         self.client = state.doc.union(&self.client, head)?;
         Ok(updates)
     }

@@ -49,3 +49,15 @@ async fn simpleton_clients_converge() {
     }
     s.stop().await;
 }
+
+/// The JavaScript client's own unit tests (node:test), so they run with the suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_client_unit_tests() {
+    let dir = repo().join("clients/js");
+    let out =
+        tokio::process::Command::new("node").args(["--test", "test/"]).current_dir(&dir).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out).await.expect("node --test timed out").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "clients/js tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("# fail 0"), "{stdout}");
+}
