@@ -56,7 +56,14 @@ impl App {
     /// Opens the store and wires the hub and the router.
     pub fn build(cfg: &ServeConfig) -> anyhow::Result<App> {
         let store = open_store(cfg)?;
-        let committer = Committer::start(store.clone()).context("starting the commit thread")?;
+        let committer = match cfg.unsafe_ack_before_durable_ms {
+            Some(ms) => {
+                tracing::warn!(delay_ms = ms, "UNSAFE: acknowledging writes before they are durable (testing only)");
+                Committer::start_delayed(store.clone(), Duration::from_millis(ms))
+            }
+            None => Committer::start(store.clone()),
+        }
+        .context("starting the commit thread")?;
         let hub = Hub::new(store, committer, cfg.hub_settings());
         let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
         let settings = HttpSettings {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::hub::HubSettings;
+use crate::hub::{AckPolicy, HubSettings};
 
 /// Plait: a Braid-HTTP sync server.
 #[derive(Parser, Debug)]
@@ -61,6 +61,12 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_MAX_REBASE_DELAY_MS", default_value_t = 3000)]
     pub max_rebase_delay_ms: u64,
 
+    /// TESTING ONLY: acknowledge writes before they are durable and hold every commit back
+    /// this many milliseconds, so crash tests can prove they detect lost acknowledged
+    /// writes. Never use it for real data.
+    #[arg(long, env = "PLAIT_UNSAFE_ACK_BEFORE_DURABLE_MS", hide = true)]
+    pub unsafe_ack_before_durable_ms: Option<u64>,
+
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `plait=debug`).
     #[arg(long, env = "PLAIT_LOG", default_value = "info")]
     pub log: String,
@@ -78,6 +84,7 @@ impl ServeConfig {
             idle_unload_secs: 60,
             max_body_bytes: 16 << 20,
             max_rebase_delay_ms: 3000,
+            unsafe_ack_before_durable_ms: None,
             log: "warn".into(),
         }
     }
@@ -87,6 +94,10 @@ impl ServeConfig {
         HubSettings {
             parents_wait: Duration::from_millis(self.parents_wait_ms),
             idle_unload: Duration::from_secs(self.idle_unload_secs.max(1)),
+            ack: match self.unsafe_ack_before_durable_ms {
+                Some(_) => AckPolicy::UnsafeBeforeDurable,
+                None => AckPolicy::AfterDurable,
+            },
             ..HubSettings::standard()
         }
     }

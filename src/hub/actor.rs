@@ -15,13 +15,13 @@ use tokio::time::Instant;
 
 use crate::protocol::{MergeType, VersionSet};
 use crate::store::{Committer, Store};
-use crate::text::{Outcome, TextError};
+use crate::text::{Applied, Outcome, TextError};
 
 use super::doc::{DocShared, Head};
 use super::persist::{self, Persisted};
 use super::registry::HubStats;
 use super::registry::Registry;
-use super::{HubError, HubSettings, WriteOutcome, WriteRequest};
+use super::{AckPolicy, HubError, HubSettings, WriteOutcome, WriteRequest};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, HubError>>;
 
@@ -35,6 +35,22 @@ struct PendingWrite {
     req: Box<WriteRequest>,
     deadline: Instant,
     reply: Reply<WriteOutcome>,
+}
+
+/// A write applied in memory this round, waiting for its commit.
+struct AppliedWrite {
+    req: Box<WriteRequest>,
+    applied: Applied,
+    /// Taken when answered (early, only under `AckPolicy::UnsafeBeforeDurable`).
+    reply: Option<Reply<WriteOutcome>>,
+}
+
+impl AppliedWrite {
+    fn answer(&mut self, result: Result<WriteOutcome, HubError>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(result);
+        }
+    }
 }
 
 /// What the actor needs from the hub; cloned into each actor.
@@ -188,37 +204,40 @@ impl Actor {
 
     /// Returns whether any event was added (so parked writes may now proceed).
     async fn apply_and_commit(&mut self, writes: Vec<PendingWrite>) -> bool {
-        let mut done = Vec::new();
+        let mut done: Vec<AppliedWrite> = Vec::new();
+        let shared = self.shared.clone();
         let (before, batch) = {
-            let mut state = self.shared.lock();
+            let mut state = shared.lock();
             let before = state.doc.version();
             for w in writes {
                 match state.doc.apply(w.req.edit.clone()) {
-                    Ok(applied) => done.push((w, applied)),
-                    Err(TextError::UnknownVersion(ids)) => {
-                        if w.deadline > Instant::now() && self.parked.len() < self.env.settings.max_parked_writes {
-                            self.parked.push(w);
-                        } else if w.deadline > Instant::now() {
-                            let _ = w.reply.send(Err(HubError::Overloaded));
-                        } else {
-                            let _ = w.reply.send(Err(HubError::UnknownVersion(ids)));
-                        }
-                    }
+                    Ok(applied) => done.push(AppliedWrite { req: w.req, applied, reply: Some(w.reply) }),
+                    Err(TextError::UnknownVersion(ids)) => self.park_or_refuse(w, ids),
                     Err(e) => {
                         let _ = w.reply.send(Err(HubError::Text(e)));
                     }
                 }
             }
-            let added = done.iter().any(|(_, a)| a.added > 0);
+            let added = done.iter().any(|d| d.applied.added > 0);
             let batch =
                 if added { Some(self.persisted.batch_for(&self.shared.path, &state.doc, &before)) } else { None };
+            if added && self.env.settings.ack == AckPolicy::UnsafeBeforeDurable {
+                // Test-only: answer now, before the commit, so crash tests can prove they
+                // notice acknowledged writes that were lost.
+                let current = state.doc.version();
+                for d in &mut done {
+                    let applied = d.applied.clone();
+                    d.answer(Ok(WriteOutcome { applied, current: current.clone() }));
+                }
+            }
             (before, batch)
         };
         let Some(batch) = batch else {
             // Only duplicates and no-ops: everything they name is already durable.
             let current = self.shared.current_head().version;
-            for (w, applied) in done {
-                let _ = w.reply.send(Ok(WriteOutcome { applied, current: current.clone() }));
+            for mut d in done {
+                let applied = d.applied.clone();
+                d.answer(Ok(WriteOutcome { applied, current: current.clone() }));
             }
             return false;
         };
@@ -229,31 +248,47 @@ impl Actor {
         match committed {
             Ok(()) => {
                 let current = self.publish(&done);
-                for (w, applied) in done {
-                    let _ = w.reply.send(Ok(WriteOutcome { applied, current: current.clone() }));
+                for mut d in done {
+                    let applied = d.applied.clone();
+                    d.answer(Ok(WriteOutcome { applied, current: current.clone() }));
                 }
                 true
             }
             Err(e) => {
                 tracing::error!(path = %self.shared.path, error = %e, "commit failed; reloading document from the store");
                 self.reload(&before);
-                for (w, _) in done {
-                    let _ = w.reply.send(Err(e.duplicate()));
+                for mut d in done {
+                    d.answer(Err(e.duplicate()));
                 }
                 false
             }
         }
     }
 
+    /// A write whose parents are unknown waits for them until its deadline, unless too
+    /// many writes already wait on this document.
+    fn park_or_refuse(&mut self, w: PendingWrite, unknown: VersionSet) {
+        let waiting = w.deadline > Instant::now();
+        if waiting && self.parked.len() < self.env.settings.max_parked_writes {
+            self.parked.push(w);
+        } else if waiting {
+            let _ = w.reply.send(Err(HubError::Overloaded));
+        } else {
+            let _ = w.reply.send(Err(HubError::UnknownVersion(unknown)));
+        }
+    }
+
     /// Makes the committed state visible: peer bookkeeping, then the new head.
-    fn publish(&self, done: &[(PendingWrite, crate::text::Applied)]) -> VersionSet {
+    fn publish(&self, done: &[AppliedWrite]) -> VersionSet {
         let mut state = self.shared.lock();
-        for (w, applied) in done {
-            if applied.outcome == Outcome::Empty {
+        for AppliedWrite { req: w, applied, .. } in done {
+            // A retried write (duplicate) says nothing new about where its client is: the
+            // client may have moved on with updates since its first attempt.
+            if matches!(applied.outcome, Outcome::Empty | Outcome::Duplicate) {
                 continue;
             }
-            if let Some(peer) = &w.req.peer {
-                let simpleton = w.req.merge_type == MergeType::Simpleton;
+            if let Some(peer) = &w.peer {
+                let simpleton = w.merge_type == MergeType::Simpleton;
                 state.record_peer_write(peer, &applied.version, simpleton);
             }
         }

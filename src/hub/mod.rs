@@ -20,6 +20,6 @@ mod requests;
 mod subscription;
 
 pub use error::HubError;
-pub use registry::{Hub, HubSettings};
+pub use registry::{AckPolicy, Hub, HubSettings};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest, WriteOutcome, WriteRequest};
 pub use subscription::Subscription;

@@ -26,6 +26,18 @@ pub struct HubSettings {
     pub idle_unload: Duration,
     /// Writes that may wait for missing parents on one document at once.
     pub max_parked_writes: usize,
+    /// When writes are acknowledged.
+    pub ack: AckPolicy,
+}
+
+/// When a write is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckPolicy {
+    /// After it is durable: the only policy for real use.
+    AfterDurable,
+    /// Before it is durable. Exists only so crash tests can prove that they detect lost
+    /// acknowledged writes (hidden flag `--unsafe-ack-before-durable-ms`).
+    UnsafeBeforeDurable,
 }
 
 impl HubSettings {
@@ -35,6 +47,7 @@ impl HubSettings {
             parents_wait: Duration::from_secs(3),
             idle_unload: Duration::from_secs(60),
             max_parked_writes: 1024,
+            ack: AckPolicy::AfterDurable,
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -38,12 +39,18 @@ pub struct Committer {
 impl Committer {
     /// Starts the commit thread over `store`. The thread ends when every handle is dropped.
     pub fn start(store: Arc<dyn Store>) -> std::io::Result<Self> {
+        Self::start_delayed(store, Duration::ZERO)
+    }
+
+    /// Like [`Committer::start`], but waits `delay` before every engine write, as a slow
+    /// disk would. Only for tests that need acknowledged-but-unwritten data at a crash.
+    pub fn start_delayed(store: Arc<dyn Store>, delay: Duration) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<(Batch, Reply)>();
         let stats = Arc::new(CommitStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("plait-commit".into())
-            .spawn(move || run(store.as_ref(), rx, &thread_stats))?;
+            .spawn(move || run(store.as_ref(), rx, &thread_stats, delay))?;
         Ok(Committer { tx, stats })
     }
 
@@ -60,8 +67,11 @@ impl Committer {
     }
 }
 
-fn run(store: &dyn Store, rx: mpsc::Receiver<(Batch, Reply)>, stats: &CommitStats) {
+fn run(store: &dyn Store, rx: mpsc::Receiver<(Batch, Reply)>, stats: &CommitStats, delay: Duration) {
     while let Ok(first) = rx.recv() {
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let mut group = vec![first];
         let mut bytes = group[0].0.byte_len();
         while bytes < MAX_GROUP_BYTES {

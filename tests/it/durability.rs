@@ -10,7 +10,7 @@ use crate::support::server::{ChildServer, Engine, TestServer};
 /// Writers append tokens to several documents on a real `plait` process; then `kill -9`
 /// and a restart on the same data dir. Returns the acknowledged tokens that are not in the
 /// restarted server's text exactly once (lost or duplicated).
-async fn kill_9_and_check(extra: &[&str]) -> Vec<String> {
+async fn kill_9_and_check(extra: &[&str], writes_per_writer: usize) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let server = ChildServer::start(dir.path(), extra);
     let addr = server.addr;
@@ -19,7 +19,7 @@ async fn kill_9_and_check(extra: &[&str]) -> Vec<String> {
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await;
             let mut acked = Vec::new();
-            for i in 0..25 {
+            for i in 0..writes_per_writer {
                 let doc = format!("/kill/doc{}", (w + i) % 4);
                 let token = format!("<w{w}t{i}>");
                 // Each token is appended at the end; the server names the events.
@@ -58,7 +58,7 @@ async fn kill_9_and_check(extra: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_edits_survive_kill_9() {
-    let bad = kill_9_and_check(&[]).await;
+    let bad = kill_9_and_check(&[], 25).await;
     assert!(bad.is_empty(), "{} acknowledged tokens lost or duplicated: {bad:?}", bad.len());
 }
 
@@ -66,8 +66,16 @@ async fn acknowledged_edits_survive_kill_9() {
 /// run must report every token lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_check_detects_losses_without_durable_storage() {
-    let bad = kill_9_and_check(&["--memory"]).await;
+    let bad = kill_9_and_check(&["--memory"], 25).await;
     assert_eq!(bad.len(), 200, "the checker missed lost writes");
+}
+
+/// ...and against a server that acknowledges before its writes are durable (the hidden
+/// test-only flag), it must notice the acknowledged writes that never reached the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_check_detects_losses_when_acks_precede_durability() {
+    let bad = kill_9_and_check(&["--unsafe-ack-before-durable-ms", "300"], 5).await;
+    assert!(!bad.is_empty(), "acknowledged-before-durable writes were all found after kill -9");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
