@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ServeConfig;
-use crate::http::{self, AppState, CorsOrigins, HttpSettings};
+use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
 use crate::hub::Hub;
 use crate::store::{Committer, MemoryStore, Store};
 
@@ -50,6 +50,7 @@ pub fn store_description(cfg: &ServeConfig) -> String {
 pub struct App {
     router: axum::Router,
     stop: watch::Sender<bool>,
+    limits: ConnLimits,
 }
 
 impl App {
@@ -72,7 +73,12 @@ impl App {
             cors,
         };
         let (stop, stop_rx) = watch::channel(false);
-        Ok(App { router: http::router(AppState::new(hub, settings, stop_rx)), stop })
+        let limits = ConnLimits {
+            max_header_bytes: cfg.max_header_bytes,
+            header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
+            shutdown_grace: Duration::from_millis(1500),
+        };
+        Ok(App { router: http::router(AppState::new(hub, settings, stop_rx)), stop, limits })
     }
 
     /// Serves on `listener` until `shutdown` completes, then ends subscriptions and returns.
@@ -81,13 +87,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let stop = self.stop;
-        let signal = async move {
-            shutdown.await;
-            // End subscription streams, or graceful shutdown would wait on them forever.
-            let _ = stop.send(true);
-        };
-        axum::serve(listener, self.router).with_graceful_shutdown(signal).await.context("serving HTTP")
+        http::serve(listener, self.router, self.limits, self.stop, shutdown).await.context("serving HTTP")
     }
 }
 

@@ -57,6 +57,15 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
 
+    /// Largest request head (request line plus headers), in bytes; larger gets 431.
+    #[arg(long, env = "PLAIT_MAX_HEADER_BYTES", default_value_t = 64 << 10)]
+    pub max_header_bytes: usize,
+
+    /// Seconds a client has to send its whole request head before the connection is
+    /// closed (protects against slowloris connections).
+    #[arg(long, env = "PLAIT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
     /// Ceiling of the delay before a simpleton writer gets its rebase (braid-text: 3000).
     #[arg(long, env = "PLAIT_MAX_REBASE_DELAY_MS", default_value_t = 3000)]
     pub max_rebase_delay_ms: u64,
@@ -83,6 +92,8 @@ impl ServeConfig {
             parents_wait_ms: 3000,
             idle_unload_secs: 60,
             max_body_bytes: 16 << 20,
+            max_header_bytes: 64 << 10,
+            header_timeout_secs: 10,
             max_rebase_delay_ms: 3000,
             unsafe_ack_before_durable_ms: None,
             log: "warn".into(),

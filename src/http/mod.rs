@@ -10,6 +10,7 @@ mod error;
 mod headers;
 mod reply;
 mod resource;
+mod server;
 mod stream;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::hub::Hub;
 
 pub use cors::CorsOrigins;
 pub use error::ApiError;
+pub use server::{serve, ConnLimits};
 
 /// Settings of the HTTP layer, from the configuration.
 #[derive(Clone, Debug)]

@@ -99,6 +99,26 @@ impl ChildServer {
         ChildServer { addr, child }
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the process to exit; returns how long
+    /// it took, or None if it was still running at the limit.
+    pub fn terminate(mut self, limit: Duration) -> Option<Duration> {
+        let started = std::time::Instant::now();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        while started.elapsed() < limit {
+            if self.child.try_wait().unwrap().is_some() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// `kill -9`: no chance to flush or clean up.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();

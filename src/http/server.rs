@@ -1,0 +1,83 @@
+//! The connection loop: accepts TCP connections and serves each with hyper (HTTP/1.1 and
+//! HTTP/2, h2c included), with the limits that protect the server from slow or oversized
+//! requests, and a graceful shutdown that ends subscriptions and waits briefly for
+//! in-flight requests.
+//!
+//! Why not `axum::serve`: it exposes none of hyper's connection settings, and a server that
+//! faces the network needs a header size limit and a header read timeout (slowloris).
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Connection-level limits.
+#[derive(Clone, Debug)]
+pub struct ConnLimits {
+    /// Largest request head (request line and headers) accepted; larger → 431.
+    pub max_header_bytes: usize,
+    /// A client must send its whole request head within this time, or the connection is
+    /// closed (answered 408 when possible).
+    pub header_timeout: Duration,
+    /// How long shutdown waits for in-flight requests before closing connections.
+    pub shutdown_grace: Duration,
+}
+
+/// hyper's smallest allowed read buffer.
+const MIN_BUF: usize = 8192;
+
+/// Serves `router` on `listener` until `shutdown` completes. Then it stops accepting,
+/// flips `stop` (which ends every subscription stream), and waits up to
+/// `limits.shutdown_grace` for open connections to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    stop: watch::Sender<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(MIN_BUF));
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: log, and keep accepting.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+    Ok(())
+}
