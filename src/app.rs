@@ -77,6 +77,7 @@ impl App {
             max_header_bytes: cfg.max_header_bytes,
             header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
             shutdown_grace: Duration::from_millis(1500),
+            stall_timeout: Duration::from_secs(cfg.stall_timeout_secs.max(1)),
         };
         Ok(App { router: http::router(AppState::new(hub, settings, stop_rx)), stop, limits })
     }

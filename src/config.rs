@@ -66,6 +66,23 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub header_timeout_secs: u64,
 
+    /// Close a connection whose client has not read anything for this many seconds while
+    /// the server had data for it (a stalled subscriber); it can resume with `Parents`.
+    #[arg(long, env = "PLAIT_STALL_TIMEOUT_SECS", default_value_t = 60)]
+    pub stall_timeout_secs: u64,
+
+    /// Live subscriptions allowed on one document; more get 429.
+    #[arg(long, env = "PLAIT_MAX_SUBSCRIPTIONS_PER_DOC", default_value_t = 10_000)]
+    pub max_subscriptions_per_doc: usize,
+
+    /// Live subscriptions allowed on the whole server; more get 429.
+    #[arg(long, env = "PLAIT_MAX_SUBSCRIPTIONS", default_value_t = 100_000)]
+    pub max_subscriptions: usize,
+
+    /// Largest document, in Unicode code points; writes that could exceed it get 413.
+    #[arg(long, env = "PLAIT_MAX_DOCUMENT_CHARS", default_value_t = 32 << 20)]
+    pub max_document_chars: usize,
+
     /// Ceiling of the delay before a simpleton writer gets its rebase (braid-text: 3000).
     #[arg(long, env = "PLAIT_MAX_REBASE_DELAY_MS", default_value_t = 3000)]
     pub max_rebase_delay_ms: u64,
@@ -93,6 +110,10 @@ impl ServeConfig {
             idle_unload_secs: 60,
             max_body_bytes: 16 << 20,
             max_header_bytes: 64 << 10,
+            stall_timeout_secs: 60,
+            max_subscriptions_per_doc: 10_000,
+            max_subscriptions: 100_000,
+            max_document_chars: 32 << 20,
             header_timeout_secs: 10,
             max_rebase_delay_ms: 3000,
             unsafe_ack_before_durable_ms: None,
@@ -109,6 +130,9 @@ impl ServeConfig {
                 Some(_) => AckPolicy::UnsafeBeforeDurable,
                 None => AckPolicy::AfterDurable,
             },
+            max_subscriptions_per_doc: self.max_subscriptions_per_doc,
+            max_subscriptions: self.max_subscriptions,
+            max_document_chars: self.max_document_chars,
             ..HubSettings::standard()
         }
     }

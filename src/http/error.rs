@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::ext::ReasonPhrase;
 
 use crate::hub::HubError;
+use crate::protocol::error::show;
 use crate::protocol::{ProtocolError, VersionSet};
 use crate::text::TextError;
 
@@ -41,8 +42,25 @@ pub enum ApiError {
     #[error("could not read the request body: {0}")]
     BadBody(String),
     /// The method is not supported on this path.
-    #[error("method {0} is not supported here")]
+    /// (The method is quoted truncated: hyper accepts methods of any length, and a 10 KB
+    /// one must not come back as a 10 KB message.)
+    #[error("method {} is not supported here", show(.0.as_bytes()))]
     MethodNotAllowed(String),
+    /// A `Transfer-Encoding` other than one `chunked`: hyper removes only that coding, so
+    /// anything else would be taken as the body itself.
+    #[error("unsupported Transfer-Encoding {}: only a single \"chunked\" is accepted", show(.0.as_bytes()))]
+    BadTransferEncoding(String),
+    /// A request path that cannot name a document (see `resource::check_path`).
+    #[error("bad path: {0}")]
+    BadPath(&'static str),
+    /// A request path longer than any document path may be.
+    #[error("the path is {len} bytes long; at most {limit} are allowed")]
+    PathTooLong {
+        /// The path's length, in bytes as sent.
+        len: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// Unknown server endpoint under `/.plait/`.
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -71,6 +89,9 @@ impl ApiError {
             ApiError::MultipleVersionIds(_) => (S::BAD_REQUEST, "multiple_version_ids", None),
             ApiError::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large", None),
             ApiError::BadBody(_) => (S::BAD_REQUEST, "bad_body", None),
+            ApiError::BadTransferEncoding(_) => (S::BAD_REQUEST, "bad_transfer_encoding", None),
+            ApiError::BadPath(_) => (S::BAD_REQUEST, "bad_path", None),
+            ApiError::PathTooLong { .. } => (S::URI_TOO_LONG, "path_too_long", None),
             ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
             ApiError::NotFound(_) => (S::NOT_FOUND, "not_found", None),
             ApiError::MultiplexingNotSupported => (S::NOT_IMPLEMENTED, "multiplexing_not_supported", None),
@@ -80,6 +101,8 @@ impl ApiError {
                 }
                 HubError::Text(t) => (text_status(t), t.code(), None),
                 HubError::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", None),
+                HubError::TooManySubscriptions(_) => (S::TOO_MANY_REQUESTS, "too_many_subscriptions", None),
+                HubError::DocumentTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "document_too_large", None),
                 HubError::Deleted => (S::CONFLICT, "deleted", None),
                 HubError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable", None),
                 HubError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", None),
@@ -125,7 +148,7 @@ impl IntoResponse for ApiError {
             }
             headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
             res.extensions_mut().insert(ReasonPhrase::from_static(b"Version Unknown Here"));
-        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+        } else if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res

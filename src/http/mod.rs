@@ -11,6 +11,7 @@ mod headers;
 mod reply;
 mod resource;
 mod server;
+mod stall;
 mod stream;
 
 use std::sync::Arc;
@@ -78,6 +79,7 @@ async fn health(State(state): State<AppState>, method: axum::http::Method) -> Re
         "status": "ok",
         "loaded_documents": state.hub.loaded_documents(),
         "parked_writes": state.hub.parked_writes(),
+        "subscriptions": state.hub.subscriptions(),
         "commit_batches": commits.batches.load(std::sync::atomic::Ordering::Relaxed),
         "commit_writes": commits.writes.load(std::sync::atomic::Ordering::Relaxed),
     });

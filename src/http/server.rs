@@ -17,6 +17,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::stall::StallGuard;
+
 /// Connection-level limits.
 #[derive(Clone, Debug)]
 pub struct ConnLimits {
@@ -27,6 +29,9 @@ pub struct ConnLimits {
     pub header_timeout: Duration,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub shutdown_grace: Duration,
+    /// A connection whose writes make no progress for this long (its client stopped
+    /// reading) is closed, releasing its subscriptions.
+    pub stall_timeout: Duration,
 }
 
 /// hyper's smallest allowed read buffer.
@@ -66,7 +71,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let io = TokioIo::new(StallGuard::new(stream, limits.stall_timeout));
+        let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -210,6 +210,11 @@ impl Actor {
             let mut state = shared.lock();
             let before = state.doc.version();
             for w in writes {
+                let limit = self.env.settings.max_document_chars;
+                if max_len_after(state.doc.len_chars(), &w.req.edit) > limit {
+                    let _ = w.reply.send(Err(HubError::DocumentTooLarge { limit }));
+                    continue;
+                }
                 match state.doc.apply(w.req.edit.clone()) {
                     Ok(applied) => done.push(AppliedWrite { req: w.req, applied, reply: Some(w.reply) }),
                     Err(TextError::UnknownVersion(ids)) => self.park_or_refuse(w, ids),
@@ -331,6 +336,17 @@ impl Actor {
             let _ = p.reply.send(Err(HubError::Deleted));
         }
         Ok(())
+    }
+}
+
+/// An upper bound of the document's length after `edit`: a snapshot replaces the text, and
+/// patches can at most add what they insert (deletes only shrink it).
+fn max_len_after(current: usize, edit: &crate::text::Edit) -> usize {
+    match &edit.change {
+        crate::text::Change::Snapshot(text) => text.chars().count(),
+        crate::text::Change::Patches(patches) => {
+            current.saturating_add(patches.iter().map(|p| p.content.chars().count()).sum::<usize>())
+        }
     }
 }
 

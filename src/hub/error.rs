@@ -19,6 +19,15 @@ pub enum HubError {
     /// Too many writes are already waiting on this document for missing parents.
     #[error("too many writes waiting for missing parents on this document")]
     Overloaded,
+    /// A subscription limit is reached.
+    #[error("{0}")]
+    TooManySubscriptions(SubscriptionLimit),
+    /// The write could make the document larger than the configured limit.
+    #[error("the document would exceed the limit of {limit} code points")]
+    DocumentTooLarge {
+        /// The limit, in code points.
+        limit: usize,
+    },
     /// The document was deleted while the request was in flight.
     #[error("the document was deleted")]
     Deleted,
@@ -31,6 +40,24 @@ pub enum HubError {
     /// The document actor went away unexpectedly.
     #[error("document worker unavailable")]
     Unavailable,
+}
+
+/// Which subscription limit was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionLimit {
+    /// Subscriptions on one document.
+    PerDocument(usize),
+    /// Subscriptions on the whole server.
+    Server(usize),
+}
+
+impl std::fmt::Display for SubscriptionLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubscriptionLimit::PerDocument(n) => write!(f, "this document already has {n} subscriptions"),
+            SubscriptionLimit::Server(n) => write!(f, "the server already holds {n} subscriptions"),
+        }
+    }
 }
 
 impl HubError {

@@ -13,6 +13,7 @@ use crate::store::{Committer, Store};
 
 use super::actor::{Actor, ActorEnv, Command};
 use super::doc::DocShared;
+use super::error::SubscriptionLimit;
 use super::persist;
 use super::subscription::Subscription;
 use super::{HubError, ReadOutcome, ReadRequest, SubscribeRequest, WriteOutcome, WriteRequest};
@@ -28,6 +29,12 @@ pub struct HubSettings {
     pub max_parked_writes: usize,
     /// When writes are acknowledged.
     pub ack: AckPolicy,
+    /// Live subscriptions allowed on one document.
+    pub max_subscriptions_per_doc: usize,
+    /// Live subscriptions allowed on the whole server.
+    pub max_subscriptions: usize,
+    /// Largest document, in code points; a write that could grow a document past it is refused.
+    pub max_document_chars: usize,
 }
 
 /// When a write is acknowledged.
@@ -48,6 +55,9 @@ impl HubSettings {
             idle_unload: Duration::from_secs(60),
             max_parked_writes: 1024,
             ack: AckPolicy::AfterDurable,
+            max_subscriptions_per_doc: 10_000,
+            max_subscriptions: 100_000,
+            max_document_chars: 32 << 20,
         }
     }
 }
@@ -57,6 +67,8 @@ impl HubSettings {
 pub struct HubStats {
     /// Writes currently waiting for parents they name.
     pub parked_writes: std::sync::atomic::AtomicUsize,
+    /// Live subscriptions on the whole server.
+    pub subscriptions: std::sync::atomic::AtomicUsize,
 }
 
 /// A loaded document as the registry hands it out.
@@ -130,6 +142,11 @@ impl Hub {
     /// How many documents are in memory now.
     pub fn loaded_documents(&self) -> usize {
         self.env.registry.len()
+    }
+
+    /// Live subscriptions right now.
+    pub fn subscriptions(&self) -> usize {
+        self.env.stats.subscriptions.load(Ordering::Relaxed)
     }
 
     /// Writes waiting for missing parents right now.
@@ -234,12 +251,24 @@ impl Hub {
             let handle = self.doc(path).await?;
             // Register first, then check `closed`: paired with the actor's check of the
             // count before it sets `closed`, one of the two always sees the other.
-            handle.shared.subscribers.fetch_add(1, Ordering::SeqCst);
+            let on_doc = handle.shared.subscribers.fetch_add(1, Ordering::SeqCst) + 1;
             if handle.shared.closed.load(Ordering::SeqCst) {
                 handle.shared.subscribers.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
-            return Subscription::start(handle.shared.clone(), req);
+            let total = self.env.stats.subscriptions.fetch_add(1, Ordering::SeqCst) + 1;
+            let settings = &self.env.settings;
+            if on_doc > settings.max_subscriptions_per_doc || total > settings.max_subscriptions {
+                handle.shared.subscribers.fetch_sub(1, Ordering::SeqCst);
+                self.env.stats.subscriptions.fetch_sub(1, Ordering::SeqCst);
+                let limit = if on_doc > settings.max_subscriptions_per_doc {
+                    SubscriptionLimit::PerDocument(settings.max_subscriptions_per_doc)
+                } else {
+                    SubscriptionLimit::Server(settings.max_subscriptions)
+                };
+                return Err(HubError::TooManySubscriptions(limit));
+            }
+            return Subscription::start(handle.shared.clone(), self.env.stats.clone(), req);
         }
         Err(HubError::Unavailable)
     }

@@ -25,11 +25,14 @@ use tokio::time::Instant;
 use crate::protocol::{MergeType, Update, UpdateContent, VersionSet};
 
 use super::doc::{DocShared, DocState, Head};
+use super::registry::HubStats;
 use super::{HubError, SubscribeRequest};
 
 /// One subscriber's position and pending work.
 pub struct Subscription {
     shared: Arc<DocShared>,
+    /// Server-wide counters: this subscription is counted in `subscriptions`.
+    stats: Arc<HubStats>,
     head_rx: watch::Receiver<Head>,
     merge_type: MergeType,
     peer: Option<String>,
@@ -51,11 +54,12 @@ pub struct Subscription {
 impl Subscription {
     /// Builds the subscription and its catch-up. The caller has already counted it in
     /// `shared.subscribers`; dropping it uncounts it.
-    pub(crate) fn start(shared: Arc<DocShared>, req: SubscribeRequest) -> Result<Self, HubError> {
+    pub(crate) fn start(shared: Arc<DocShared>, stats: Arc<HubStats>, req: SubscribeRequest) -> Result<Self, HubError> {
         let head_rx = shared.head.subscribe();
         let head = head_rx.borrow().clone();
         let mut sub = Subscription {
             shared: shared.clone(),
+            stats,
             head_rx,
             merge_type: req.merge_type,
             peer: None,
@@ -289,6 +293,7 @@ impl Drop for Subscription {
             }
         }
         self.shared.subscribers.fetch_sub(1, Ordering::SeqCst);
+        self.stats.subscriptions.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

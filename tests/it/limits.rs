@@ -67,3 +67,150 @@ async fn sigterm_ends_subscriptions_and_exits_within_two_seconds() {
     let server = ChildServer::start(dir.path(), &[]);
     assert_eq!(request(server.addr, "GET", "/t", &[], b"").await.text(), "hello");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_limits_per_document_and_per_server() {
+    let s = TestServer::start_with(Engine::Memory, |c| {
+        c.max_subscriptions_per_doc = 2;
+        c.max_subscriptions = 3;
+    })
+    .await;
+    let a1 = SubscriptionReader::open(s.addr, "/a", &[]).await;
+    let a2 = SubscriptionReader::open(s.addr, "/a", &[]).await;
+    assert_eq!((a1.head.status, a2.head.status), (209, 209));
+    let a3 = request(s.addr, "GET", "/a", &[("Subscribe", "true")], b"").await;
+    assert_eq!(a3.status, 429);
+    assert_eq!(a3.json()["error"], "too_many_subscriptions");
+    assert_eq!(a3.header("retry-after"), Some("1"));
+    let b1 = SubscriptionReader::open(s.addr, "/b", &[]).await;
+    assert_eq!(b1.head.status, 209);
+    let b2 = request(s.addr, "GET", "/b", &[("Subscribe", "true")], b"").await;
+    assert_eq!(b2.status, 429, "the server-wide limit of 3 is reached");
+    // Closing one frees its place (once the server notices the disconnect).
+    drop(a1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = request(s.addr, "GET", "/.plait/health", &[], b"").await.json();
+        if h["subscriptions"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "closed subscription still counted: {h}");
+        tokio::task::yield_now().await;
+    }
+    let again = SubscriptionReader::open(s.addr, "/a", &[]).await;
+    assert_eq!(again.head.status, 209);
+    drop((a2, b1, again));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_cannot_grow_past_the_size_limit() {
+    let s = TestServer::start_with(Engine::Memory, |c| c.max_document_chars = 10).await;
+    let r = request(s.addr, "PUT", "/big", &[("Version", "\"a-7\""), ("Parents", "")], "12345678".as_bytes()).await;
+    assert_eq!(r.status, 200);
+    let r = request(
+        s.addr,
+        "PUT",
+        "/big",
+        &[("Version", "\"b-4\""), ("Parents", "\"a-7\""), ("Content-Range", "text [8:8]")],
+        b"9abcd",
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["error"], "document_too_large");
+    // Replacing the whole text with something within the limit is fine.
+    let r = request(s.addr, "PUT", "/big", &[], "0123456789".as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(request(s.addr, "GET", "/big", &[], b"").await.text(), "0123456789");
+    s.stop().await;
+}
+
+/// Applies a decoded simpleton update to a local text.
+fn apply(text: &str, u: &plait::protocol::DecodedUpdate) -> String {
+    use plait::protocol::{Bound, UpdateBody};
+    match &u.body {
+        UpdateBody::Snapshot(s) => format!("{s}{text}"),
+        UpdateBody::Patches(patches) => {
+            let chars: Vec<char> = text.chars().collect();
+            let mut out = String::new();
+            let mut cursor = 0usize;
+            for p in patches {
+                let (Bound::FromStart(a), Bound::FromStart(b)) = (p.range.start, p.range.end) else {
+                    panic!("relative bound")
+                };
+                out.extend(&chars[cursor..a as usize]);
+                out.push_str(&p.content);
+                cursor = b as usize;
+            }
+            out.extend(&chars[cursor..]);
+            out
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_subscribers_are_closed_and_resume_without_loss() {
+    let s = TestServer::start_with(Engine::Memory, |c| c.stall_timeout_secs = 1).await;
+    let r = request(s.addr, "PUT", "/stall", &[("Version", "\"a-0\""), ("Parents", "")], b"x").await;
+    assert_eq!(r.status, 200);
+    // A subscriber with a tiny receive buffer that stops reading after its snapshot.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(s.addr).await.unwrap();
+    let mut stalled =
+        SubscriptionReader::open_on(crate::support::client::Conn::from_stream(stream), "/stall", &[]).await;
+    let first = stalled.next().await;
+    let mut text = apply("", &first);
+    let mut version = first.version.clone().unwrap().to_header();
+    // A healthy subscriber keeps reading throughout.
+    let mut healthy = SubscriptionReader::open(s.addr, "/stall", &[]).await;
+    let mut healthy_text = apply("", &healthy.next().await);
+    // 24 writes of 256 KiB: far more than the socket buffers hold.
+    const CHUNK: usize = 256 << 10;
+    const WRITES: usize = 24;
+    let addr = s.addr;
+    let writer = tokio::spawn(async move {
+        let chunk = "y".repeat(CHUNK);
+        let mut parents = "\"a-0\"".to_string();
+        for i in 0..WRITES {
+            let v = format!("\"w-{}\"", (i + 1) * CHUNK - 1);
+            let r = request(
+                addr,
+                "PUT",
+                "/stall",
+                &[("Version", &v), ("Parents", &parents), ("Content-Range", "text [-0:-0]")],
+                chunk.as_bytes(),
+            )
+            .await;
+            assert_eq!(r.status, 200);
+            parents = v;
+        }
+    });
+    let full_len = 1 + WRITES * CHUNK;
+    while healthy_text.len() < full_len {
+        healthy_text = apply(&healthy_text, &healthy.next().await);
+    }
+    writer.await.unwrap();
+    // The stalled subscription is closed by the server (only the healthy one remains).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let h = request(s.addr, "GET", "/.plait/health", &[], b"").await.json();
+        if h["subscriptions"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stalled subscription never closed: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The stalled client drains what reached it, then resumes from its last version.
+    while let Some(u) = stalled.next_within(Duration::from_secs(2)).await {
+        text = apply(&text, &u);
+        version = u.version.clone().unwrap().to_header();
+    }
+    assert!(text.len() < full_len, "the stalled client had everything already");
+    let mut resumed = SubscriptionReader::open(s.addr, "/stall", &[("Parents", &version)]).await;
+    while text.len() < full_len {
+        text = apply(&text, &resumed.next().await);
+    }
+    assert_eq!(text, healthy_text);
+    s.stop().await;
+}

@@ -9,6 +9,7 @@ mod convergence;
 mod cors_and_reserved;
 mod durability;
 mod interop_js;
+mod limits;
 mod reads_writes;
 mod subscriptions;
 mod tidy;

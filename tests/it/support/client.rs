@@ -53,6 +53,11 @@ impl Conn {
         Conn { stream, buf: Vec::new() }
     }
 
+    /// A connection over a socket set up by the caller (e.g. with a small receive buffer).
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        Conn { stream, buf: Vec::new() }
+    }
+
     /// Sends a request: `head` is the request line and headers without the final blank
     /// line; Host and Content-Length are added.
     pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) {
@@ -143,7 +148,9 @@ impl Conn {
         let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16).unwrap();
         self.buf.drain(..line_end + 2);
         while self.buf.len() < size + 2 {
-            assert!(self.fill().await, "connection closed mid-chunk");
+            if !self.fill().await {
+                return None; // closed mid-chunk: the caller sees the stream end
+            }
         }
         let data: Vec<u8> = self.buf.drain(..size).collect();
         self.buf.drain(..2);
@@ -177,7 +184,11 @@ pub struct SubscriptionReader {
 
 impl SubscriptionReader {
     pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SubscriptionReader {
-        let mut conn = Conn::open(addr).await;
+        Self::open_on(Conn::open(addr).await, path, headers).await
+    }
+
+    /// Subscribes over an existing connection.
+    pub async fn open_on(mut conn: Conn, path: &str, headers: &[(&str, &str)]) -> SubscriptionReader {
         let mut all = headers.to_vec();
         if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("subscribe")) {
             all.insert(0, ("Subscribe", "true"));
