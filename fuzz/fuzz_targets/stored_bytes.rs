@@ -3,4 +3,7 @@
 //! target tolerates caught panics (see `run_allowing_caught_panics`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| plait_fuzz::run_allowing_caught_panics(data, plait_fuzz::checks::check_stored_bytes));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| plait_fuzz::run_allowing_caught_panics(
+    data,
+    plait_fuzz::checks::check_stored_bytes
+));

@@ -8,6 +8,7 @@ mod cli;
 mod convergence;
 mod cors_and_reserved;
 mod durability;
+mod fuzz_corpus;
 mod interop_js;
 mod limits;
 mod reads_writes;
