@@ -104,6 +104,7 @@ impl ApiError {
                 HubError::TooManySubscriptions(_) => (S::TOO_MANY_REQUESTS, "too_many_subscriptions", None),
                 HubError::DocumentTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "document_too_large", None),
                 HubError::Deleted => (S::CONFLICT, "deleted", None),
+                HubError::Storage(_) if h.is_disk_full() => (S::INSUFFICIENT_STORAGE, "insufficient_storage", None),
                 HubError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable", None),
                 HubError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", None),
                 HubError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
@@ -119,6 +120,8 @@ fn version_unknown() -> StatusCode {
 fn text_status(e: &TextError) -> StatusCode {
     match e {
         TextError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        // Only ever raised by bytes the server stored itself: never the client's fault.
+        TextError::CorruptEncoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -131,6 +134,9 @@ impl IntoResponse for ApiError {
             match status {
                 StatusCode::SERVICE_UNAVAILABLE => {
                     "the server cannot take this request right now; retry shortly".to_string()
+                }
+                StatusCode::INSUFFICIENT_STORAGE => {
+                    "the server's disk is full; nothing was written; retry later".to_string()
                 }
                 _ => "internal server error".to_string(),
             }
@@ -148,7 +154,10 @@ impl IntoResponse for ApiError {
             }
             headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
             res.extensions_mut().insert(ReasonPhrase::from_static(b"Version Unknown Here"));
-        } else if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        } else if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS | StatusCode::INSUFFICIENT_STORAGE
+        ) {
             headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res

@@ -61,6 +61,11 @@ impl std::fmt::Display for SubscriptionLimit {
 }
 
 impl HubError {
+    /// True when the failure is a full disk (the write was not made; retry later).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, HubError::Storage(e) if matches!(**e, StoreError::NoSpace(_)))
+    }
+
     /// A copy for the second and later waiters of one failed commit. Only storage
     /// failures are shared that way; anything else becomes `Unavailable`.
     pub(crate) fn duplicate(&self) -> HubError {

@@ -70,9 +70,12 @@ impl Batch {
 /// A failure of the storage engine. Never caused by client input.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The engine reported an error (disk full, I/O error, corruption).
+    /// The engine reported an error (I/O error, corruption).
     #[error("storage engine error: {0}")]
     Engine(String),
+    /// The disk is full: the write was not made.
+    #[error("no space left on the storage device: {0}")]
+    NoSpace(String),
     /// The group-commit thread is gone (the server is shutting down).
     #[error("storage is shutting down")]
     Closed,

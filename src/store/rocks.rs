@@ -1,6 +1,15 @@
 //! The RocksDB engine: the only file that touches the `rocksdb` crate.
+//!
+//! A failed write (typically a full disk) leaves RocksDB in a sticky error state that the
+//! Rust binding offers no way to clear, so the store reopens the database once writing
+//! can work again: after a failure, each later write first probes the directory with a
+//! small file and, when that succeeds, closes and reopens RocksDB (which replays its WAL,
+//! so nothing acknowledged is lost). Reads keep using the old handle until then.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
@@ -16,38 +25,101 @@ pub enum Durability {
     NoSync,
 }
 
+/// How often a broken store tries to recover.
+const REOPEN_EVERY: Duration = Duration::from_millis(250);
+/// Free space a recovery needs to see before it reopens RocksDB.
+const PROBE_BYTES: usize = 1 << 20;
+
 /// RocksDB at a directory, with WAL syncing according to [`Durability`].
 pub struct RocksStore {
-    db: DB,
+    dir: PathBuf,
     durability: Durability,
+    /// None only while a reopen failed; reads and writes then answer `StoreError`.
+    db: RwLock<Option<DB>>,
+    /// Set by a failed write: the next write tries to recover first.
+    broken: AtomicBool,
+    last_attempt: Mutex<Option<Instant>>,
+}
+
+fn open_db(dir: &Path) -> Result<DB, StoreError> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    // The write-ahead log is what makes a synced write durable; keep it small and
+    // recycle it instead of letting it grow between memtable flushes.
+    opts.set_max_total_wal_size(64 << 20);
+    opts.set_keep_log_file_num(4);
+    DB::open(&opts, dir).map_err(engine)
+}
+
+fn engine(e: rocksdb::Error) -> StoreError {
+    let msg = e.into_string();
+    if msg.contains("No space left") {
+        StoreError::NoSpace(msg)
+    } else {
+        StoreError::Engine(msg)
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Engine("the database is being reopened after a write failure".into())
 }
 
 impl RocksStore {
     /// Opens (creating if needed) the database under `dir`.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        // The write-ahead log is what makes a synced write durable; keep it small and
-        // recycle it instead of letting it grow between memtable flushes.
-        opts.set_max_total_wal_size(64 << 20);
-        opts.set_keep_log_file_num(4);
-        let db = DB::open(&opts, dir).map_err(engine)?;
-        Ok(RocksStore { db, durability })
+        let db = open_db(dir)?;
+        Ok(RocksStore {
+            dir: dir.to_path_buf(),
+            durability,
+            db: RwLock::new(Some(db)),
+            broken: AtomicBool::new(false),
+            last_attempt: Mutex::new(None),
+        })
     }
-}
 
-fn engine(e: rocksdb::Error) -> StoreError {
-    StoreError::Engine(e.into_string())
+    fn read(&self) -> RwLockReadGuard<'_, Option<DB>> {
+        // A panic while holding this lock cannot leave the handle half-changed.
+        self.db.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Recovers from an earlier failed write, if the disk looks writable again.
+    fn recover(&self) -> Result<(), StoreError> {
+        {
+            let mut last = self.last_attempt.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+                return Err(StoreError::Engine("storage is recovering from a write failure".into()));
+            }
+            *last = Some(Instant::now());
+        }
+        self.probe_space()?;
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        *db = None; // RocksDB holds a lock file: the old instance must close first
+        *db = Some(open_db(&self.dir)?);
+        self.broken.store(false, Ordering::SeqCst);
+        tracing::warn!(dir = %self.dir.display(), "storage recovered: RocksDB reopened");
+        Ok(())
+    }
+
+    /// Writes and removes a small file, to tell whether the disk has room again.
+    fn probe_space(&self) -> Result<(), StoreError> {
+        let probe = self.dir.join(".plait-space-probe");
+        let result =
+            std::fs::write(&probe, vec![0u8; PROBE_BYTES]).and_then(|()| std::fs::File::open(&probe)?.sync_all());
+        let _ = std::fs::remove_file(&probe);
+        result.map_err(|e| StoreError::NoSpace(format!("disk still not writable: {e}")))
+    }
 }
 
 impl Store for RocksStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get(key).map_err(engine)
+        self.read().as_ref().ok_or_else(closed)?.get(key).map_err(engine)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs, StoreError> {
+        let guard = self.read();
+        let db = guard.as_ref().ok_or_else(closed)?;
         let mut out = Vec::new();
-        for item in self.db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
+        for item in db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
             let (k, v) = item.map_err(engine)?;
             if !k.starts_with(prefix) {
                 break;
@@ -58,6 +130,9 @@ impl Store for RocksStore {
     }
 
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) || self.read().is_none() {
+            self.recover()?;
+        }
         let mut wb = WriteBatch::default();
         for op in &batch.ops {
             match op {
@@ -75,6 +150,10 @@ impl Store for RocksStore {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(self.durability == Durability::Sync);
-        self.db.write_opt(wb, &wo).map_err(engine)
+        let result = self.read().as_ref().ok_or_else(closed)?.write_opt(wb, &wo).map_err(engine);
+        if result.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
+        }
+        result
     }
 }
