@@ -28,6 +28,8 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
 async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
     let path = req.uri().path().to_string();
+    check_path(&path)?;
+    check_transfer_encoding(req.headers())?;
     let braid = BraidHeaders::parse(req.headers())?;
     match *req.method() {
         Method::GET if braid.head_override && braid.subscribe.is_none() => read(&state, &path, braid, false).await,
@@ -47,6 +49,72 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
             Ok(res)
         }
         ref other => Err(ApiError::MethodNotAllowed(other.to_string())),
+    }
+}
+
+/// The longest document path accepted, in bytes as sent (percent-escapes included).
+pub(crate) const MAX_PATH_BYTES: usize = 4096;
+
+/// Checks that a request path can name a document, before anything else looks at it.
+///
+/// Paths are opaque keys (never mapped to files), so nothing here is about escaping a
+/// directory. But a path that other software reads differently from us is refused, so each
+/// document has one unambiguous name: browsers resolve `..` and `%2e%2e` segments before
+/// sending, proxies decode `%00` and `%ff`, and `*` (asterisk-form) is not a path at all.
+/// Refused (400 `bad_path`): no leading `/`; a `%` not followed by two hex digits; escapes
+/// that decode to invalid UTF-8 (`%ff`, overlong `%c0%ae`) or to a control character
+/// (`%00`, `%0a`); a `.` or `..` segment, raw or escaped; an escaped reserved prefix
+/// (`/%2eplait/...`). Longer than [`MAX_PATH_BYTES`]: 414 `path_too_long`. The query string
+/// is not part of the path and is ignored.
+pub(crate) fn check_path(path: &str) -> Result<(), ApiError> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(ApiError::PathTooLong { len: path.len(), limit: MAX_PATH_BYTES });
+    }
+    if !path.starts_with('/') {
+        return Err(ApiError::BadPath("the path must start with /"));
+    }
+    let raw = path.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+            match (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
+                (Some(hi), Some(lo)) => decoded.push((hi * 16 + lo) as u8),
+                _ => return Err(ApiError::BadPath("a % is not followed by two hex digits")),
+            }
+            i += 3;
+        } else {
+            decoded.push(raw[i]);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| ApiError::BadPath("percent-escapes that are not UTF-8"))?;
+    if decoded.chars().any(char::is_control) {
+        return Err(ApiError::BadPath("a control character"));
+    }
+    if decoded.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(ApiError::BadPath("a `.` or `..` segment"));
+    }
+    if decoded.starts_with("/.plait/") || decoded.starts_with("/.well-known/multiplexer") {
+        return Err(ApiError::BadPath("an escaped reserved prefix"));
+    }
+    Ok(())
+}
+
+/// Accepts no `Transfer-Encoding`, or exactly one `chunked` coding. hyper de-chunks the body
+/// but hands any other coding through as if the bytes were the body (`gzip, chunked` would
+/// store gzip bytes, `chunked, chunked` the inner chunk framing), so those are refused.
+/// (hyper itself refuses a last coding other than `chunked`, and `Transfer-Encoding` on
+/// HTTP/1.0, with an empty 400.)
+fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    let values: Vec<&[u8]> =
+        headers.get_all(axum::http::header::TRANSFER_ENCODING).iter().map(|v| v.as_bytes()).collect();
+    let codings: Vec<&[u8]> = values.iter().flat_map(|v| v.split(|&b| b == b',')).map(|c| c.trim_ascii()).collect();
+    match codings.as_slice() {
+        [] => Ok(()),
+        [one] if one.eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => Err(ApiError::BadTransferEncoding(String::from_utf8_lossy(&values.join(&b", "[..])).into_owned())),
     }
 }
 
@@ -176,5 +244,71 @@ async fn read_body(declared: Option<u64>, body: Body, limit: usize) -> Result<Ve
                 Err(ApiError::BadBody(e.to_string()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn code(path: &str) -> Option<&'static str> {
+        check_path(path).err().map(|e| match e {
+            ApiError::BadPath(_) => "bad_path",
+            ApiError::PathTooLong { .. } => "path_too_long",
+            _ => "other",
+        })
+    }
+
+    #[test]
+    fn ordinary_paths_are_documents() {
+        for ok in ["/", "/notes/a", "/a.txt", "/a..b/.c/d.", "/caf%C3%A9", "/a%20b", "/a%2Fb", "//x", "/.plait"] {
+            assert_eq!(code(ok), None, "{ok}");
+        }
+        assert_eq!(code(&format!("/{}", "a".repeat(MAX_PATH_BYTES - 1))), None);
+    }
+
+    #[test]
+    fn only_a_single_chunked_coding_is_accepted() {
+        let te = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(axum::http::header::TRANSFER_ENCODING, v.parse().unwrap());
+            }
+            check_transfer_encoding(&h).is_ok()
+        };
+        assert!(te(&[]) && te(&["chunked"]) && te(&["CHUNKED "]));
+        assert!(!te(&["gzip, chunked"]) && !te(&["chunked, chunked"]) && !te(&["chunked", "chunked"]));
+        assert!(!te(&["gzip"]) && !te(&[""]) && !te(&["chunked,"]));
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for bad in [
+            "*",
+            "",
+            "x/y",
+            "/%",
+            "/%2",
+            "/%zz",
+            "/a%00b",
+            "/%0a",
+            "/%7f",
+            "/%ff",
+            "/%c0%ae",
+            "/%ed%a0%80",
+            "/..",
+            "/a/../b",
+            "/./a",
+            "/a/.",
+            "/%2e%2e/x",
+            "/%2E/x",
+            "/a%2f..%2fb",
+            "/%2eplait/health",
+            "/%2ewell-known/multiplexer/x",
+        ] {
+            assert_eq!(code(bad), Some("bad_path"), "{bad}");
+        }
+        assert_eq!(code(&format!("/{}", "a".repeat(MAX_PATH_BYTES))), Some("path_too_long"));
     }
 }

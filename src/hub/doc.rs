@@ -42,11 +42,29 @@ pub(crate) struct DocState {
     pub peer_subscriptions: HashMap<String, usize>,
     /// The repr-digest of the text at one version, computed once per version.
     digest: Option<(VersionSet, String)>,
+    /// The last simpleton update computed: most subscribers of a document sit at the same
+    /// version, so after a write they all need this same update (fan-out computes it once).
+    last_xf: Option<SimpletonStep>,
+}
+
+/// A simpleton update from one version to another, as computed for one subscriber.
+#[derive(Clone, Debug)]
+pub(crate) struct SimpletonStep {
+    /// The subscriber's version before the update (the update's `Parents`).
+    pub from: VersionSet,
+    /// The head it was computed against.
+    pub head: VersionSet,
+    /// The update's `Version`: from ∪ head.
+    pub version: VersionSet,
+    /// The transformed patches, absolute against the text at `from`.
+    pub patches: Vec<crate::protocol::Patch>,
+    /// `Repr-Digest` when `version` is the head.
+    pub digest: Option<String>,
 }
 
 impl DocState {
     pub fn new(doc: TextDoc) -> Self {
-        DocState { doc, peers: HashMap::new(), peer_subscriptions: HashMap::new(), digest: None }
+        DocState { doc, peers: HashMap::new(), peer_subscriptions: HashMap::new(), digest: None, last_xf: None }
     }
 
     /// The text at `version` and its digest (cached for the latest version asked).
@@ -60,6 +78,29 @@ impl DocState {
         let digest = repr_digest(&text);
         self.digest = Some((version.clone(), digest.clone()));
         Ok((text, digest))
+    }
+
+    /// The digest of the text at `version`, without building the text when it is cached.
+    pub fn digest_at(&mut self, version: &VersionSet) -> Result<String, TextError> {
+        match &self.digest {
+            Some((v, d)) if v == version => Ok(d.clone()),
+            _ => Ok(self.text_and_digest(version)?.1),
+        }
+    }
+
+    /// The simpleton update from `from` to `head`, shared between subscribers at `from`.
+    pub fn simpleton_step(&mut self, from: &VersionSet, head: &VersionSet) -> Result<SimpletonStep, HubError> {
+        if let Some(step) = &self.last_xf {
+            if step.from == *from && step.head == *head {
+                return Ok(step.clone());
+            }
+        }
+        let patches = self.doc.xf_patches(from, head)?;
+        let version = self.doc.union(from, head)?;
+        let digest = if version == *head { Some(self.digest_at(head)?) } else { None };
+        let step = SimpletonStep { from: from.clone(), head: head.clone(), version, patches, digest };
+        self.last_xf = Some(step.clone());
+        Ok(step)
     }
 
     /// The original (dt) history updates for events in `to` but not in `from`, as wire

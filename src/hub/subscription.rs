@@ -240,11 +240,14 @@ impl Subscription {
         if self.client == *head {
             return Ok(None);
         }
-        let patches = state.doc.xf_patches(&self.client, head)?;
-        let version = state.doc.union(&self.client, head)?;
-        let repr_digest = if version == *head { Some(state.text_and_digest(head)?.1) } else { None };
-        let parents = std::mem::replace(&mut self.client, version.clone());
-        Ok(Some(Update { version, parents, content: UpdateContent::Patches(patches), repr_digest }))
+        let step = state.simpleton_step(&self.client, head)?;
+        self.client = step.version.clone();
+        Ok(Some(Update {
+            version: step.version,
+            parents: step.from,
+            content: UpdateContent::Patches(step.patches),
+            repr_digest: step.digest,
+        }))
     }
 
     fn dt_updates(&mut self, state: &mut DocState, head: &VersionSet) -> Result<Vec<Update>, HubError> {

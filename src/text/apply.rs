@@ -1,9 +1,9 @@
 //! [`TextDoc::apply`]: one PUT, classified as fresh, partial, duplicate or empty, and added with
 //! braid-text's numbering (notes §2.1/§2.2).
 //!
-//! Order of checks: the Version id (syntax, agent rules, fully known → Duplicate before anything
-//! else), then the Parents (must be known), then the ranges against the parent length, then the
-//! seq arithmetic. Everything is validated before the log is touched, so an error leaves the
+//! Order of checks: the Version id (syntax, agent rules, no parent at or after it, fully known →
+//! Duplicate before anything else), then the Parents (must be known), then the ranges against
+//! the parent length, then the seq arithmetic. Everything is validated before the log is touched, so an error leaves the
 //! document exactly as it was. Gaps (first seq beyond the agent's next) are refused rather than
 //! written through DT's chunk decoder (notes §2.3).
 
@@ -23,6 +23,15 @@ impl TextDoc {
             Some(v) => {
                 let id = EventId::parse(v)?;
                 validate_agent(&id.agent)?;
+                // A parent of the same agent at or after the Version would be one of this
+                // edit's own events (or a later one): refused as malformed, before the
+                // duplicate check and before unknown parents park the write for 309.
+                for parent in edit.parents.iter().flat_map(VersionSet::ids) {
+                    let later = EventId::parse(parent).is_ok_and(|p| p.agent == id.agent && p.seq >= id.seq);
+                    if later {
+                        return Err(TextError::CyclicParents { version: v.clone(), parent: parent.clone() });
+                    }
+                }
                 if lookup(&self.oplog, &id).is_some() {
                     return Ok(Applied {
                         version: VersionSet::new([id.to_string()]),

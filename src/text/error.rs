@@ -23,6 +23,15 @@ pub enum TextError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The Parents name the write's own Version, or a later event of the same agent: the
+    /// edit would be its own ancestor.
+    #[error("cyclic parents: Parents {parent:?} cannot come after the write's own Version {version:?}")]
+    CyclicParents {
+        /// The write's Version id.
+        version: String,
+        /// The offending parent id.
+        parent: String,
+    },
     /// Some ids are not known here (exactly those ids, sorted).
     #[error("unknown version: {}", list_ids(.0))]
     UnknownVersion(VersionSet),
@@ -88,6 +97,7 @@ impl TextError {
         match self {
             TextError::InvalidEventId { .. } => "invalid_event_id",
             TextError::InvalidAgent { .. } => "invalid_agent",
+            TextError::CyclicParents { .. } => "cyclic_parents",
             TextError::UnknownVersion(_) => "unknown_version",
             TextError::RangeReversed { .. } => "range_reversed",
             TextError::RangeOutOfBounds { .. } => "range_out_of_bounds",

@@ -6,7 +6,7 @@
 //! diamond-types 1.0.0, notes §6). It deliberately avoids DT's buggy `version_union` (notes §7)
 //! and DT's `version_contains_time(&[], t) == true` quirk (the root contains nothing).
 
-use super::event::{EventId, ROOT_AGENT};
+use super::event::{validate_agent, EventId, ROOT_AGENT};
 use super::{TextDoc, TextError};
 use crate::protocol::VersionSet;
 use diamond_types::list::remote_ids::RemoteId;
@@ -59,11 +59,16 @@ pub(super) fn to_remote(oplog: &OpLog, lv: &[usize]) -> VersionSet {
 }
 
 /// Maps a wire version to a normalized local version. Errors name every unknown id.
+///
+/// An id whose agent can never create events (empty, `ROOT`, 50+ bytes) is refused as
+/// `InvalidAgent` rather than reported unknown: "unknown" means 309, which tells the client
+/// to retry until the event arrives, and such an event never will.
 pub(super) fn to_local(oplog: &OpLog, v: &VersionSet) -> Result<LocalVersion, TextError> {
     let mut times = LocalVersion::new();
     let mut unknown = Vec::new();
     for s in v.ids() {
         let id = EventId::parse(s)?;
+        validate_agent(&id.agent)?;
         match lookup(oplog, &id) {
             Some(t) => times.push(t),
             None => unknown.push(s.clone()),

@@ -37,8 +37,15 @@ fn bad_ranges() {
 #[test]
 fn unknown_and_malformed_parents() {
     let mut doc = hello("a");
-    let e = try_put(&mut doc, "b-0", &["a-4", "zz-1", "a-5", "ROOT-0", "-3"], vec![p(0, 0, "x")]);
-    assert_eq!(e, TextError::UnknownVersion(vs(&["-3", "ROOT-0", "a-5", "zz-1"])));
+    let e = try_put(&mut doc, "b-0", &["a-4", "zz-1", "a-5"], vec![p(0, 0, "x")]);
+    assert_eq!(e, TextError::UnknownVersion(vs(&["a-5", "zz-1"])));
+    // Ids no agent can ever write are refused, not "unknown" (which would mean 309: retry).
+    let long = format!("{}-0", "x".repeat(50));
+    for bad in ["ROOT-0", "-3", long.as_str()] {
+        let e = try_put(&mut doc, "b-0", &["a-4", "zz-1", bad], vec![p(0, 0, "x")]);
+        assert_eq!(e.code(), "invalid_agent", "{bad}");
+        assert_eq!(doc.check_known(&vs(&[bad])).unwrap_err().code(), "invalid_agent", "{bad}");
+    }
     let e = try_put(&mut doc, "b-0", &["a-x"], vec![p(0, 0, "x")]);
     assert_eq!(e.code(), "invalid_event_id");
     assert_eq!(doc.check_known(&vs(&["a-9", "a-1"])).unwrap_err(), TextError::UnknownVersion(vs(&["a-9"])));
@@ -49,7 +56,7 @@ fn unknown_and_malformed_parents() {
         TextError::UnknownVersion(vs(&["q-0", "r-1"]))
     );
     assert_eq!(doc.xf_patches(&vs(&["a-99999"]), &doc.version()).unwrap_err().code(), "unknown_version");
-    assert_eq!(doc.history_since(&vs(&["ROOT-1"]), &doc.version()).unwrap_err().code(), "unknown_version");
+    assert_eq!(doc.history_since(&vs(&["ROOT-1"]), &doc.version()).unwrap_err().code(), "invalid_agent");
     // Redundant parents are reduced to an antichain (DT would be poisoned by them).
     put(&mut doc, "b-0", &["a-1", "a-4", "a-3"], vec![p(5, 5, "!")]);
     assert_eq!(doc.text(), "hello!");
@@ -85,6 +92,23 @@ fn bad_versions_and_agents() {
 }
 
 #[test]
+fn parents_at_or_after_the_own_version_are_cyclic() {
+    let mut doc = hello("a");
+    // Self-parent, unknown or known (a duplicate retry cannot name itself as parent either),
+    // and a later event of the same agent; refused before unknown parents would park it.
+    for (version, parents) in
+        [("c-0", &["c-0"][..]), ("a-4", &["a-4"][..]), ("c-1", &["a-4", "c-5"][..]), ("a-9", &["a-9", "a-4"][..])]
+    {
+        let e = try_put(&mut doc, version, parents, vec![p(0, 0, "x")]);
+        assert_eq!(e.code(), "cyclic_parents", "{version} {parents:?}");
+    }
+    // An earlier event of the same agent is an ordinary parent.
+    put(&mut doc, "a-5", &["a-4"], vec![p(5, 5, "!")]);
+    assert_eq!(doc.text(), "hello!");
+    assert_consistent(&doc);
+}
+
+#[test]
 fn partial_tail_that_does_not_fit_is_refused() {
     // b-0..b-4 delete all of "hello". A retry claiming b-4..b-5 = "xy" appended to "hello" would
     // hang its tail ("y" at 6) off b-4, where the text is empty: refused, nothing added.
@@ -105,6 +129,7 @@ fn error_codes_are_stable() {
         TextError::InvalidEventId { id: "x".into() },
         TextError::InvalidAgent { agent: "ROOT".into(), reason: "r" },
         TextError::UnknownVersion(vs(&["a-1"])),
+        TextError::CyclicParents { version: "a-1".into(), parent: "a-1".into() },
         TextError::RangeReversed { start: 2, end: 1 },
         TextError::RangeOutOfBounds { start: 0, end: 9, len: 1 },
         TextError::OverlappingPatches { first_start: 0, first_end: 2, second_start: 1, second_end: 3 },
