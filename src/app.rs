@@ -69,6 +69,7 @@ impl App {
         let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
         let settings = HttpSettings {
             max_body_bytes: cfg.max_body_bytes,
+            body_timeout: Duration::from_secs(cfg.body_timeout_secs.max(1)),
             max_rebase_delay: Duration::from_millis(cfg.max_rebase_delay_ms),
             cors,
         };

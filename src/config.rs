@@ -71,6 +71,10 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_STALL_TIMEOUT_SECS", default_value_t = 60)]
     pub stall_timeout_secs: u64,
 
+    /// Seconds a client has to send a whole request body; slower uploads get 408.
+    #[arg(long, env = "PLAIT_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
     /// Live subscriptions allowed on one document; more get 429.
     #[arg(long, env = "PLAIT_MAX_SUBSCRIPTIONS_PER_DOC", default_value_t = 10_000)]
     pub max_subscriptions_per_doc: usize,
@@ -111,6 +115,7 @@ impl ServeConfig {
             max_body_bytes: 16 << 20,
             max_header_bytes: 64 << 10,
             stall_timeout_secs: 60,
+            body_timeout_secs: 30,
             max_subscriptions_per_doc: 10_000,
             max_subscriptions: 100_000,
             max_document_chars: 32 << 20,

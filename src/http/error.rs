@@ -38,6 +38,12 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The request body did not arrive in time.
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout {
+        /// The timeout, in seconds.
+        secs: u64,
+    },
     /// The request body could not be read.
     #[error("could not read the request body: {0}")]
     BadBody(String),
@@ -89,6 +95,7 @@ impl ApiError {
             ApiError::MultipleVersionIds(_) => (S::BAD_REQUEST, "multiple_version_ids", None),
             ApiError::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large", None),
             ApiError::BadBody(_) => (S::BAD_REQUEST, "bad_body", None),
+            ApiError::BodyTimeout { .. } => (S::REQUEST_TIMEOUT, "body_timeout", None),
             ApiError::BadTransferEncoding(_) => (S::BAD_REQUEST, "bad_transfer_encoding", None),
             ApiError::BadPath(_) => (S::BAD_REQUEST, "bad_path", None),
             ApiError::PathTooLong { .. } => (S::URI_TOO_LONG, "path_too_long", None),

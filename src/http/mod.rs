@@ -34,6 +34,8 @@ pub use server::{serve, ConnLimits};
 pub struct HttpSettings {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// A request body must arrive within this time (slow uploads are cut off with 408).
+    pub body_timeout: Duration,
     /// Ceiling of the simpleton rebase delay.
     pub max_rebase_delay: Duration,
     /// Origins allowed by CORS.

@@ -212,7 +212,12 @@ async fn write(state: &AppState, path: &str, braid: BraidHeaders, req: Request) 
         None => None,
     };
     let declared = declared_length(req.headers());
-    let body = read_body(declared, req.into_body(), state.settings.max_body_bytes).await?;
+    let body = tokio::time::timeout(
+        state.settings.body_timeout,
+        read_body(declared, req.into_body(), state.settings.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout { secs: state.settings.body_timeout.as_secs() })??;
     let change = match protocol::classify_body(braid.content_range.as_deref(), braid.patch_count, &body)? {
         UpdateBody::Snapshot(text) => Change::Snapshot(text),
         UpdateBody::Patches(patches) => Change::Patches(patches),

@@ -214,3 +214,18 @@ async fn stalled_subscribers_are_closed_and_resume_without_loss() {
     assert_eq!(text, healthy_text);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_bodies_get_408() {
+    let s = TestServer::start_with(Engine::Memory, |c| c.body_timeout_secs = 1).await;
+    let mut conn = crate::support::client::Conn::open(s.addr).await;
+    conn.send_raw(b"PUT /slowbody HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc").await;
+    let started = Instant::now();
+    let r = conn.read_response("PUT").await;
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert_eq!(r.json()["error"], "body_timeout");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Nothing was written.
+    assert_eq!(request(s.addr, "GET", "/slowbody", &[], b"").await.text(), "");
+    s.stop().await;
+}
