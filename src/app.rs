@@ -70,6 +70,8 @@ impl App {
         let settings = HttpSettings {
             max_body_bytes: cfg.max_body_bytes,
             body_timeout: Duration::from_secs(cfg.body_timeout_secs.max(1)),
+            max_version_ids: cfg.max_version_ids,
+            max_patches: cfg.max_patches,
             max_rebase_delay: Duration::from_millis(cfg.max_rebase_delay_ms),
             cors,
         };

@@ -71,6 +71,14 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_STALL_TIMEOUT_SECS", default_value_t = 60)]
     pub stall_timeout_secs: u64,
 
+    /// Most event ids in one `Version` or `Parents` header; more get 431.
+    #[arg(long, env = "PLAIT_MAX_VERSION_IDS", default_value_t = 100)]
+    pub max_version_ids: usize,
+
+    /// Most patches in one update; more get 413.
+    #[arg(long, env = "PLAIT_MAX_PATCHES", default_value_t = 1000)]
+    pub max_patches: usize,
+
     /// Seconds a client has to send a whole request body; slower uploads get 408.
     #[arg(long, env = "PLAIT_BODY_TIMEOUT_SECS", default_value_t = 30)]
     pub body_timeout_secs: u64,
@@ -116,6 +124,8 @@ impl ServeConfig {
             max_header_bytes: 64 << 10,
             stall_timeout_secs: 60,
             body_timeout_secs: 30,
+            max_version_ids: 100,
+            max_patches: 1000,
             max_subscriptions_per_doc: 10_000,
             max_subscriptions: 100_000,
             max_document_chars: 32 << 20,

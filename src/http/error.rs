@@ -38,6 +38,24 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// A `Version` or `Parents` header names more event ids than allowed.
+    #[error("the {header} header names {count} event ids; at most {limit} are allowed")]
+    TooManyIds {
+        /// Which header.
+        header: &'static str,
+        /// How many ids it named.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An update carries more patches than allowed.
+    #[error("the update carries {count} patches; at most {limit} are allowed")]
+    TooManyPatches {
+        /// How many patches it carried.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The request body did not arrive in time.
     #[error("the request body did not arrive within {secs} s")]
     BodyTimeout {
@@ -96,6 +114,8 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large", None),
             ApiError::BadBody(_) => (S::BAD_REQUEST, "bad_body", None),
             ApiError::BodyTimeout { .. } => (S::REQUEST_TIMEOUT, "body_timeout", None),
+            ApiError::TooManyIds { .. } => (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "too_many_ids", None),
+            ApiError::TooManyPatches { .. } => (S::PAYLOAD_TOO_LARGE, "too_many_patches", None),
             ApiError::BadTransferEncoding(_) => (S::BAD_REQUEST, "bad_transfer_encoding", None),
             ApiError::BadPath(_) => (S::BAD_REQUEST, "bad_path", None),
             ApiError::PathTooLong { .. } => (S::URI_TOO_LONG, "path_too_long", None),

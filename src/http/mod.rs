@@ -34,6 +34,10 @@ pub use server::{serve, ConnLimits};
 pub struct HttpSettings {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most event ids in one `Version` or `Parents` header.
+    pub max_version_ids: usize,
+    /// Most patches in one update.
+    pub max_patches: usize,
     /// A request body must arrive within this time (slow uploads are cut off with 408).
     pub body_timeout: Duration,
     /// Ceiling of the simpleton rebase delay.

@@ -31,6 +31,14 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
     check_path(&path)?;
     check_transfer_encoding(req.headers())?;
     let braid = BraidHeaders::parse(req.headers())?;
+    let max_ids = state.settings.max_version_ids;
+    for (name, v) in [("Version", &braid.version), ("Parents", &braid.parents)] {
+        if let Some(v) = v {
+            if v.ids().len() > max_ids {
+                return Err(ApiError::TooManyIds { header: name, count: v.ids().len(), limit: max_ids });
+            }
+        }
+    }
     match *req.method() {
         Method::GET if braid.head_override && braid.subscribe.is_none() => read(&state, &path, braid, false).await,
         Method::GET => match braid.subscribe.is_some() {
@@ -220,6 +228,9 @@ async fn write(state: &AppState, path: &str, braid: BraidHeaders, req: Request) 
     .map_err(|_| ApiError::BodyTimeout { secs: state.settings.body_timeout.as_secs() })??;
     let change = match protocol::classify_body(braid.content_range.as_deref(), braid.patch_count, &body)? {
         UpdateBody::Snapshot(text) => Change::Snapshot(text),
+        UpdateBody::Patches(patches) if patches.len() > state.settings.max_patches => {
+            return Err(ApiError::TooManyPatches { count: patches.len(), limit: state.settings.max_patches });
+        }
         UpdateBody::Patches(patches) => Change::Patches(patches),
     };
     tracing::debug!(path, version = ?version, parents = ?braid.parents.as_ref().map(|p| p.to_header()), change = ?change, peer = ?braid.peer, "write");

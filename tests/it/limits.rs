@@ -229,3 +229,27 @@ async fn slow_request_bodies_get_408() {
     assert_eq!(request(s.addr, "GET", "/slowbody", &[], b"").await.text(), "");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_and_patch_counts_are_limited() {
+    let s = TestServer::start_with(Engine::Memory, |c| {
+        c.max_version_ids = 3;
+        c.max_patches = 2;
+    })
+    .await;
+    let four = "\"a-0\", \"b-0\", \"c-0\", \"d-0\"";
+    let r = request(s.addr, "GET", "/ids", &[("Parents", four)], b"").await;
+    assert_eq!(r.status, 431);
+    assert_eq!(r.json()["error"], "too_many_ids");
+    let three = "\"a-0\", \"b-0\", \"c-0\"";
+    assert_eq!(request(s.addr, "GET", "/ids", &[("Parents", three)], b"").await.status, 309);
+    let patch = |at: usize| format!("Content-Length: 1\r\nContent-Range: text [{at}:{at}]\r\n\r\nx");
+    let body = [patch(0), patch(0), patch(0)].join("\r\n");
+    let r = request(s.addr, "PUT", "/ids", &[("Patches", "3")], body.as_bytes()).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["error"], "too_many_patches");
+    let body = [patch(0), patch(0)].join("\r\n");
+    let r = request(s.addr, "PUT", "/ids", &[("Patches", "2")], body.as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.stop().await;
+}
