@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 use crate::support::client::request;
 use crate::support::server::{ChildServer, Engine, TestServer};
-use crate::support::SubscriptionReader;
+use crate::support::{apply_update as apply, SubscriptionReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_request_head_gets_431_and_the_server_keeps_serving() {
@@ -123,29 +123,6 @@ async fn documents_cannot_grow_past_the_size_limit() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(request(s.addr, "GET", "/big", &[], b"").await.text(), "0123456789");
     s.stop().await;
-}
-
-/// Applies a decoded simpleton update to a local text.
-fn apply(text: &str, u: &plait::protocol::DecodedUpdate) -> String {
-    use plait::protocol::{Bound, UpdateBody};
-    match &u.body {
-        UpdateBody::Snapshot(s) => format!("{s}{text}"),
-        UpdateBody::Patches(patches) => {
-            let chars: Vec<char> = text.chars().collect();
-            let mut out = String::new();
-            let mut cursor = 0usize;
-            for p in patches {
-                let (Bound::FromStart(a), Bound::FromStart(b)) = (p.range.start, p.range.end) else {
-                    panic!("relative bound")
-                };
-                out.extend(&chars[cursor..a as usize]);
-                out.push_str(&p.content);
-                cursor = b as usize;
-            }
-            out.extend(&chars[cursor..]);
-            out
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

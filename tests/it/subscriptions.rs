@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use plait::protocol::{Bound, DecodedUpdate, UpdateBody};
+use plait::protocol::{DecodedUpdate, UpdateBody};
 
 use crate::engines;
 use crate::support::client::request;
 use crate::support::server::{Engine, TestServer};
-use crate::support::SubscriptionReader;
+use crate::support::{apply_update as apply, SubscriptionReader};
 
 trait BodyLen {
     fn body_len(&self) -> usize;
@@ -29,28 +29,6 @@ fn ver(u: &DecodedUpdate) -> String {
 
 fn par(u: &DecodedUpdate) -> String {
     u.parents.as_ref().map(|v| v.to_header()).unwrap_or_else(|| "<absent>".into())
-}
-
-/// Applies a decoded update to a simpleton client's text.
-fn apply(text: &str, u: &DecodedUpdate) -> String {
-    match &u.body {
-        UpdateBody::Snapshot(s) => format!("{s}{text}"),
-        UpdateBody::Patches(patches) => {
-            let chars: Vec<char> = text.chars().collect();
-            let mut out = String::new();
-            let mut cursor = 0usize;
-            for p in patches {
-                let (Bound::FromStart(a), Bound::FromStart(b)) = (p.range.start, p.range.end) else {
-                    panic!("relative bound in update")
-                };
-                out.extend(&chars[cursor..a as usize]);
-                out.push_str(&p.content);
-                cursor = b as usize;
-            }
-            out.extend(&chars[cursor..]);
-            out
-        }
-    }
 }
 
 async fn put(s: &TestServer, path: &str, headers: &[(&str, &str)], body: &str) {
