@@ -722,7 +722,7 @@ fn check_loaded(doc: &TextDoc, what: &str) {
     }
 }
 
-/// `TextDoc::decode_full` and `apply_encoded` on arbitrary (optionally CRC-resealed) bytes: `Ok`
+/// `TextDoc::decode_full`, `apply_encoded` and `decode_stored` on arbitrary (optionally CRC-resealed) bytes: `Ok`
 /// or `corrupt_encoding`, never a panic; a failed `apply_encoded` changes nothing; whatever
 /// loads re-encodes to itself and answers reads and writes without panicking; both loaders
 /// agree. (Bytes that declare a huge LZ4 chunk are skipped, see [`declares_huge_lz4`].)
@@ -761,11 +761,25 @@ pub fn check_stored_bytes(data: &[u8]) {
 
     let base = base_doc();
     let mut doc = base.clone();
-    match doc.apply_encoded(bytes) {
+    let applied = doc.apply_encoded(bytes);
+    match &applied {
         Ok(()) => check_loaded(&doc, "apply_encoded onto a document"),
         Err(e) => {
             assert_eq!(e.code(), "corrupt_encoding", "apply_encoded error {e:?}");
             same_doc(&base, &doc, "failed apply_encoded onto a document");
         }
+    }
+
+    // The load path (a snapshot plus a delta log, decoded at once) agrees with replaying the
+    // delta onto the snapshot's document.
+    let snapshot = base.encode_full();
+    match TextDoc::decode_stored(Some(&snapshot), &[bytes]) {
+        Ok(loaded) => {
+            check_loaded(&loaded, "decode_stored");
+            if applied.is_ok() {
+                same_doc(&doc, &loaded, "decode_stored vs apply_encoded");
+            }
+        }
+        Err(e) => assert_eq!(e.code(), "corrupt_encoding", "decode_stored error {e:?}"),
     }
 }

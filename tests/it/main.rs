@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod convergence;
 mod cors_and_reserved;
+mod crash;
 mod disk;
 mod durability;
 mod fuzz_corpus;

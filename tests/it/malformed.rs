@@ -13,7 +13,6 @@
 //! the valid writes made. The whole set then runs 3 more times (8 connections at a time) and
 //! the server's resident memory must plateau.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1197,25 +1196,8 @@ impl Server {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            let mut rest = String::new();
-            while reader.read_line(&mut rest).unwrap_or(0) > 0 {
-                rest.clear();
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start within 60 s");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected start-up line {line:?}"))
-            .parse()
-            .unwrap();
+        let addr =
+            crate::support::server::read_listen_addr(stdout).unwrap_or_else(|e| panic!("server did not start: {e}"));
         Server { child, addr }
     }
 

@@ -4,6 +4,7 @@
 
 mod bad_inputs;
 mod codec;
+mod lengths;
 mod props;
 mod sim;
 mod transcripts;

@@ -76,26 +76,7 @@ impl ChildServer {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the server never writes into a closed pipe.
-            let mut rest = String::new();
-            while reader.read_line(&mut rest).unwrap_or(0) > 0 {
-                rest.clear();
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start within 60 s");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected start-up line {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = read_listen_addr(stdout).unwrap_or_else(|e| panic!("server did not start: {e}"));
         ChildServer { addr, child }
     }
 
@@ -131,4 +112,27 @@ impl Drop for ChildServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits (up to 60 s) for a `plait serve` child's start-up line on its stdout and returns the
+/// address it listens on; keeps draining stdout afterwards so the server never writes into a
+/// closed pipe. `Err` carries the line it got (empty if none) for the caller's message.
+pub fn read_listen_addr(stdout: std::process::ChildStdout) -> Result<SocketAddr, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).unwrap_or(0) > 0 {
+            rest.clear();
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "no start-up line within 60 s".to_string())?;
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("unexpected start-up line {line:?}"))
 }
