@@ -74,6 +74,7 @@ impl App {
             max_patches: cfg.max_patches,
             max_rebase_delay: Duration::from_millis(cfg.max_rebase_delay_ms),
             cors,
+            compression: !cfg.no_compression,
         };
         let (stop, stop_rx) = watch::channel(false);
         let limits = ConnLimits {

@@ -41,6 +41,12 @@ pub struct ServeConfig {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub memory: bool,
 
+    /// Never compress responses (by default finite responses are gzip/brotli-compressed when the
+    /// client accepts it; subscriptions never are).
+    #[arg(long, env = "PLAIT_NO_COMPRESSION", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_compression: bool,
+
     /// Origins allowed by CORS, comma separated; `*` allows any origin (without credentials).
     #[arg(long, env = "PLAIT_CORS_ORIGINS", value_delimiter = ',', default_value = "*")]
     pub cors_origins: Vec<String>,
@@ -116,6 +122,7 @@ impl ServeConfig {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             memory: data_dir.is_none(),
+            no_compression: false,
             data_dir: data_dir.unwrap_or_default(),
             cors_origins: vec!["*".into()],
             parents_wait_ms: 3000,

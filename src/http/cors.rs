@@ -45,6 +45,7 @@ const EXPOSED: &[&str] = &[
     "x-transfer-encoding",
     "vary",
     "plait-error",
+    "etag",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {

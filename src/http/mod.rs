@@ -5,6 +5,7 @@
 //! own endpoints) and `/.well-known/multiplexer/` (braid-http's multiplexer, answered 501
 //! so that clients fall back to plain requests).
 
+mod compress;
 mod cors;
 mod error;
 mod headers;
@@ -44,6 +45,8 @@ pub struct HttpSettings {
     pub max_rebase_delay: Duration,
     /// Origins allowed by CORS.
     pub cors: CorsOrigins,
+    /// Compress finite responses when the client accepts gzip or brotli (never subscriptions).
+    pub compression: bool,
 }
 
 /// What every handler can reach.
@@ -65,15 +68,16 @@ impl AppState {
 /// The whole API on one screen.
 pub fn router(state: AppState) -> Router {
     let cors = cors::layer(&state.settings.cors);
-    Router::new()
+    let compression = state.settings.compression;
+    let router = Router::new()
         .route("/.plait/health", any(health))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))
         .fallback(resource::handle)
-        .layer(axum::middleware::map_response(reply::add_vary))
-        .layer(cors)
-        .with_state(state)
+        .layer(axum::middleware::map_response(reply::add_vary));
+    let router = if compression { router.layer(compress::layer()) } else { router };
+    router.layer(cors).with_state(state)
 }
 
 async fn health(State(state): State<AppState>, method: axum::http::Method) -> Response {

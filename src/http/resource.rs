@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::ext::ReasonPhrase;
 use rand::Rng;
@@ -39,13 +39,14 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
             }
         }
     }
+    let inm = req.headers().get("if-none-match").cloned();
     match *req.method() {
-        Method::GET if braid.head_override && braid.subscribe.is_none() => read(&state, &path, braid, false).await,
+        Method::GET if braid.head_override && braid.subscribe.is_none() => read(&state, &path, braid, inm, false).await,
         Method::GET => match braid.subscribe.is_some() {
             true => subscribe(&state, &path, braid).await,
-            false => read(&state, &path, braid, true).await,
+            false => read(&state, &path, braid, inm, true).await,
         },
-        Method::HEAD => read(&state, &path, braid, false).await,
+        Method::HEAD => read(&state, &path, braid, inm, false).await,
         Method::PUT | Method::PATCH | Method::POST => write(&state, &path, braid, req).await,
         Method::DELETE => {
             state.hub.delete(&path).await?;
@@ -133,19 +134,42 @@ fn with_status(status: u16, reason: &'static [u8], body: Body) -> Response {
     res
 }
 
-async fn read(state: &AppState, path: &str, braid: BraidHeaders, with_body: bool) -> Result<Response, ApiError> {
+/// `Cache-Control` of a snapshot at a named `Version`: the text of a version never changes.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of the current snapshot: caches may keep it but must revalidate (ETag).
+const REVALIDATE: &str = "no-cache";
+
+async fn read(
+    state: &AppState,
+    path: &str,
+    braid: BraidHeaders,
+    if_none_match: Option<HeaderValue>,
+    with_body: bool,
+) -> Result<Response, ApiError> {
+    let pinned = braid.version.is_some();
     let outcome = state.hub.read(path, ReadRequest { version: braid.version, parents: braid.parents }).await?;
     match outcome {
         ReadOutcome::Snapshot { text, version, current, digest } => {
+            let etag = protocol::etag(&version);
+            let not_modified = if_none_match.is_some_and(|v| protocol::if_none_match(v.as_bytes(), &etag));
             let len = text.len();
-            let body = if with_body { Body::from(text) } else { Body::empty() };
-            let mut res = Response::new(body);
+            let mut res = if not_modified {
+                let mut res = Response::new(Body::empty());
+                *res.status_mut() = StatusCode::NOT_MODIFIED;
+                res
+            } else {
+                Response::new(if with_body { Body::from(text) } else { Body::empty() })
+            };
             let h = res.headers_mut();
             reply::resource_headers(h, &current, braid.merge_type);
             reply::set_version(h, "version", &version);
+            reply::set(h, "etag", &etag);
+            reply::set(h, "cache-control", if pinned { IMMUTABLE } else { REVALIDATE });
             reply::set(h, "repr-digest", &digest);
             reply::set(h, "content-type", REPR_TYPE);
-            reply::set(h, "content-length", &len.to_string());
+            if !not_modified {
+                reply::set(h, "content-length", &len.to_string());
+            }
             Ok(res)
         }
         ReadOutcome::History { updates, current } => {

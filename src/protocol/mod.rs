@@ -18,6 +18,7 @@
 
 mod block;
 pub mod body;
+pub mod cache;
 pub mod decode;
 pub mod digest;
 pub mod error;
@@ -32,6 +33,7 @@ mod decode_tests;
 mod test_util;
 
 pub use body::{classify_body, parse_patches, patch_count, UpdateBody, MAX_PATCHES};
+pub use cache::{etag, if_none_match};
 pub use decode::{DecodedUpdate, Decoder, DEFAULT_MAX_BODY, MAX_HEADER_BLOCK};
 pub use digest::{parse_repr_digest, repr_digest, text_sha256};
 pub use error::ProtocolError;

@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod compression;
 mod convergence;
 mod cors_and_reserved;
 mod crash;

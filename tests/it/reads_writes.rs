@@ -380,3 +380,51 @@ engines!(delete_removes_document_and_history, |engine: Engine| async move {
     assert_eq!(get(&s, "/gone", &[]).await.text(), "hi");
     s.stop().await;
 });
+
+engines!(etag_is_the_version_and_conditional_gets_get_304, |engine: Engine| async move {
+    use crate::support::client::SubscriptionReader;
+    let s = TestServer::start(engine).await;
+    put(&s, "/c", &[("Version", "\"alice-4\""), ("Parents", "")], "hello").await;
+    let r = get(&s, "/c", &[]).await;
+    assert_eq!(r.status, 200);
+    let tag = r.header("etag").expect("GET carries an ETag").to_string();
+    assert!(tag.starts_with('"') && tag.ends_with('"') && !tag[1..tag.len() - 1].contains('"'), "{tag}");
+    assert_eq!(r.header("cache-control"), Some("no-cache"), "the current text must be revalidated");
+
+    // The same version: 304, no body, the validators repeated.
+    for inm in [tag.clone(), format!("W/{tag}"), format!("\"nope\", {tag}"), "*".to_string()] {
+        let r = get(&s, "/c", &[("If-None-Match", &inm)]).await;
+        assert_eq!(r.status, 304, "If-None-Match: {inm}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("etag"), Some(tag.as_str()));
+        assert_eq!(r.header("version"), Some("\"alice-4\""));
+    }
+    let r = request(s.addr, "HEAD", "/c", &[("If-None-Match", &tag)], b"").await;
+    assert_eq!(r.status, 304);
+    assert_eq!(get(&s, "/c", &[("If-None-Match", "\"nope\"")]).await.status, 200);
+
+    // A new version: a new tag, and the old one no longer matches.
+    put(&s, "/c", &[("Version", "\"bob-0\""), ("Parents", "\"alice-4\""), ("Content-Range", "text [5:5]")], "!").await;
+    let r = get(&s, "/c", &[("If-None-Match", &tag)]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "hello!");
+    let new_tag = r.header("etag").unwrap().to_string();
+    assert_ne!(new_tag, tag);
+
+    // A named Version is immutable, and tagged like the current text was at that version.
+    let r = get(&s, "/c", &[("Version", "\"alice-4\"")]).await;
+    assert_eq!(r.text(), "hello");
+    assert_eq!(r.header("etag"), Some(tag.as_str()));
+    let cc = r.header("cache-control").unwrap_or_default();
+    assert!(cc.contains("immutable") && cc.contains("max-age="), "{cc}");
+    assert_eq!(get(&s, "/c", &[("Version", "\"alice-4\""), ("If-None-Match", &tag)]).await.status, 304);
+
+    // Subscriptions and history ranges are never cacheable and carry no tag.
+    let sub = SubscriptionReader::open(s.addr, "/c", &[]).await;
+    assert_eq!(sub.head.status, 209);
+    assert_eq!(sub.head.header("etag"), None);
+    assert!(sub.head.header("cache-control").unwrap_or_default().contains("no-store"));
+    let r = get(&s, "/c", &[("Parents", "\"alice-4\""), ("Merge-Type", "dt")]).await;
+    assert_eq!(r.header("etag"), None);
+    s.stop().await;
+});
