@@ -37,6 +37,15 @@ fn open_rocks(_cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
     anyhow::bail!("this build has no RocksDB (feature `rocksdb` is off): use --memory")
 }
 
+/// The URL scheme the server answers on.
+pub fn scheme(cfg: &ServeConfig) -> &'static str {
+    if cfg.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
 /// A description of the store for the start-up line.
 pub fn store_description(cfg: &ServeConfig) -> String {
     if cfg.memory {
@@ -82,6 +91,10 @@ impl App {
             header_timeout: Duration::from_secs(cfg.header_timeout_secs.max(1)),
             shutdown_grace: Duration::from_millis(1500),
             stall_timeout: Duration::from_secs(cfg.stall_timeout_secs.max(1)),
+            tls: match (&cfg.tls_cert, &cfg.tls_key) {
+                (Some(cert), Some(key)) => Some(http::tls_acceptor(cert, key)?),
+                _ => None,
+            },
         };
         Ok(App { router: http::router(AppState::new(hub, settings, stop_rx)), stop, limits })
     }

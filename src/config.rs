@@ -63,6 +63,15 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
 
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs `--tls-key`. ALPN offers
+    /// h2 and http/1.1. Without it the server speaks cleartext HTTP/1.1 and h2c.
+    #[arg(long, env = "PLAIT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) for `--tls-cert`.
+    #[arg(long, env = "PLAIT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Largest request head (request line plus headers), in bytes; larger gets 431.
     #[arg(long, env = "PLAIT_MAX_HEADER_BYTES", default_value_t = 64 << 10)]
     pub max_header_bytes: usize,
@@ -137,6 +146,8 @@ impl ServeConfig {
             max_subscriptions: 100_000,
             max_document_chars: 32 << 20,
             header_timeout_secs: 10,
+            tls_cert: None,
+            tls_key: None,
             max_rebase_delay_ms: 3000,
             unsafe_ack_before_durable_ms: None,
             log: "warn".into(),

@@ -20,7 +20,11 @@ async fn main() -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             // Printed once the store is open and the port bound: tests and scripts read this
             // line to learn the port when --listen ends in :0.
-            println!("plait listening on http://{addr} (store: {})", plait::app::store_description(&cfg));
+            println!(
+                "plait listening on {}://{addr} (store: {})",
+                plait::app::scheme(&cfg),
+                plait::app::store_description(&cfg)
+            );
             app.serve(listener, shutdown_signal()).await
         }
     }

@@ -14,6 +14,7 @@ mod resource;
 mod server;
 mod stall;
 mod stream;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use crate::hub::Hub;
 pub use cors::CorsOrigins;
 pub use error::ApiError;
 pub use server::{serve, ConnLimits};
+pub use tls::{acceptor as tls_acceptor, TlsError};
 
 /// Settings of the HTTP layer, from the configuration.
 #[derive(Clone, Debug)]

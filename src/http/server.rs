@@ -18,9 +18,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::stall::StallGuard;
+use tokio_rustls::TlsAcceptor;
 
-/// Connection-level limits.
-#[derive(Clone, Debug)]
+/// Connection-level limits (and whether connections speak TLS).
+#[derive(Clone)]
 pub struct ConnLimits {
     /// Largest request head (request line and headers) accepted; larger → 431.
     pub max_header_bytes: usize,
@@ -32,6 +33,8 @@ pub struct ConnLimits {
     /// A connection whose writes make no progress for this long (its client stopped
     /// reading) is closed, releasing its subscriptions.
     pub stall_timeout: Duration,
+    /// Terminate TLS on every connection (HTTPS, ALPN h2/http1.1); None = cleartext (h2c).
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// hyper's smallest allowed read buffer.
@@ -71,11 +74,29 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
-        let io = TokioIo::new(StallGuard::new(stream, limits.stall_timeout));
-        let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let stall_timeout = limits.stall_timeout;
+        let tls = limits.tls.clone();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match tls {
+                None => {
+                    let io = TokioIo::new(StallGuard::new(stream, stall_timeout));
+                    watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await
+                }
+                Some(acceptor) => {
+                    // A handshake that does not finish in time is a slowloris like any other.
+                    let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    };
+                    let io = TokioIo::new(StallGuard::new(tls_stream, stall_timeout));
+                    watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -49,3 +49,25 @@ fn bad_configuration_is_refused_with_a_message() {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }
 }
+
+#[test]
+fn tls_needs_both_files_and_says_which_one_is_wrong() {
+    let serve = |args: &[&str]| {
+        let out = Command::new(plait_binary())
+            .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should be refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = serve(&["--tls-cert", "/nonexistent/cert.pem"]);
+    assert!(err.contains("--tls-key"), "{err}");
+    let err = serve(&["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"]);
+    assert!(err.contains("TLS certificate") && err.contains("/nonexistent/cert.pem"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let err = serve(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", "/nonexistent/key.pem"]);
+    assert!(err.contains("no CERTIFICATE"), "{err}");
+}

@@ -130,7 +130,7 @@ pub fn read_listen_addr(stdout: std::process::ChildStdout) -> Result<SocketAddr,
         }
     });
     let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "no start-up line within 60 s".to_string())?;
-    line.split("http://")
+    line.split("://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|a| a.parse().ok())
