@@ -16,6 +16,7 @@ mod http2;
 mod interop_js;
 mod limits;
 mod malformed;
+mod proxies;
 mod reads_writes;
 mod slow_subscribers;
 mod subscriptions;
