@@ -84,6 +84,7 @@ impl App {
             max_rebase_delay: Duration::from_millis(cfg.max_rebase_delay_ms),
             cors,
             compression: !cfg.no_compression,
+            editor: !cfg.no_editor,
         };
         let (stop, stop_rx) = watch::channel(false);
         let limits = ConnLimits {

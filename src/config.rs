@@ -41,6 +41,11 @@ pub struct ServeConfig {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub memory: bool,
 
+    /// Do not serve the live editor page to browsers (they get the plain text instead).
+    #[arg(long, env = "PLAIT_NO_EDITOR", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_editor: bool,
+
     /// Never compress responses (by default finite responses are gzip/brotli-compressed when the
     /// client accepts it; subscriptions never are).
     #[arg(long, env = "PLAIT_NO_COMPRESSION", action = clap::ArgAction::SetTrue,
@@ -132,6 +137,7 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             memory: data_dir.is_none(),
             no_compression: false,
+            no_editor: false,
             data_dir: data_dir.unwrap_or_default(),
             cors_origins: vec!["*".into()],
             parents_wait_ms: 3000,

@@ -7,6 +7,7 @@
 
 mod compress;
 mod cors;
+mod editor;
 mod error;
 mod headers;
 mod reply;
@@ -49,6 +50,8 @@ pub struct HttpSettings {
     pub cors: CorsOrigins,
     /// Compress finite responses when the client accepts gzip or brotli (never subscriptions).
     pub compression: bool,
+    /// Serve the live editor page to browser navigations (`Accept: text/html` first).
+    pub editor: bool,
 }
 
 /// What every handler can reach.
@@ -73,6 +76,7 @@ pub fn router(state: AppState) -> Router {
     let compression = state.settings.compression;
     let router = Router::new()
         .route("/.plait/health", any(health))
+        .route("/.plait/client/{file}", axum::routing::get(editor::asset))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))

@@ -32,9 +32,9 @@ pub fn resource_headers(headers: &mut HeaderMap, current: &VersionSet, merge_typ
     set(headers, "repr-type", REPR_TYPE);
 }
 
-/// `Vary: Version, Parents, Subscribe` on every response, so caches keep versioned
-/// responses apart (added after the CORS layer's own `Vary` entries).
+/// `Vary: Version, Parents, Subscribe, Accept` on every response, so caches keep versioned
+/// responses (and the editor page) apart (added after the CORS layer's own `Vary` entries).
 pub async fn add_vary(mut res: Response) -> Response {
-    res.headers_mut().append("vary", HeaderValue::from_static("Version, Parents, Subscribe"));
+    res.headers_mut().append("vary", HeaderValue::from_static("Version, Parents, Subscribe, Accept"));
     res
 }

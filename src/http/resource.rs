@@ -40,6 +40,10 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         }
     }
     let inm = req.headers().get("if-none-match").cloned();
+    let navigation = braid.subscribe.is_none() && braid.version.is_none() && braid.parents.is_none();
+    if req.method() == Method::GET && navigation && state.settings.editor && super::editor::wants_page(req.headers()) {
+        return Ok(super::editor::page());
+    }
     match *req.method() {
         Method::GET if braid.head_override && braid.subscribe.is_none() => read(&state, &path, braid, inm, false).await,
         Method::GET => match braid.subscribe.is_some() {

@@ -74,3 +74,37 @@ async fn reserved_paths() {
     assert_ne!(put.status, 200, "{put:?}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_the_editor_unless_it_is_off() {
+    use crate::support::client::request;
+    use crate::support::server::{Engine, TestServer};
+    let nav = [("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")];
+    let s = TestServer::start(Engine::Memory).await;
+    request(s.addr, "PUT", "/page", &[], b"plain words").await;
+    let r = request(s.addr, "GET", "/page", &nav, b"").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap_or_default().starts_with("text/html"));
+    assert!(r.text().contains("/.plait/client/editor.js"));
+    assert!(r.headers_named("vary").iter().any(|v| v.contains("Accept")));
+    // API clients, subscriptions and versioned reads are untouched.
+    assert_eq!(request(s.addr, "GET", "/page", &[("Accept", "*/*")], b"").await.text(), "plain words");
+    assert_eq!(request(s.addr, "GET", "/page", &[], b"").await.text(), "plain words");
+    let r = request(s.addr, "GET", "/page", &[nav[0], ("Version", "\"x-0\"")], b"").await;
+    assert_ne!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    // The modules the page imports.
+    for file in ["editor.js", "simpleton.js", "framing.js", "text.js"] {
+        let r = request(s.addr, "GET", &format!("/.plait/client/{file}"), &[], b"").await;
+        assert_eq!(r.status, 200, "{file}");
+        assert!(r.header("content-type").unwrap_or_default().starts_with("text/javascript"), "{file}");
+    }
+    let r = request(s.addr, "GET", "/.plait/client/../../etc/passwd", &[], b"").await;
+    assert!((400..500).contains(&r.status), "{}", r.status);
+    assert_eq!(request(s.addr, "GET", "/.plait/client/nope.js", &[], b"").await.status, 404);
+    s.stop().await;
+
+    let s = TestServer::start_with(Engine::Memory, |c| c.no_editor = true).await;
+    request(s.addr, "PUT", "/page", &[], b"plain words").await;
+    assert_eq!(request(s.addr, "GET", "/page", &nav, b"").await.text(), "plain words");
+    s.stop().await;
+}

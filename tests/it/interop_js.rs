@@ -61,3 +61,21 @@ async fn js_client_unit_tests() {
     assert!(out.status.success(), "clients/js tests failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("# fail 0"), "{stdout}");
 }
+
+/// The live editor in headless Chromium through playwright-core (tests/js/editor_browser.mjs).
+/// The screenshot is kept as a test artifact under the target directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_editor_in_a_real_browser() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run .ci/setup (the README's test command does)"
+    );
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("editor.png");
+    let _ = std::fs::remove_file(&shot);
+    let s = TestServer::start(Engine::Rocks).await;
+    run_node("editor_browser.mjs", &s, &[shot.to_str().unwrap()]).await;
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 1000, "no screenshot at {}", shot.display());
+    eprintln!("editor screenshot: {}", shot.display());
+    s.stop().await;
+}
