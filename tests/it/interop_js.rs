@@ -12,13 +12,18 @@ fn repo() -> PathBuf {
 }
 
 async fn run_node(script: &str, server: &TestServer, extra: &[&str]) {
+    run_node_at(script, &format!("http://{}", server.addr), extra, &[]).await;
+}
+
+/// Runs a script from tests/js against `url` (any server or proxy) with extra environment.
+pub(crate) async fn run_node_at(script: &str, url: &str, extra: &[&str], env: &[(&str, &str)]) {
     let modules = repo().join("tests/js/node_modules/braid-http");
     assert!(modules.exists(), "tests/js/node_modules is missing: run .ci/setup (the README's test command does)");
-    let url = format!("http://{}", server.addr);
     let child = tokio::process::Command::new("node")
         .arg(repo().join("tests/js").join(script))
-        .arg(&url)
+        .arg(url)
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -77,5 +82,27 @@ async fn live_editor_in_a_real_browser() {
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 1000, "no screenshot at {}", shot.display());
     eprintln!("editor screenshot: {}", shot.display());
+    s.stop().await;
+}
+
+/// The same browser test over HTTPS (rustls, self-signed) with the pages loaded over h2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_editor_over_https_h2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let rcgen::CertifiedKey { cert: c, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&cert, c.pem()).unwrap();
+    std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+    let s = TestServer::start_with(Engine::Memory, |cfg| {
+        cfg.tls_cert = Some(cert.clone());
+        cfg.tls_key = Some(key.clone());
+    })
+    .await;
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("editor-h2.png");
+    let url = format!("https://localhost:{}", s.addr.port());
+    // Node's fetch (the script's own GETs) must accept the self-signed certificate.
+    run_node_at("editor_browser.mjs", &url, &[shot.to_str().unwrap(), "h2"], &[("NODE_TLS_REJECT_UNAUTHORIZED", "0")])
+        .await;
     s.stop().await;
 }

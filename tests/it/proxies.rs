@@ -234,3 +234,15 @@ async fn nginx_heartbeats_keep_idle_subscriptions_open() {
 async fn haproxy_heartbeats_keep_idle_subscriptions_open() {
     heartbeats_outlive_the_idle_timeout(Kind::Haproxy).await;
 }
+
+/// The live editor in headless Chromium, through nginx running the documented config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_editor_through_nginx() {
+    let s = TestServer::start(Engine::Memory).await;
+    let proxy = Proxy::start(Kind::Nginx, s.addr, None).await;
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("editor-nginx.png");
+    let url = format!("http://{}", proxy.addr);
+    crate::interop_js::run_node_at("editor_browser.mjs", &url, &[shot.to_str().unwrap()], &[]).await;
+    drop(proxy);
+    s.stop().await;
+}

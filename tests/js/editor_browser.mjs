@@ -3,13 +3,17 @@
 // one goes offline, types, comes back and merges; a reload shows the merged text; the
 // caret stays in place when a remote edit lands before it. A screenshot is saved.
 //
-// usage: node editor_browser.mjs http://127.0.0.1:PORT /path/to/screenshot.png
+// usage: node editor_browser.mjs http(s)://HOST:PORT /path/to/screenshot.png [h2]
+// With `h2`, the pages must have been loaded over HTTP/2 (an HTTPS server with a
+// self-signed certificate is accepted; Node's own fetch then needs
+// NODE_TLS_REJECT_UNAUTHORIZED=0, which the Rust test sets for this script only).
 
 import { chromium } from 'playwright-core'
 import { baseUrlFromArgv, hardTimeout, randomId, waitFor, assert, assertEq, runSteps } from './lib.mjs'
 
 const base = baseUrlFromArgv()
 const shot = process.argv[3]
+const wantH2 = process.argv[4] === 'h2'
 hardTimeout(120000, 'editor_browser')
 
 const url = `${base}/editor/${randomId()}`
@@ -44,8 +48,8 @@ async function typeAt(page, key, text) {
 await runSteps('editor_browser', [
   ['launch Chromium', async () => {
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] })
-    ctxA = await browser.newContext()
-    ctxB = await browser.newContext()
+    ctxA = await browser.newContext({ ignoreHTTPSErrors: true })
+    ctxB = await browser.newContext({ ignoreHTTPSErrors: true })
   }],
   ['API clients still get the text, browsers the editor', async () => {
     const put = await fetch(url, { method: 'PUT', body: 'middle' })
@@ -59,6 +63,10 @@ await runSteps('editor_browser', [
     b = await open(ctxB)
     assertEq(await textOf(a), 'middle', 'page A text')
     assertEq(await textOf(b), 'middle', 'page B text')
+    if (wantH2) {
+      const proto = await a.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol)
+      assertEq(proto, 'h2', 'the protocol the page was loaded with')
+    }
   }],
   ['both type at the same time and converge', async () => {
     await Promise.all([typeAt(a, 'Home', 'alpha '), typeAt(b, 'End', ' beta')])
