@@ -210,7 +210,7 @@ async fn subscribe(state: &AppState, path: &str, braid: BraidHeaders) -> Result<
         .await?;
     let current = sub.current.clone();
     let heartbeat = braid.heartbeats.as_ref().map(|(secs, _)| std::time::Duration::from_secs_f64(*secs));
-    let body = stream::subscription_body(sub, heartbeat, state.shutdown.clone());
+    let body = stream::subscription_body(sub, heartbeat, state.shutdown.clone(), braid.head_override);
     let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
     let h = res.headers_mut();
     reply::resource_headers(h, &current, braid.merge_type);

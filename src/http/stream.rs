@@ -9,25 +9,33 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::hub::Subscription;
-use crate::protocol::{encode_update, HEARTBEAT};
+use crate::protocol::{encode_update, UpdateContent, HEARTBEAT};
 
 use super::reply::REPR_TYPE;
 
 struct StreamState {
     sub: Subscription,
+    header_only: bool,
     heartbeat: Option<Interval>,
     shutdown: watch::Receiver<bool>,
 }
 
 /// The streaming body. hyper polls it only when the socket can take more, so a client
 /// that stops reading simply stops this stream from computing updates: no queue grows.
-pub fn subscription_body(sub: Subscription, heartbeat: Option<Duration>, shutdown: watch::Receiver<bool>) -> Body {
+/// `header_only` (a `Method-Override: HEAD` subscription, a change feed) sends each update's
+/// `Version` and `Parents` with an empty body.
+pub fn subscription_body(
+    sub: Subscription,
+    heartbeat: Option<Duration>,
+    shutdown: watch::Receiver<bool>,
+    header_only: bool,
+) -> Body {
     let heartbeat = heartbeat.map(|every| {
         let mut interval = tokio::time::interval_at(Instant::now() + every, every);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         interval
     });
-    let state = StreamState { sub, heartbeat, shutdown };
+    let state = StreamState { sub, header_only, heartbeat, shutdown };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         if *st.shutdown.borrow() {
             return None;
@@ -36,8 +44,11 @@ pub fn subscription_body(sub: Subscription, heartbeat: Option<Duration>, shutdow
             updates = st.sub.next() => {
                 let updates = updates?;
                 let mut out = Vec::new();
-                for u in &updates {
-                    encode_update(u, REPR_TYPE, &mut out);
+                for mut u in updates {
+                    if st.header_only {
+                        u.content = UpdateContent::HeaderOnly;
+                    }
+                    encode_update(&u, REPR_TYPE, &mut out);
                 }
                 Bytes::from(out)
             }

@@ -253,3 +253,48 @@ engines!(slow_subscriber_gets_one_coalesced_catch_up, |engine: Engine| async mov
     assert!(updates < 100, "{updates} updates for 100 writes: not coalesced");
     s.stop().await;
 });
+
+engines!(method_override_head_subscription_is_a_header_only_change_feed, |engine: Engine| async move {
+    use plait::protocol::UpdateBody;
+    let s = TestServer::start(engine).await;
+    put(&s, "/feed", &[("Version", "\"alice-4\""), ("Parents", "")], "hello").await;
+    let mut feed = SubscriptionReader::open(s.addr, "/feed", &[("Method-Override", "HEAD")]).await;
+    assert_eq!(feed.head.status, 209);
+    // The current version is announced once, without the text.
+    let first = feed.next().await;
+    assert_eq!((ver(&first).as_str(), par(&first).as_str()), ("\"alice-4\"", ""));
+    assert_eq!(first.body, UpdateBody::Snapshot(String::new()));
+    assert_eq!(first.header("content-length"), Some("0"));
+    put(
+        &s,
+        "/feed",
+        &[("Version", "\"bob-5\""), ("Parents", "\"alice-4\""), ("Content-Range", "text [5:5]")],
+        " world",
+    )
+    .await;
+    let u = feed.next().await;
+    assert_eq!((ver(&u).as_str(), par(&u).as_str()), ("\"bob-5\"", "\"alice-4\""));
+    assert_eq!(u.body, UpdateBody::Snapshot(String::new()));
+    assert!(!String::from_utf8_lossy(&feed.raw).contains("world"), "a change feed carries no text");
+    // Without Subscribe, Method-Override: HEAD is a HEAD: the GET's headers, no body.
+    let mut c = crate::support::client::Conn::open(s.addr).await;
+    c.send("GET", "/feed", &[("Method-Override", "HEAD")], b"").await;
+    let head = c.read_response("GET").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("version"), Some("\"bob-5\""));
+    // At the HTTP level this is still a GET, so its framing must say "no body".
+    assert_eq!(head.header("content-length"), Some("0"));
+    c.send("GET", "/feed", &[], b"").await;
+    assert_eq!(c.read_response("GET").await.text(), "hello world", "no stray body on the connection");
+
+    // Parents already current: nothing until the next change.
+    let mut quiet =
+        SubscriptionReader::open(s.addr, "/feed", &[("Method-Override", "HEAD"), ("Parents", "\"bob-5\"")]).await;
+    assert!(quiet.next_within(std::time::Duration::from_millis(300)).await.is_none());
+    put(&s, "/feed", &[("Version", "\"carol-0\""), ("Parents", "\"bob-5\""), ("Content-Range", "text [0:0]")], ">")
+        .await;
+    let u = quiet.next().await;
+    assert_eq!((ver(&u).as_str(), par(&u).as_str()), ("\"carol-0\"", "\"bob-5\""));
+    assert_eq!(u.body, UpdateBody::Snapshot(String::new()));
+    s.stop().await;
+});
