@@ -149,6 +149,8 @@ fn text_status(e: &TextError) -> StatusCode {
         TextError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         // Only ever raised by bytes the server stored itself: never the client's fault.
         TextError::CorruptEncoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // braid-text's status, fatal for simpleton clients (they and the server disagree).
+        TextError::DigestMismatch { .. } => StatusCode::from_u16(550).unwrap_or(StatusCode::CONFLICT),
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -156,7 +158,10 @@ fn text_status(e: &TextError) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, unknown) = self.classify();
-        let message = if status.is_server_error() {
+        // 550 (Repr-Digest mismatch) is braid-text's code for a client-side disagreement, not a
+        // server failure: it keeps its real message and is not logged as an error.
+        let client_caused = status.as_u16() == 550;
+        let message = if status.is_server_error() && !client_caused {
             tracing::error!(error = %self, code, "request failed on the server side");
             match status {
                 StatusCode::SERVICE_UNAVAILABLE => {
@@ -181,6 +186,8 @@ impl IntoResponse for ApiError {
             }
             headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
             res.extensions_mut().insert(ReasonPhrase::from_static(b"Version Unknown Here"));
+        } else if client_caused {
+            res.extensions_mut().insert(ReasonPhrase::from_static(b"Repr-Digest Mismatch"));
         } else if matches!(
             status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS | StatusCode::INSUFFICIENT_STORAGE

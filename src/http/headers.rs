@@ -27,6 +27,8 @@ pub struct BraidHeaders {
     pub patch_count: Option<usize>,
     /// `Method-Override: HEAD`.
     pub head_override: bool,
+    /// The SHA-256 in `Repr-Digest` (RFC 9530); other algorithms are ignored, as the RFC allows.
+    pub repr_digest: Option<[u8; 32]>,
 }
 
 /// The value of a header that may appear at most once.
@@ -54,6 +56,7 @@ impl BraidHeaders {
         let content_range = single(headers, "content-range")?.map(<[u8]>::to_vec);
         let patch_count = protocol::patch_count(single(headers, "patches")?, single(headers, "content-type")?)?;
         let head_override = single(headers, "method-override")?.is_some_and(|v| v.eq_ignore_ascii_case(b"HEAD"));
+        let repr_digest = single(headers, "repr-digest")?.and_then(protocol::parse_repr_digest);
         Ok(BraidHeaders {
             version,
             parents,
@@ -64,6 +67,7 @@ impl BraidHeaders {
             content_range,
             patch_count,
             head_override,
+            repr_digest,
         })
     }
 }

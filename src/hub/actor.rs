@@ -215,7 +215,7 @@ impl Actor {
                     let _ = w.reply.send(Err(HubError::DocumentTooLarge { limit }));
                     continue;
                 }
-                match state.doc.apply(w.req.edit.clone()) {
+                match state.doc.apply_checked(w.req.edit.clone(), w.req.expect_sha256) {
                     Ok(applied) => done.push(AppliedWrite { req: w.req, applied, reply: Some(w.reply) }),
                     Err(TextError::UnknownVersion(ids)) => self.park_or_refuse(w, ids),
                     Err(e) => {

@@ -46,6 +46,8 @@ pub struct WriteRequest {
     pub peer: Option<String>,
     /// The writer's merge type: a `dt` writer is never treated as a simpleton sender.
     pub merge_type: MergeType,
+    /// The SHA-256 the client's `Repr-Digest` says the resulting text has, if it sent one.
+    pub expect_sha256: Option<[u8; 32]>,
 }
 
 /// The result of a durable write.

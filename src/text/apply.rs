@@ -9,7 +9,7 @@
 
 use super::event::{validate_agent, EventId, MAX_SEQ};
 use super::frontier::{lookup, to_local};
-use super::plan::{build_ops, check_ops_fit, count, minimal_diff, resolve, trim_front, whole_replace};
+use super::plan::{apply_spans, build_ops, check_ops_fit, count, minimal_diff, resolve, trim_front, whole_replace};
 use super::{Applied, Change, Edit, Outcome, TextDoc, TextError};
 use crate::protocol::VersionSet;
 use diamond_types::LocalVersion;
@@ -18,6 +18,14 @@ use smallvec::smallvec;
 impl TextDoc {
     /// Applies one edit. Never panics on client input; on `Err` nothing changed.
     pub fn apply(&mut self, edit: Edit) -> Result<Applied, TextError> {
+        self.apply_checked(edit, None)
+    }
+
+    /// [`apply`](Self::apply), refusing the edit with [`TextError::DigestMismatch`] when
+    /// `expect_sha256` is given, the edit applies on top of the current version (no merge, so
+    /// the client knows the exact result, as braid-text checks), and the resulting text's
+    /// SHA-256 differs. Checked before anything is added, so a refused edit leaves no trace.
+    pub fn apply_checked(&mut self, edit: Edit, expect_sha256: Option<[u8; 32]>) -> Result<Applied, TextError> {
         // 1. The Version: syntax, agent, and "already fully known".
         let named = match &edit.version {
             Some(v) => {
@@ -107,6 +115,11 @@ impl TextDoc {
         // 5. Last guard: every op must fit the text at its actual parents (the partial case reads
         // the tail against a different version than the client did). Yields the new length.
         let new_len = check_ops_fit(&ops, parent_len)?;
+        if let Some(expected) = expect_sha256 {
+            if outcome == Outcome::Fresh && self.is_tip(&parents) {
+                check_digest(&self.text(), &spans, expected)?;
+            }
+        }
         let added: usize = ops.iter().map(|op| op.end() - op.start()).sum();
 
         let agent_id = self.oplog.get_or_create_agent_id(&agent);
@@ -121,4 +134,15 @@ impl TextDoc {
         self.next_seq.insert(id.agent, last + 1);
         Ok(Applied { version, added, outcome })
     }
+}
+
+/// Refuses unless sha-256(`text` with `spans` applied) is `expected`.
+fn check_digest(text: &str, spans: &[super::plan::Span], expected: [u8; 32]) -> Result<(), TextError> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    let actual = crate::protocol::text_sha256(&apply_spans(text, spans));
+    if actual == expected {
+        return Ok(());
+    }
+    Err(TextError::DigestMismatch { expected: STANDARD.encode(expected), actual: STANDARD.encode(actual) })
 }

@@ -89,6 +89,15 @@ pub enum TextError {
     /// A position, count or seq would overflow.
     #[error("too large: {0}")]
     TooLarge(String),
+    /// The client's `Repr-Digest` does not match the text its edit would produce (checked only
+    /// when the edit applies on top of the current version, so no merge is involved).
+    #[error("repr-digest mismatch: the edit would give a text whose sha-256 is {actual}, the request says {expected}")]
+    DigestMismatch {
+        /// The request's digest, as base64.
+        expected: String,
+        /// The resulting text's digest, as base64.
+        actual: String,
+    },
 }
 
 impl TextError {
@@ -106,6 +115,7 @@ impl TextError {
             TextError::SeqGap { .. } => "seq_gap",
             TextError::CorruptEncoding(_) => "corrupt_encoding",
             TextError::TooLarge(_) => "too_large",
+            TextError::DigestMismatch { .. } => "repr_digest_mismatch",
         }
     }
 }

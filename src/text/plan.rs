@@ -61,6 +61,21 @@ pub(super) fn resolve(patches: Vec<Patch>, len: usize) -> Result<Vec<Span>, Text
     Ok(spans)
 }
 
+/// `text` with validated, sorted, non-overlapping `spans` applied (code point offsets).
+pub(super) fn apply_spans(text: &str, spans: &[Span]) -> String {
+    let mut out = String::with_capacity(text.len() + spans.iter().map(|s| s.content.len()).sum::<usize>());
+    let mut chars = text.chars();
+    let mut at = 0;
+    for span in spans {
+        out.extend(chars.by_ref().take(span.start - at));
+        out.push_str(&span.content);
+        chars.by_ref().take(span.end - span.start).for_each(drop);
+        at = span.end;
+    }
+    out.extend(chars);
+    out
+}
+
 /// `[0:len]` + body: what a whole-body PUT with a Version means in braid-text.
 pub(super) fn whole_replace(len: usize, body: String) -> Vec<Span> {
     let chars = body.chars().count();
@@ -218,6 +233,17 @@ mod tests {
         assert_eq!(d, vec![Span { start: 2, end: 2, content: "é".into(), chars: 1 }]);
         let d = minimal_diff("aaa", "aa");
         assert_eq!((d[0].start, d[0].end, d[0].chars), (2, 3, 0));
+    }
+
+    #[test]
+    fn spans_apply_in_code_points() {
+        let spans = vec![
+            Span { start: 0, end: 1, content: "H".into(), chars: 1 },
+            Span { start: 2, end: 2, content: "é".into(), chars: 1 },
+            Span { start: 3, end: 4, content: "".into(), chars: 0 },
+        ];
+        assert_eq!(apply_spans("h😀yz", &spans), "H😀éy");
+        assert_eq!(apply_spans("abc", &[]), "abc");
     }
 
     #[test]

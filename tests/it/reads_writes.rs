@@ -428,3 +428,35 @@ engines!(etag_is_the_version_and_conditional_gets_get_304, |engine: Engine| asyn
     assert_eq!(r.header("etag"), None);
     s.stop().await;
 });
+
+engines!(a_put_whose_repr_digest_mismatches_gets_550_and_changes_nothing, |engine: Engine| async move {
+    use plait::protocol::repr_digest;
+    let s = TestServer::start(engine).await;
+    put(&s, "/dg", &[("Version", "\"alice-4\""), ("Parents", "")], "hello").await;
+    // The right digest of the resulting text: accepted.
+    let good = repr_digest("hello world");
+    let h = [("Version", "\"bob-5\""), ("Parents", "\"alice-4\""), ("Content-Range", "text [5:5]")];
+    let r = put(&s, "/dg", &[h[0], h[1], h[2], ("Repr-Digest", &good)], " world").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A wrong one: 550 with a JSON error, and nothing was applied.
+    let bad = repr_digest("something else");
+    let h = [("Version", "\"carol-0\""), ("Parents", "\"bob-5\""), ("Content-Range", "text [0:0]")];
+    let r = put(&s, "/dg", &[h[0], h[1], h[2], ("Repr-Digest", &bad)], ">").await;
+    assert_eq!(r.status, 550, "{}", r.text());
+    assert_eq!(r.json()["error"], "repr_digest_mismatch");
+    assert!(r.json()["message"].as_str().unwrap_or_default().contains("sha-256"));
+    let now = get(&s, "/dg", &[]).await;
+    assert_eq!(now.text(), "hello world");
+    assert_eq!(now.header("version"), Some("\"bob-5\""));
+    // The same edit with the right digest then goes through (carol-0 was never added).
+    let r = put(&s, "/dg", &[h[0], h[1], h[2], ("Repr-Digest", &repr_digest(">hello world"))], ">").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Digests in other algorithms only are ignored (RFC 9530), and so is a merge: the client
+    // cannot know the merged text, so braid-text does not check it either.
+    let r = put(&s, "/dg", &[("Content-Range", "text [0:0]"), ("Repr-Digest", "sha-512=:AAAA:")], "1").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let h = [("Version", "\"dave-0\""), ("Parents", "\"bob-5\""), ("Content-Range", "text [0:0]")];
+    let r = put(&s, "/dg", &[h[0], h[1], h[2], ("Repr-Digest", &bad)], "#").await;
+    assert_eq!(r.status, 200, "a concurrent edit is merged, not checked: {}", r.text());
+    s.stop().await;
+});
