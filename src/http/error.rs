@@ -85,6 +85,9 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// A JSON request body that does not parse or has the wrong shape.
+    #[error("bad JSON body: {0}")]
+    BadJson(String),
     /// Unknown server endpoint under `/.plait/`.
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -121,6 +124,7 @@ impl ApiError {
             ApiError::PathTooLong { .. } => (S::URI_TOO_LONG, "path_too_long", None),
             ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
             ApiError::NotFound(_) => (S::NOT_FOUND, "not_found", None),
+            ApiError::BadJson(_) => (S::BAD_REQUEST, "bad_json", None),
             ApiError::MultiplexingNotSupported => (S::NOT_IMPLEMENTED, "multiplexing_not_supported", None),
             ApiError::Hub(h) => match h {
                 HubError::Text(TextError::UnknownVersion(ids)) | HubError::UnknownVersion(ids) => {

@@ -12,6 +12,7 @@ mod error;
 mod headers;
 mod reply;
 mod resource;
+mod restore;
 mod server;
 mod stall;
 mod stream;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/.plait/health", any(health))
         .route("/.plait/client/{file}", axum::routing::get(editor::asset))
+        .route("/.plait/restore/{*path}", any(restore::restore))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))

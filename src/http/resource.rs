@@ -225,7 +225,7 @@ async fn subscribe(state: &AppState, path: &str, braid: BraidHeaders) -> Result<
 }
 
 /// A random agent name for writes that name neither a Version nor a usable Peer.
-fn random_agent() -> String {
+pub(crate) fn random_agent() -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
     (0..10).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
@@ -273,6 +273,13 @@ async fn write(state: &AppState, path: &str, braid: BraidHeaders, req: Request) 
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads a whole (small) request body: at most `limit` bytes, within `timeout`.
+pub(crate) async fn read_limited(body: Body, limit: usize, timeout: std::time::Duration) -> Result<Vec<u8>, ApiError> {
+    tokio::time::timeout(timeout, read_body(None, body, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { secs: timeout.as_secs() })?
 }
 
 /// Reads the body up to `limit` bytes, refusing early when `Content-Length` says it is larger.

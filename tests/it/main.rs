@@ -12,6 +12,7 @@ mod crash;
 mod disk;
 mod durability;
 mod fuzz_corpus;
+mod history;
 mod http2;
 mod interop_js;
 mod limits;

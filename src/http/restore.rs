@@ -1,0 +1,70 @@
+//! `POST /.plait/restore/{path}` with `{"version": ["id", ...]}`: a new version, child of the
+//! current one, whose text equals the text at that version.
+//!
+//! Nothing is rewritten: the restore is an ordinary write (server-named events, the minimal
+//! change from the current text), so subscribers see an ordinary update, history keeps every
+//! version, and concurrent editors merge with it like with any other edit. The write is
+//! parented on the version current when it is applied, so a write that lands between reading
+//! the old text and writing it is undone too: the result is exactly the old text.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::hub::{ReadOutcome, ReadRequest, WriteRequest};
+use crate::protocol::{MergeType, VersionSet};
+use crate::text::{Change, Edit};
+
+use super::resource::{check_path, read_limited};
+use super::{reply, ApiError, AppState};
+
+/// Largest restore request body: a list of ids, never large.
+const MAX_BODY: usize = 64 << 10;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    version: Vec<String>,
+}
+
+/// The handler.
+pub async fn restore(State(state): State<AppState>, Path(path): Path<String>, req: Request) -> Response {
+    match run(state, format!("/{path}"), req).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(state: AppState, path: String, req: Request) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Err(ApiError::MethodNotAllowed(req.method().to_string()));
+    }
+    check_path(&path)?;
+    let body: Body = req.into_body();
+    let bytes = read_limited(body, MAX_BODY, state.settings.body_timeout).await?;
+    let parsed: RestoreBody = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    let version = VersionSet::new(parsed.version);
+    let old = match state.hub.read(&path, ReadRequest { version: Some(version.clone()), parents: None }).await? {
+        ReadOutcome::Snapshot { text, .. } => text,
+        // A read with only a Version is always a snapshot.
+        ReadOutcome::History { .. } => return Err(ApiError::BadJson("not a single version".into())),
+    };
+    let edit = Edit {
+        version: None,
+        fallback_agent: super::resource::random_agent(),
+        parents: None,
+        change: Change::Snapshot(old),
+    };
+    let request = WriteRequest { edit, peer: None, merge_type: MergeType::Simpleton, expect_sha256: None };
+    let outcome = state.hub.write(&path, request).await?;
+    let json = serde_json::json!({
+        "restored": version.ids(),
+        "version": outcome.current.ids(),
+        "changed": outcome.applied.added > 0,
+    });
+    let mut res = (StatusCode::OK, [("content-type", "application/json")], json.to_string()).into_response();
+    reply::set_version(res.headers_mut(), "version", &outcome.current);
+    Ok(res)
+}
