@@ -88,6 +88,9 @@ pub enum ApiError {
     /// A JSON request body that does not parse or has the wrong shape.
     #[error("bad JSON body: {0}")]
     BadJson(String),
+    /// A query string parameter that does not parse.
+    #[error("bad query: {0}")]
+    BadQuery(String),
     /// Unknown server endpoint under `/.plait/`.
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -125,6 +128,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
             ApiError::NotFound(_) => (S::NOT_FOUND, "not_found", None),
             ApiError::BadJson(_) => (S::BAD_REQUEST, "bad_json", None),
+            ApiError::BadQuery(_) => (S::BAD_REQUEST, "bad_query", None),
             ApiError::MultiplexingNotSupported => (S::NOT_IMPLEMENTED, "multiplexing_not_supported", None),
             ApiError::Hub(h) => match h {
                 HubError::Text(TextError::UnknownVersion(ids)) | HubError::UnknownVersion(ids) => {

@@ -7,6 +7,7 @@
 
 mod compress;
 mod cors;
+mod diff;
 mod editor;
 mod error;
 mod headers;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.plait/health", any(health))
         .route("/.plait/client/{file}", axum::routing::get(editor::asset))
         .route("/.plait/restore/{*path}", any(restore::restore))
+        .route("/.plait/diff/{*path}", any(diff::diff))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))

@@ -91,6 +91,17 @@ pub fn encode_update(update: &Update, repr_type: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(SEPARATOR);
 }
 
+/// The body of a multi-patch PUT (`Patches: N`): each patch's headers and content, separated
+/// by blank lines; what `body::parse_patches` reads back.
+pub fn encode_patches_body(patches: &[Patch], out: &mut Vec<u8>) {
+    for (i, patch) in patches.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(SEPARATOR);
+        }
+        patch_headers_and_content(out, patch);
+    }
+}
+
 /// `Content-Length`, `Content-Range`, the blank line and the content of one patch.
 fn patch_headers_and_content(out: &mut Vec<u8>, patch: &Patch) {
     header(out, "Content-Length", &patch.content.len().to_string());

@@ -37,7 +37,7 @@ pub use cache::{etag, if_none_match};
 pub use decode::{DecodedUpdate, Decoder, DEFAULT_MAX_BODY, MAX_HEADER_BLOCK};
 pub use digest::{parse_repr_digest, repr_digest, text_sha256};
 pub use error::ProtocolError;
-pub use framing::{encode_update, Update, UpdateContent, HEARTBEAT};
+pub use framing::{encode_patches_body, encode_update, Update, UpdateContent, HEARTBEAT};
 pub use headers::{parse_heartbeats, parse_peer, subscribe_echo, MergeType};
 pub use range::{parse_content_range, Bound, Patch, TextRange};
 pub use version::VersionSet;

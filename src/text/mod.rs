@@ -13,6 +13,7 @@
 
 mod apply;
 mod codec;
+mod diff;
 mod doc;
 mod edit;
 mod error;
@@ -26,6 +27,7 @@ mod xf;
 #[cfg(test)]
 mod tests;
 
+pub use diff::{patches_between, unified};
 pub use doc::TextDoc;
 pub use edit::{Applied, Change, Edit, HistoryUpdate, Outcome};
 pub use error::TextError;

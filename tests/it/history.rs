@@ -87,3 +87,61 @@ async fn restore_refuses_bad_requests_clearly() {
     assert_eq!(text(&s, "/r/e", &[]).await, "hello", "nothing changed");
     s.stop().await;
 }
+
+engines!(diff_gives_patches_and_a_unified_diff_between_versions, |engine: Engine| async move {
+    use plait::protocol::{parse_patches, Patch};
+    let s = TestServer::start(engine).await;
+    let v1 = "one\ntwo 😀\nthree\n";
+    put(&s, "/d/doc", &[("Version", &format!("\"a-{}\"", v1.chars().count() - 1)), ("Parents", "")], v1).await;
+    let first = request(s.addr, "GET", "/d/doc", &[], b"").await.header("version").unwrap().to_string();
+    put(&s, "/d/doc", &[("Content-Range", "text [4:7]")], "2").await; // "two" -> "2"
+    put(&s, "/d/doc", &[("Content-Range", "text [-0:-0]")], "four\n").await;
+    let now = request(s.addr, "GET", "/d/doc", &[], b"").await;
+    let v2 = now.text();
+    let from = first.replace('"', "%22").replace(' ', "%20");
+
+    // Braid patch form: applying the patches to the text at `from` gives the text at `to`.
+    let r = request(s.addr, "GET", &format!("/.plait/diff/d/doc?from={from}"), &[], b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("parents"), Some(first.as_str()));
+    assert_eq!(r.header("version"), now.header("version"));
+    let n: usize = r.header("patches").unwrap().parse().unwrap();
+    let patches: Vec<Patch> = parse_patches(&r.body, n).unwrap();
+    assert_eq!(n, 2, "{patches:?}");
+    let mut text: Vec<char> = v1.chars().collect();
+    for p in patches.iter().rev() {
+        let (a, b) = p.range.resolve(text.len() as u64).unwrap();
+        text.splice(a as usize..b as usize, p.content.chars());
+    }
+    assert_eq!(text.into_iter().collect::<String>(), v2);
+    // The same body is a valid PUT: replayed onto the old version elsewhere, it converges.
+    put(&s, "/d/copy", &[("Version", &format!("\"a-{}\"", v1.chars().count() - 1)), ("Parents", "")], v1).await;
+    let body = String::from_utf8(r.body.clone()).unwrap();
+    put(&s, "/d/copy", &[("Parents", first.as_str()), ("Patches", &n.to_string())], &body).await;
+    assert_eq!(text_of(&s, "/d/copy").await, v2);
+
+    // Unified diff for people.
+    let r = request(s.addr, "GET", &format!("/.plait/diff/d/doc?from={from}"), &[("Accept", "text/x-diff")], b"").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/x-diff"));
+    let d = r.text();
+    assert!(d.contains("\n-two 😀\n+2 😀\n") && d.contains("\n+four\n"), "{d}");
+
+    // From the empty document (the default) and between equal versions.
+    let r = request(s.addr, "GET", "/.plait/diff/d/doc", &[], b"").await;
+    assert_eq!(parse_patches(&r.body, 1).unwrap()[0].content, v2);
+    let r = request(s.addr, "GET", &format!("/.plait/diff/d/doc?from={from}&to={from}"), &[], b"").await;
+    assert_eq!(r.header("patches"), Some("0"));
+    // Errors.
+    let r = request(s.addr, "GET", "/.plait/diff/d/doc?from=zed-9", &[], b"").await;
+    assert_eq!(r.status, 309);
+    for q in ["from=%zz", "since=a-1", "from=%22open"] {
+        let r = request(s.addr, "GET", &format!("/.plait/diff/d/doc?{q}"), &[], b"").await;
+        assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("bad_query")), "{q}");
+    }
+    s.stop().await;
+});
+
+async fn text_of(s: &TestServer, path: &str) -> String {
+    text(s, path, &[]).await
+}

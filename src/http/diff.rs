@@ -1,0 +1,132 @@
+//! `GET /.plait/diff/{path}?from=V1&to=V2`: the patches that turn V1's text into V2's, in
+//! Braid patch form (a multi-patch PUT body with `Parents: V1`, `Version: V2`), or a unified
+//! line diff when the client asks for `text/x-diff`.
+//!
+//! `from` and `to` take a `Version` header value (`"a-4", "b-2"`, URL-encoded) or bare ids
+//! separated by commas; `from` defaults to the empty document, `to` to the current version.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::hub::{ReadOutcome, ReadRequest};
+use crate::protocol::{encode_patches_body, VersionSet};
+use crate::text::{patches_between, unified};
+
+use super::resource::check_path;
+use super::{reply, ApiError, AppState};
+
+/// The handler.
+pub async fn diff(State(state): State<AppState>, Path(path): Path<String>, req: Request) -> Response {
+    match run(state, format!("/{path}"), req).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(state: AppState, path: String, req: Request) -> Result<Response, ApiError> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(ApiError::MethodNotAllowed(req.method().to_string()));
+    }
+    check_path(&path)?;
+    let (mut from, mut to) = (VersionSet::new(Vec::<String>::new()), None);
+    for (key, value) in req.uri().query().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')) {
+        let value = percent_decode(value).ok_or_else(|| ApiError::BadQuery(format!("{key}: bad percent-encoding")))?;
+        let version = parse_version(&value).map_err(|e| ApiError::BadQuery(format!("{key}: {e}")))?;
+        match key {
+            "from" => from = version,
+            "to" => to = Some(version),
+            _ => return Err(ApiError::BadQuery(format!("unknown parameter {key:?}; use from and to"))),
+        }
+    }
+    let (old, _) = text_at(&state, &path, Some(from.clone())).await?;
+    let (new, to) = text_at(&state, &path, to).await?;
+    let wants_unified = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/x-diff")));
+    let mut res = if wants_unified {
+        let body =
+            unified(&old, &new, &format!("{path} @ {}", from.to_header()), &format!("{path} @ {}", to.to_header()));
+        (StatusCode::OK, [("content-type", "text/x-diff; charset=utf-8")], body).into_response()
+    } else {
+        let patches = patches_between(&old, &new);
+        let mut body = Vec::new();
+        encode_patches_body(&patches, &mut body);
+        let count = patches.len().to_string();
+        let mut res = (StatusCode::OK, body).into_response();
+        reply::set(res.headers_mut(), "patches", &count);
+        reply::set(res.headers_mut(), "content-type", &format!("application/http-patches; count={count}"));
+        res
+    };
+    reply::set_version(res.headers_mut(), "parents", &from);
+    reply::set_version(res.headers_mut(), "version", &to);
+    // Without `to` the answer follows the document, so caches must revalidate.
+    reply::set(res.headers_mut(), "cache-control", "no-cache");
+    Ok(res)
+}
+
+/// The text at `version` (None = current) and the version it is at.
+async fn text_at(state: &AppState, path: &str, version: Option<VersionSet>) -> Result<(String, VersionSet), ApiError> {
+    if version.as_ref().is_some_and(|v| v.ids().is_empty()) {
+        return Ok((String::new(), VersionSet::new(Vec::<String>::new())));
+    }
+    match state.hub.read(path, ReadRequest { version, parents: None }).await? {
+        ReadOutcome::Snapshot { text, version, .. } => Ok((text, version)),
+        ReadOutcome::History { .. } => Err(ApiError::BadQuery("not a single version".into())),
+    }
+}
+
+/// A `Version` header value, or bare comma-separated ids; empty = the empty document.
+fn parse_version(value: &str) -> Result<VersionSet, String> {
+    let value = value.trim();
+    if value.starts_with('"') {
+        return VersionSet::parse_header(value.as_bytes()).map_err(|e| e.to_string());
+    }
+    Ok(VersionSet::new(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)))
+}
+
+/// `%XX` and `+` decoding of a query value; None on a bad escape or invalid UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values() {
+        assert_eq!(percent_decode("%22a-4%22%2C%20%22b-1%22").as_deref(), Some("\"a-4\", \"b-1\""));
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%2"), None);
+        assert_eq!(percent_decode("%ff"), None);
+        let v = |s: &str| parse_version(s).map(|v| v.ids().to_vec());
+        assert_eq!(v("a-4,b-1"), Ok(vec!["a-4".to_string(), "b-1".to_string()]));
+        assert_eq!(v("\"a-4\""), Ok(vec!["a-4".to_string()]));
+        assert_eq!(v(""), Ok(vec![]));
+        assert!(v("\"unterminated").is_err());
+    }
+}
