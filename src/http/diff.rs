@@ -9,22 +9,15 @@ use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::hub::{ReadOutcome, ReadRequest};
 use crate::protocol::{encode_patches_body, VersionSet};
 use crate::text::{patches_between, unified};
 
-use super::resource::check_path;
+use super::resource::{check_path, text_at};
 use super::{reply, ApiError, AppState};
 
 /// The handler.
-pub async fn diff(State(state): State<AppState>, Path(path): Path<String>, req: Request) -> Response {
-    match run(state, format!("/{path}"), req).await {
-        Ok(res) => res,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn run(state: AppState, path: String, req: Request) -> Result<Response, ApiError> {
+pub async fn diff(State(state): State<AppState>, Path(path): Path<String>, req: Request) -> Result<Response, ApiError> {
+    let path = format!("/{path}");
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Err(ApiError::MethodNotAllowed(req.method().to_string()));
     }
@@ -67,17 +60,6 @@ async fn run(state: AppState, path: String, req: Request) -> Result<Response, Ap
     Ok(res)
 }
 
-/// The text at `version` (None = current) and the version it is at.
-async fn text_at(state: &AppState, path: &str, version: Option<VersionSet>) -> Result<(String, VersionSet), ApiError> {
-    if version.as_ref().is_some_and(|v| v.ids().is_empty()) {
-        return Ok((String::new(), VersionSet::new(Vec::<String>::new())));
-    }
-    match state.hub.read(path, ReadRequest { version, parents: None }).await? {
-        ReadOutcome::Snapshot { text, version, .. } => Ok((text, version)),
-        ReadOutcome::History { .. } => Err(ApiError::BadQuery("not a single version".into())),
-    }
-}
-
 /// A `Version` header value, or bare comma-separated ids; empty = the empty document.
 fn parse_version(value: &str) -> Result<VersionSet, String> {
     let value = value.trim();
@@ -89,27 +71,7 @@ fn parse_version(value: &str) -> Result<VersionSet, String> {
 
 /// `%XX` and `+` decoding of a query value; None on a bad escape or invalid UTF-8.
 fn percent_decode(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(super::resource::percent_decode(value.replace('+', " ").as_bytes())?).ok()
 }
 
 #[cfg(test)]

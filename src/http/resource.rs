@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use hyper::ext::ReasonPhrase;
 use rand::Rng;
 
-use crate::hub::{ReadOutcome, ReadRequest, SubscribeRequest, WriteRequest};
-use crate::protocol::{self, encode_update, UpdateBody};
+use crate::hub::{HubError, ReadOutcome, ReadRequest, SubscribeRequest, WriteRequest};
+use crate::protocol::{self, encode_update, UpdateBody, VersionSet};
 use crate::text::{Change, Edit};
 
 use super::headers::BraidHeaders;
@@ -86,22 +86,7 @@ pub(crate) fn check_path(path: &str) -> Result<(), ApiError> {
     if !path.starts_with('/') {
         return Err(ApiError::BadPath("the path must start with /"));
     }
-    let raw = path.as_bytes();
-    let mut decoded = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' {
-            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
-            match (hex(raw.get(i + 1)), hex(raw.get(i + 2))) {
-                (Some(hi), Some(lo)) => decoded.push((hi * 16 + lo) as u8),
-                _ => return Err(ApiError::BadPath("a % is not followed by two hex digits")),
-            }
-            i += 3;
-        } else {
-            decoded.push(raw[i]);
-            i += 1;
-        }
-    }
+    let decoded = percent_decode(path.as_bytes()).ok_or(ApiError::BadPath("a % is not followed by two hex digits"))?;
     let decoded = String::from_utf8(decoded).map_err(|_| ApiError::BadPath("percent-escapes that are not UTF-8"))?;
     if decoded.chars().any(char::is_control) {
         return Err(ApiError::BadPath("a control character"));
@@ -113,6 +98,40 @@ pub(crate) fn check_path(path: &str) -> Result<(), ApiError> {
         return Err(ApiError::BadPath("an escaped reserved prefix"));
     }
     Ok(())
+}
+
+/// `raw` with every `%XX` escape decoded; None when a `%` is not followed by two hex digits.
+pub(crate) fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+            decoded.push((hex(raw.get(i + 1))? * 16 + hex(raw.get(i + 2))?) as u8);
+            i += 3;
+        } else {
+            decoded.push(raw[i]);
+            i += 1;
+        }
+    }
+    Some(decoded)
+}
+
+/// The text at `version` (None: the current one) and the version it is at; the empty version
+/// is the empty document. Shared by the endpoints that read whole old texts (restore, diff).
+pub(crate) async fn text_at(
+    state: &AppState,
+    path: &str,
+    version: Option<VersionSet>,
+) -> Result<(String, VersionSet), ApiError> {
+    if version.as_ref().is_some_and(|v| v.ids().is_empty()) {
+        return Ok((String::new(), VersionSet::new(Vec::<String>::new())));
+    }
+    match state.hub.read(path, ReadRequest { version, parents: None }).await? {
+        ReadOutcome::Snapshot { text, version, .. } => Ok((text, version)),
+        // A read without Parents is always a snapshot.
+        ReadOutcome::History { .. } => Err(ApiError::Hub(HubError::Corrupt("a snapshot read returned history".into()))),
+    }
 }
 
 /// Accepts no `Transfer-Encoding`, or exactly one `chunked` coding. hyper de-chunks the body

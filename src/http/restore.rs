@@ -13,11 +13,11 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::hub::{ReadOutcome, ReadRequest, WriteRequest};
+use crate::hub::WriteRequest;
 use crate::protocol::{MergeType, VersionSet};
 use crate::text::{Change, Edit};
 
-use super::resource::{check_path, read_limited};
+use super::resource::{check_path, read_limited, text_at};
 use super::{reply, ApiError, AppState};
 
 /// Largest restore request body: a list of ids, never large.
@@ -30,14 +30,12 @@ struct RestoreBody {
 }
 
 /// The handler.
-pub async fn restore(State(state): State<AppState>, Path(path): Path<String>, req: Request) -> Response {
-    match run(state, format!("/{path}"), req).await {
-        Ok(res) => res,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn run(state: AppState, path: String, req: Request) -> Result<Response, ApiError> {
+pub async fn restore(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let path = format!("/{path}");
     if req.method() != Method::POST {
         return Err(ApiError::MethodNotAllowed(req.method().to_string()));
     }
@@ -46,11 +44,7 @@ async fn run(state: AppState, path: String, req: Request) -> Result<Response, Ap
     let bytes = read_limited(body, MAX_BODY, state.settings.body_timeout).await?;
     let parsed: RestoreBody = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;
     let version = VersionSet::new(parsed.version);
-    let old = match state.hub.read(&path, ReadRequest { version: Some(version.clone()), parents: None }).await? {
-        ReadOutcome::Snapshot { text, .. } => text,
-        // A read with only a Version is always a snapshot.
-        ReadOutcome::History { .. } => return Err(ApiError::BadJson("not a single version".into())),
-    };
+    let (old, _) = text_at(&state, &path, Some(version.clone())).await?;
     let edit = Edit {
         version: None,
         fallback_agent: super::resource::random_agent(),

@@ -12,8 +12,9 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -80,24 +81,14 @@ pub async fn serve(
         let tls = limits.tls.clone();
         let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    let io = TokioIo::new(StallGuard::new(stream, stall_timeout));
-                    watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await
-                }
-                Some(acceptor) => {
-                    // A handshake that does not finish in time is a slowloris like any other.
-                    let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!("TLS handshake timed out"),
-                    };
-                    let io = TokioIo::new(StallGuard::new(tls_stream, stall_timeout));
-                    watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await
-                }
+            let Some(acceptor) = tls else {
+                return serve_one(builder, watcher, stream, stall_timeout, service).await;
             };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
+            // A handshake that does not finish in time is a slowloris like any other.
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => serve_one(builder, watcher, tls_stream, stall_timeout, service).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }
@@ -107,4 +98,21 @@ pub async fn serve(
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
     Ok(())
+}
+
+/// Serves one connection (TCP or TLS) with hyper, behind the stall guard, until it ends or
+/// graceful shutdown closes it.
+async fn serve_one<S>(
+    builder: Builder<TokioExecutor>,
+    watcher: Watcher,
+    stream: S,
+    stall_timeout: Duration,
+    service: TowerToHyperService<Router>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(StallGuard::new(stream, stall_timeout));
+    if let Err(e) = watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }

@@ -76,18 +76,7 @@ impl TextDoc {
 
     /// Loads a snapshot. CRC-checked first; never panics on bad bytes.
     pub fn decode_full(bytes: &[u8]) -> Result<TextDoc, TextError> {
-        verify_crc(bytes)?;
-        let decoded = catch_unwind(|| {
-            OpLog::load_from(bytes).map(|oplog| {
-                let branch = oplog.checkout_tip();
-                (oplog, branch)
-            })
-        });
-        match decoded {
-            Ok(Ok((oplog, branch))) => Ok(TextDoc::from_parts(oplog, branch)),
-            Ok(Err(e)) => Err(TextError::CorruptEncoding(format!("{e:?}"))),
-            Err(_) => Err(panicked()),
-        }
+        TextDoc::decode_stored(Some(bytes), &[])
     }
 
     /// Loads a stored document: an optional snapshot plus the deltas written after it, in order.

@@ -77,6 +77,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::support::server::{plait_binary, read_listen_addr};
+use crate::support::Response as Resp;
 
 /// Bound on any single connect or request.
 const IO_WAIT: Duration = Duration::from_secs(10);
@@ -355,24 +356,6 @@ fn tail(path: &Path) -> String {
 // ---------------------------------------------------------------------------------------------
 // A small HTTP/1.1 client whose errors are values (the server dies under it all the time)
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-}
-
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out")
 }
@@ -425,7 +408,7 @@ impl Link {
             .filter_map(|l| l.split_once(':'))
             .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        let mut res = Resp { status, headers, body: Vec::new() };
+        let mut res = Resp { status, reason: String::new(), headers, body: Vec::new() };
         if method == "HEAD" || status == 304 {
             return Ok(res);
         }

@@ -25,6 +25,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::support::client::request;
 use crate::support::server::plait_binary;
+use crate::support::Response as Resp;
 
 /// Every case must be fully answered within this.
 const BOUND: Duration = Duration::from_secs(5);
@@ -928,18 +929,6 @@ fn hyper_level(c: &mut Cases) {
 // ---------------------------------------------------------------------------------------------
 // Sending and checking
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-}
-
 struct Reader {
     rd: tokio::net::tcp::OwnedReadHalf,
     buf: Vec<u8>,
@@ -999,7 +988,7 @@ impl Reader {
             .filter_map(|l| l.split_once(':'))
             .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        let mut res = Resp { status, headers, body: Vec::new() };
+        let mut res = Resp { status, reason: String::new(), headers, body: Vec::new() };
         if head_request {
             return Ok(res);
         }

@@ -32,6 +32,10 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8(self.body.clone()).unwrap()
     }
+    /// A 2xx status.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
     }
