@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
 use crate::hub::Hub;
-use crate::store::{Committer, MemoryStore, Store};
+use crate::store::{track_close, CloseWatch, Committer, MemoryStore, Store};
 
 /// Opens the configured store.
 pub fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
@@ -60,12 +60,19 @@ pub struct App {
     router: axum::Router,
     stop: watch::Sender<bool>,
     limits: ConnLimits,
+    /// Closed after the last connection ends, so its document actors exit.
+    hub: Hub,
+    /// Fires once the store's last handle is gone and the engine has closed.
+    store_closed: CloseWatch,
 }
+
+/// How long shutdown waits for the store to close after the last connection ended.
+const STORE_CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 impl App {
     /// Opens the store and wires the hub and the router.
     pub fn build(cfg: &ServeConfig) -> anyhow::Result<App> {
-        let store = open_store(cfg)?;
+        let (store, store_closed) = track_close(open_store(cfg)?);
         let committer = match cfg.unsafe_ack_before_durable_ms {
             Some(ms) => {
                 tracing::warn!(delay_ms = ms, "UNSAFE: acknowledging writes before they are durable (testing only)");
@@ -75,6 +82,7 @@ impl App {
         }
         .context("starting the commit thread")?;
         let hub = Hub::new(store, committer, cfg.hub_settings());
+        let hub_handle = hub.clone();
         let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
         let settings = HttpSettings {
             max_body_bytes: cfg.max_body_bytes,
@@ -97,16 +105,32 @@ impl App {
                 _ => None,
             },
         };
-        Ok(App { router: http::router(AppState::new(hub, settings, stop_rx)), stop, limits })
+        Ok(App {
+            router: http::router(AppState::new(hub, settings, stop_rx)),
+            stop,
+            limits,
+            hub: hub_handle,
+            store_closed,
+        })
     }
 
-    /// Serves on `listener` until `shutdown` completes, then ends subscriptions and returns.
+    /// Serves on `listener` until `shutdown` completes, then ends subscriptions and
+    /// connections, and returns once the store has closed (so RocksDB is never still
+    /// closing while the process exits).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        http::serve(listener, self.router, self.limits, self.stop, shutdown).await.context("serving HTTP")
+        let App { router, stop, limits, hub, store_closed } = self;
+        http::serve(listener, router, limits, stop, shutdown).await.context("serving HTTP")?;
+        hub.close();
+        drop(hub);
+        let closed = tokio::task::spawn_blocking(move || store_closed.wait(STORE_CLOSE_LIMIT))
+            .await
+            .context("waiting for the store to close")?;
+        anyhow::ensure!(closed, "the store was still in use {STORE_CLOSE_LIMIT:?} after the last connection ended");
+        Ok(())
     }
 }
 

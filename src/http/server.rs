@@ -17,6 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::stall::StallGuard;
 use tokio_rustls::TlsAcceptor;
@@ -59,8 +60,13 @@ pub async fn serve(
         .max_buf_size(limits.max_header_bytes.max(MIN_BUF));
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
     let graceful = GracefulShutdown::new();
+    // Every connection task, so the ones still open after the grace period can be ended
+    // for real: each holds the router, and through it the store, which must close before
+    // the process exits.
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -80,7 +86,7 @@ pub async fn serve(
         let stall_timeout = limits.stall_timeout;
         let tls = limits.tls.clone();
         let handshake_timeout = limits.header_timeout;
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let Some(acceptor) = tls else {
                 return serve_one(builder, watcher, stream, stall_timeout, service).await;
             };
@@ -93,10 +99,13 @@ pub async fn serve(
         });
     }
     drop(listener);
+    drop(router);
     let _ = stop.send(true);
     if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!("shutdown grace period over; closing remaining connections");
+        tracing::warn!(open = connections.len(), "shutdown grace period over; closing remaining connections");
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
     Ok(())
 }
 

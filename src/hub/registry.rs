@@ -118,6 +118,12 @@ impl Registry {
         }
     }
 
+    /// Forgets every document. Each actor then sees its mailbox close once the requests
+    /// still holding its handle are gone, and exits.
+    fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// How many documents are loaded.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -137,6 +143,13 @@ impl Hub {
     /// A hub over `store`, committing through `committer`.
     pub fn new(store: Arc<dyn Store>, committer: Committer, settings: HubSettings) -> Self {
         Hub { env: ActorEnv { stats: Arc::default(), store, committer, settings, registry: Registry::default() } }
+    }
+
+    /// Shuts the hub down: every document actor exits once the requests using it are gone,
+    /// releasing its share of the store. The actors hold the registry themselves, so without
+    /// this they would keep each other (and the store) alive until idle unloading.
+    pub fn close(&self) {
+        self.env.registry.clear();
     }
 
     /// How many documents are in memory now.

@@ -5,12 +5,14 @@
 //! (synced to disk) when the engine has a disk. Group commit lives in [`commit`], on top of
 //! any engine, so concurrent writers share one sync.
 
+pub mod closing;
 pub mod commit;
 pub mod keys;
 pub mod memory;
 #[cfg(feature = "rocksdb")]
 pub mod rocks;
 
+pub use closing::{track_close, CloseWatch};
 pub use commit::{CommitStats, Committer};
 pub use memory::MemoryStore;
 #[cfg(feature = "rocksdb")]

@@ -1,5 +1,5 @@
 //! Durability: acknowledged edits survive `kill -9`; idle documents unload and reload;
-//! concurrent writers share syncs.
+//! concurrent writers share syncs; a stopped server has closed its database.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -130,4 +130,36 @@ async fn concurrent_writers_share_syncs() {
     assert_eq!(batches, 320);
     assert!(writes < batches, "{writes} synced writes for {batches} batches: no group commit");
     s.stop().await;
+}
+
+/// A stopped server has really closed RocksDB, even with a request still hanging: the
+/// database can be opened again at once (RocksDB's lock file refuses a second opener while
+/// the first instance lives). Why it matters: a database still closing while the process
+/// exits corrupts the heap (RocksDB's static objects are destroyed under it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_has_closed_its_database() {
+    let s = TestServer::start_with(Engine::Rocks, |c| c.parents_wait_ms = 60_000).await;
+    for doc in ["/close/a", "/close/b", "/close/c"] {
+        let r = request(s.addr, "PUT", doc, &[("Content-Range", "text [-0:-0]")], doc.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let _subscribed =
+        crate::support::client::SubscriptionReader::open(s.addr, "/close/a", &[("Subscribe", "true")]).await;
+    // A PUT whose parents never arrive waits inside the server past the shutdown grace.
+    let mut waiting = Conn::open(s.addr).await;
+    let headers = [("Version", "\"w-0\""), ("Parents", "\"never-9\""), ("Content-Range", "text [0:0]")];
+    waiting.send("PUT", "/close/b", &headers, b"x").await;
+    let mut parked = false;
+    for _ in 0..100 {
+        if request(s.addr, "GET", "/.plait/health", &[], b"").await.json()["parked_writes"] == 1 {
+            parked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(parked, "the PUT never started waiting for its parents");
+    let dir = s.stop_keeping_data().await.expect("a RocksDB server has a data dir");
+    let store = plait::store::RocksStore::open(dir.path(), plait::store::rocks::Durability::Sync)
+        .unwrap_or_else(|e| panic!("the database is still open after stop: {e}"));
+    assert!(plait::store::Store::scan_prefix(&store, b"").unwrap().len() >= 3, "the writes are in the database");
 }

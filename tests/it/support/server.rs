@@ -49,6 +49,15 @@ impl TestServer {
             r.stop().await.unwrap();
         }
     }
+
+    /// Stops the server and hands over its data directory (None for the memory engine),
+    /// so a test can look at what the server left behind.
+    pub async fn stop_keeping_data(mut self) -> Option<tempfile::TempDir> {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+        self._dir.take()
+    }
 }
 
 /// The `plait` binary built for this test run.
