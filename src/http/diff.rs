@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use crate::protocol::{encode_patches_body, VersionSet};
 use crate::text::{patches_between, unified};
 
+use super::query;
 use super::resource::{check_path, text_at};
 use super::{reply, ApiError, AppState};
 
@@ -23,10 +24,9 @@ pub async fn diff(State(state): State<AppState>, Path(path): Path<String>, req: 
     }
     check_path(&path)?;
     let (mut from, mut to) = (VersionSet::new(Vec::<String>::new()), None);
-    for (key, value) in req.uri().query().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')) {
-        let value = percent_decode(value).ok_or_else(|| ApiError::BadQuery(format!("{key}: bad percent-encoding")))?;
-        let version = parse_version(&value).map_err(|e| ApiError::BadQuery(format!("{key}: {e}")))?;
-        match key {
+    for (key, value) in query::params(&req)? {
+        let version = query::parse_version(&value).map_err(|e| ApiError::BadQuery(format!("{key}: {e}")))?;
+        match key.as_str() {
             "from" => from = version,
             "to" => to = Some(version),
             _ => return Err(ApiError::BadQuery(format!("unknown parameter {key:?}; use from and to"))),
@@ -58,37 +58,4 @@ pub async fn diff(State(state): State<AppState>, Path(path): Path<String>, req: 
     // Without `to` the answer follows the document, so caches must revalidate.
     reply::set(res.headers_mut(), "cache-control", "no-cache");
     Ok(res)
-}
-
-/// A `Version` header value, or bare comma-separated ids; empty = the empty document.
-fn parse_version(value: &str) -> Result<VersionSet, String> {
-    let value = value.trim();
-    if value.starts_with('"') {
-        return VersionSet::parse_header(value.as_bytes()).map_err(|e| e.to_string());
-    }
-    Ok(VersionSet::new(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)))
-}
-
-/// `%XX` and `+` decoding of a query value; None on a bad escape or invalid UTF-8.
-fn percent_decode(value: &str) -> Option<String> {
-    String::from_utf8(super::resource::percent_decode(value.replace('+', " ").as_bytes())?).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values() {
-        assert_eq!(percent_decode("%22a-4%22%2C%20%22b-1%22").as_deref(), Some("\"a-4\", \"b-1\""));
-        assert_eq!(percent_decode("a+b").as_deref(), Some("a b"));
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%2"), None);
-        assert_eq!(percent_decode("%ff"), None);
-        let v = |s: &str| parse_version(s).map(|v| v.ids().to_vec());
-        assert_eq!(v("a-4,b-1"), Ok(vec!["a-4".to_string(), "b-1".to_string()]));
-        assert_eq!(v("\"a-4\""), Ok(vec!["a-4".to_string()]));
-        assert_eq!(v(""), Ok(vec![]));
-        assert!(v("\"unterminated").is_err());
-    }
 }

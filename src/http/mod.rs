@@ -11,6 +11,8 @@ mod diff;
 mod editor;
 mod error;
 mod headers;
+mod history;
+mod query;
 mod reply;
 mod resource;
 mod restore;
@@ -81,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .route("/.plait/client/{file}", axum::routing::get(editor::asset))
         .route("/.plait/restore/{*path}", any(restore::restore))
         .route("/.plait/diff/{*path}", any(diff::diff))
+        .route("/.plait/history/{*path}", any(history::history))
+        .route("/.plait/checkpoints/{*path}", any(history::checkpoints))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))

@@ -283,7 +283,7 @@ async fn write(state: &AppState, path: &str, braid: BraidHeaders, req: Request) 
     tracing::debug!(path, version = ?version, parents = ?braid.parents.as_ref().map(|p| p.to_header()), change = ?change, peer = ?braid.peer, "write");
     let edit = Edit { version, fallback_agent: fallback_agent(braid.peer.as_deref()), parents: braid.parents, change };
     let request =
-        WriteRequest { edit, peer: braid.peer, merge_type: braid.merge_type, expect_sha256: braid.repr_digest };
+        WriteRequest { expect_sha256: braid.repr_digest, ..WriteRequest::new(edit, braid.peer, braid.merge_type) };
     let outcome = state.hub.write(path, request).await?;
     let mut res = StatusCode::OK.into_response();
     reply::set_version(res.headers_mut(), "version", &outcome.current);

@@ -40,6 +40,8 @@ pub async fn restore(
         return Err(ApiError::MethodNotAllowed(req.method().to_string()));
     }
     check_path(&path)?;
+    // The restorer's Peer, if it sent one, is the author the history listing shows.
+    let peer = req.headers().get("peer").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body: Body = req.into_body();
     let bytes = read_limited(body, MAX_BODY, state.settings.body_timeout).await?;
     let parsed: RestoreBody = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;
@@ -51,7 +53,8 @@ pub async fn restore(
         parents: None,
         change: Change::Snapshot(old),
     };
-    let request = WriteRequest { edit, peer: None, merge_type: MergeType::Simpleton, expect_sha256: None };
+    let mut request = WriteRequest::new(edit, peer, MergeType::Simpleton);
+    request.restored_from = Some(version.clone());
     let outcome = state.hub.write(&path, request).await?;
     let json = serde_json::json!({
         "restored": version.ids(),

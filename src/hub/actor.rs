@@ -14,10 +14,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::protocol::{MergeType, VersionSet};
-use crate::store::{Committer, Store};
-use crate::text::{Applied, Outcome, TextError};
+use crate::store::{Batch, Committer, Store};
+use crate::text::{Applied, EventId, Outcome, TextDoc, TextError};
 
 use super::doc::{DocShared, Head};
+use super::history::{Author, HistoryEntry};
 use super::persist::{self, Persisted};
 use super::registry::HubStats;
 use super::registry::Registry;
@@ -79,6 +80,7 @@ const MAX_TURN: usize = 512;
 
 impl Actor {
     pub fn new(shared: Arc<DocShared>, rx: mpsc::Receiver<Command>, env: ActorEnv, persisted: Persisted) -> Self {
+        shared.stored_bytes.store(persisted.stored_bytes(), Ordering::Relaxed);
         Actor { shared, rx, env, persisted, parked: Vec::new(), reported_parked: 0, last_activity: Instant::now() }
     }
 
@@ -224,8 +226,7 @@ impl Actor {
                 }
             }
             let added = done.iter().any(|d| d.applied.added > 0);
-            let batch =
-                if added { Some(self.persisted.batch_for(&self.shared.path, &state.doc, &before)) } else { None };
+            let batch = if added { Some(self.batch_for(&state.doc, &before, &done)) } else { None };
             if added && self.env.settings.ack == AckPolicy::UnsafeBeforeDurable {
                 // Test-only: answer now, before the commit, so crash tests can prove they
                 // notice acknowledged writes that were lost.
@@ -250,6 +251,7 @@ impl Actor {
             Ok(batch) => self.env.committer.commit(batch).await.map_err(HubError::Storage),
             Err(e) => Err(e),
         };
+        self.shared.stored_bytes.store(self.persisted.stored_bytes(), Ordering::Relaxed);
         match committed {
             Ok(()) => {
                 let current = self.publish(&done);
@@ -268,6 +270,15 @@ impl Actor {
                 false
             }
         }
+    }
+
+    /// The durable form of this round: the document's new record and one history entry per
+    /// write that added events.
+    fn batch_for(&mut self, doc: &TextDoc, before: &VersionSet, done: &[AppliedWrite]) -> Result<Batch, HubError> {
+        let mut batch = self.persisted.batch_for(&self.shared.path, doc, before)?;
+        let entries: Vec<HistoryEntry> = done.iter().filter(|d| d.applied.added > 0).map(history_entry).collect();
+        self.persisted.history.record(&self.shared.path, &entries, &mut batch)?;
+        Ok(batch)
     }
 
     /// A write whose parents are unknown waits for them until its deadline, unless too
@@ -307,6 +318,7 @@ impl Actor {
     fn reload(&mut self, before: &VersionSet) {
         match persist::load(self.env.store.as_ref(), &self.shared.path) {
             Ok((doc, persisted)) => {
+                self.shared.stored_bytes.store(persisted.stored_bytes(), Ordering::Relaxed);
                 self.persisted = persisted;
                 self.shared.lock().doc = doc;
             }
@@ -325,6 +337,7 @@ impl Actor {
     async fn delete(&mut self) -> Result<(), HubError> {
         let batch = self.persisted.delete_batch(&self.shared.path);
         self.env.committer.commit(batch).await.map_err(HubError::Storage)?;
+        self.shared.stored_bytes.store(0, Ordering::Relaxed);
         {
             let mut state = self.shared.lock();
             state.doc = crate::text::TextDoc::new();
@@ -336,6 +349,25 @@ impl Actor {
             let _ = p.reply.send(Err(HubError::Deleted));
         }
         Ok(())
+    }
+}
+
+/// The history listing's entry for a write that added events.
+fn history_entry(write: &AppliedWrite) -> HistoryEntry {
+    let applied = &write.applied;
+    let agent = applied.version.ids().first().and_then(|id| EventId::parse(id).ok()).map(|id| id.agent);
+    HistoryEntry {
+        version: applied.version.ids().to_vec(),
+        parents: applied.parents.ids().to_vec(),
+        received_ms: write
+            .req
+            .received
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        author: Author { agent: agent.unwrap_or_default(), peer: write.req.peer.clone(), principal: None },
+        inserted: applied.inserted as u64,
+        deleted: applied.deleted as u64,
+        restored_from: write.req.restored_from.as_ref().map(|v| v.ids().to_vec()),
     }
 }
 

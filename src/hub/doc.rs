@@ -1,7 +1,7 @@
 //! The state one loaded document shares between its actor, readers and subscribers.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -166,6 +166,8 @@ pub(crate) struct DocShared {
     /// Set (under the registry lock) when the actor has exited; a subscriber that sees it
     /// after registering must start over with a fresh handle.
     pub closed: AtomicBool,
+    /// Bytes the document's history occupies in the store, kept current by the actor.
+    pub stored_bytes: AtomicU64,
 }
 
 impl DocShared {
@@ -177,6 +179,7 @@ impl DocShared {
             head: watch::Sender::new(head),
             subscribers: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            stored_bytes: AtomicU64::new(0),
         }
     }
 

@@ -37,6 +37,21 @@ pub enum HubError {
     /// Stored bytes could not be decoded (a server-side fault, never the client's).
     #[error("stored document is unreadable: {0}")]
     Corrupt(String),
+    /// A history page was asked to start before a version the listing does not have.
+    #[error("{0} is not a version in this document's history listing")]
+    NotListed(String),
+    /// A checkpoint name is not acceptable.
+    #[error("bad checkpoint name: {0}")]
+    BadCheckpointName(&'static str),
+    /// A checkpoint of that name already names another version.
+    #[error("checkpoint {0:?} already exists for another version")]
+    CheckpointExists(String),
+    /// The document already has as many checkpoints as allowed.
+    #[error("this document already has {0} checkpoints; delete one first")]
+    TooManyCheckpoints(usize),
+    /// No checkpoint has that name.
+    #[error("no checkpoint named {0:?}")]
+    NoSuchCheckpoint(String),
     /// The document actor went away unexpectedly.
     #[error("document worker unavailable")]
     Unavailable,

@@ -12,14 +12,18 @@
 //! `crate::store`, and HTTP not at all.
 
 mod actor;
+mod browse;
 mod doc;
 mod error;
+mod history;
 mod persist;
 mod registry;
 mod requests;
 mod subscription;
 
+pub use browse::{Checkpoint, HistoryPage, MAX_CHECKPOINTS, MAX_CHECKPOINT_NAME};
 pub use error::HubError;
+pub use history::{Author, HistoryEntry, NumberedEntry};
 pub use registry::{AckPolicy, Hub, HubSettings};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest, WriteOutcome, WriteRequest};
 pub use subscription::Subscription;

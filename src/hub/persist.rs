@@ -6,9 +6,10 @@
 //! that deletes the folded records, so a crash at any point leaves a loadable document.
 
 use crate::protocol::VersionSet;
-use crate::store::{keys, Batch, Op, Store};
+use crate::store::{keys, Batch, Store};
 use crate::text::TextDoc;
 
+use super::history::HistoryMeta;
 use super::HubError;
 
 /// The record format tag: bumped if the envelope ever changes.
@@ -28,6 +29,8 @@ pub(crate) struct Persisted {
     log_records: u64,
     log_bytes: usize,
     snapshot_bytes: usize,
+    /// The history listing's records.
+    pub history: HistoryMeta,
 }
 
 fn wrap(bytes: Vec<u8>) -> Vec<u8> {
@@ -46,7 +49,7 @@ fn unwrap_record<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8], HubError> 
 
 /// Loads a document (an empty one when nothing is stored) and what is on disk for it.
 pub(crate) fn load(store: &dyn Store, path: &str) -> Result<(TextDoc, Persisted), HubError> {
-    let mut persisted = Persisted::default();
+    let mut persisted = Persisted { history: HistoryMeta::load(store, path)?, ..Persisted::default() };
     let snapshot_key = keys::snapshot(path);
     let snapshot = store.get(&snapshot_key)?;
     if let Some(value) = &snapshot {
@@ -90,12 +93,20 @@ impl Persisted {
         Ok(batch)
     }
 
-    /// The batch that erases a document and its whole history.
+    /// Bytes the document's history occupies in the store: snapshot, log, and the history
+    /// listing's records (keys and values, before the engine's compression).
+    pub fn stored_bytes(&self) -> u64 {
+        (self.snapshot_bytes + self.log_bytes) as u64 + self.history.bytes
+    }
+
+    /// The batch that erases a document and its whole history (listing and checkpoints
+    /// included).
     pub fn delete_batch(&mut self, path: &str) -> Batch {
         *self = Persisted { next_seq: self.next_seq, ..Persisted::default() };
         let mut batch = Batch::new();
-        batch.ops.push(Op::Delete(keys::snapshot(path)));
-        batch.delete_prefix(keys::log_prefix(path));
+        for prefix in keys::all_of(path) {
+            batch.delete_prefix(prefix);
+        }
         batch
     }
 }

@@ -133,7 +133,7 @@ impl Registry {
 /// The entry point of the application core.
 #[derive(Clone)]
 pub struct Hub {
-    env: ActorEnv,
+    pub(super) env: ActorEnv,
 }
 
 /// Lookups retried when a document is unloaded under our feet.

@@ -48,6 +48,24 @@ pub struct WriteRequest {
     pub merge_type: MergeType,
     /// The SHA-256 the client's `Repr-Digest` says the resulting text has, if it sent one.
     pub expect_sha256: Option<[u8; 32]>,
+    /// When the server received the request (shown in the history listing).
+    pub received: std::time::SystemTime,
+    /// For a restore: the version whose text this write brings back.
+    pub restored_from: Option<VersionSet>,
+}
+
+impl WriteRequest {
+    /// A write received now, with no digest check, not a restore.
+    pub fn new(edit: Edit, peer: Option<String>, merge_type: MergeType) -> Self {
+        WriteRequest {
+            edit,
+            peer,
+            merge_type,
+            expect_sha256: None,
+            received: std::time::SystemTime::now(),
+            restored_from: None,
+        }
+    }
 }
 
 /// The result of a durable write.

@@ -29,6 +29,10 @@ impl Store for Tracked {
         self.inner.scan_prefix(prefix)
     }
 
+    fn scan_prefix_rev(&self, prefix: &[u8], below: Option<&[u8]>, limit: usize) -> Result<KvPairs, StoreError> {
+        self.inner.scan_prefix_rev(prefix, below, limit)
+    }
+
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         self.inner.write(batch)
     }

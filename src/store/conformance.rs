@@ -32,6 +32,28 @@ fn suite(store: &dyn Store) {
     b.delete_prefix(vec![0xFF, 0xFF]);
     store.write(&b).unwrap();
     assert_eq!(store.get(&[0xFF, 0xFF, 1]).unwrap(), None);
+
+    reverse_pages(store);
+}
+
+/// Newest-first pages: bounded by the prefix on both sides, by `below`, and by `limit`.
+fn reverse_pages(store: &dyn Store) {
+    let mut b = Batch::new();
+    for i in 0..10u8 {
+        b.put(vec![b'r', 1, i], vec![i]);
+    }
+    b.put(vec![b'r', 0, 9], b"before the prefix".to_vec());
+    b.put(vec![b'r', 2, 0], b"after the prefix".to_vec());
+    b.put(vec![0xFF, 0xFF, 0xFF], b"last key".to_vec());
+    store.write(&b).unwrap();
+    let keys = |pairs: KvPairs| pairs.into_iter().map(|(k, _)| k[2]).collect::<Vec<u8>>();
+    assert_eq!(keys(store.scan_prefix_rev(&[b'r', 1], None, 3).unwrap()), vec![9, 8, 7]);
+    assert_eq!(keys(store.scan_prefix_rev(&[b'r', 1], Some(&[b'r', 1, 7]), 3).unwrap()), vec![6, 5, 4]);
+    assert_eq!(keys(store.scan_prefix_rev(&[b'r', 1], Some(&[b'r', 1, 2]), 10).unwrap()), vec![1, 0]);
+    assert_eq!(keys(store.scan_prefix_rev(&[b'r', 1], Some(&[b'r', 9]), 2).unwrap()), vec![9, 8]);
+    assert!(store.scan_prefix_rev(&[b'r', 1], Some(&[b'r', 1, 0]), 5).unwrap().is_empty());
+    assert!(store.scan_prefix_rev(&[b'r', 3], None, 5).unwrap().is_empty());
+    assert_eq!(store.scan_prefix_rev(&[0xFF, 0xFF], None, 5).unwrap().len(), 1);
 }
 
 #[test]
@@ -60,6 +82,9 @@ impl Store for SlowStore {
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs, StoreError> {
         self.0.scan_prefix(prefix)
+    }
+    fn scan_prefix_rev(&self, prefix: &[u8], below: Option<&[u8]>, limit: usize) -> Result<KvPairs, StoreError> {
+        self.0.scan_prefix_rev(prefix, below, limit)
     }
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         std::thread::sleep(std::time::Duration::from_millis(5));

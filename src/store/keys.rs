@@ -3,12 +3,20 @@
 //! ```text
 //! 'S' ‖ u32 BE path length ‖ path               → snapshot record
 //! 'L' ‖ u32 BE path length ‖ path ‖ u64 BE seq  → log record (one per durable write round)
+//! 'H' ‖ u32 BE path length ‖ path ‖ u64 BE n    → history entry n (one per accepted write)
+//! 'I' ‖ u32 BE path length ‖ path ‖ event id    → n of the history entry that wrote that id
+//! 'C' ‖ u32 BE path length ‖ path ‖ name        → checkpoint
+//! 'M' ‖ u32 BE path length ‖ path               → the document's history bookkeeping
 //! ```
 //! The length prefix keeps one path's keys from being a prefix of another's
 //! (`/a` vs `/ab`), so "every log record of a document" is one prefix scan, in seq order.
 
 const SNAPSHOT: u8 = b'S';
 const LOG: u8 = b'L';
+const HISTORY: u8 = b'H';
+const ID_INDEX: u8 = b'I';
+const CHECKPOINT: u8 = b'C';
+const META: u8 = b'M';
 
 fn doc_prefix(tag: u8, path: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(5 + path.len() + 8);
@@ -43,6 +51,58 @@ pub fn log_seq(path: &str, key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes))
 }
 
+/// The prefix of every history entry of a document.
+pub fn history_prefix(path: &str) -> Vec<u8> {
+    doc_prefix(HISTORY, path)
+}
+
+/// The key of history entry `n`.
+pub fn history_entry(path: &str, n: u64) -> Vec<u8> {
+    let mut key = history_prefix(path);
+    key.extend_from_slice(&n.to_be_bytes());
+    key
+}
+
+/// The `n` of a key made by [`history_entry`] for `path`, if it is one.
+pub fn history_n(path: &str, key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(history_prefix(path).as_slice())?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// The prefix of a document's event-id index.
+pub fn id_index_prefix(path: &str) -> Vec<u8> {
+    doc_prefix(ID_INDEX, path)
+}
+
+/// The index key of one event id (the wire form, e.g. `alice-12`).
+pub fn id_index(path: &str, id: &str) -> Vec<u8> {
+    let mut key = id_index_prefix(path);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The prefix of a document's checkpoints.
+pub fn checkpoint_prefix(path: &str) -> Vec<u8> {
+    doc_prefix(CHECKPOINT, path)
+}
+
+/// The key of one named checkpoint.
+pub fn checkpoint(path: &str, name: &str) -> Vec<u8> {
+    let mut key = checkpoint_prefix(path);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The key of a document's history bookkeeping record.
+pub fn meta(path: &str) -> Vec<u8> {
+    doc_prefix(META, path)
+}
+
+/// Every prefix (and single key) that belongs to one document, for deleting it whole.
+pub fn all_of(path: &str) -> [Vec<u8>; 6] {
+    [snapshot(path), log_prefix(path), history_prefix(path), id_index_prefix(path), checkpoint_prefix(path), meta(path)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +115,10 @@ mod tests {
         assert_eq!(log_seq("/a", &log_entry("/a", 77)), Some(77));
         assert_eq!(log_seq("/a", &log_entry("/ab", 77)), None);
         assert_ne!(snapshot("/a"), log_prefix("/a"));
+        assert!(history_entry("/a", 255) < history_entry("/a", 256));
+        assert_eq!(history_n("/a", &history_entry("/a", 9)), Some(9));
+        assert_eq!(history_n("/ab", &history_entry("/a", 9)), None);
+        assert!(!id_index("/ab", "x-1").starts_with(&id_index_prefix("/a")));
+        assert!(!checkpoint("/ab", "v1").starts_with(&checkpoint_prefix("/a")));
     }
 }

@@ -38,6 +38,23 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn scan_prefix_rev(&self, prefix: &[u8], below: Option<&[u8]>, limit: usize) -> Result<KvPairs, StoreError> {
+        use std::ops::Bound;
+        let upper = match (below, prefix_end(prefix)) {
+            (Some(b), Some(end)) => Bound::Excluded(b.to_vec().min(end)),
+            (Some(b), None) => Bound::Excluded(b.to_vec()),
+            (None, Some(end)) => Bound::Excluded(end),
+            (None, None) => Bound::Unbounded,
+        };
+        Ok(self
+            .lock()
+            .range((Bound::Included(prefix.to_vec()), upper))
+            .rev()
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut map = self.lock();
         for op in &batch.ops {

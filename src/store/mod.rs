@@ -93,6 +93,10 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every key-value pair whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs, StoreError>;
+    /// At most `limit` pairs whose key starts with `prefix` and is below `below` (when
+    /// given), in descending key order: newest-first pages of a long record list without
+    /// reading all of it.
+    fn scan_prefix_rev(&self, prefix: &[u8], below: Option<&[u8]>, limit: usize) -> Result<KvPairs, StoreError>;
     /// Applies the batch atomically; when it returns Ok the batch survives a crash
     /// (for engines with a disk).
     fn write(&self, batch: &Batch) -> Result<(), StoreError>;

@@ -129,6 +129,34 @@ impl Store for RocksStore {
         Ok(out)
     }
 
+    fn scan_prefix_rev(&self, prefix: &[u8], below: Option<&[u8]>, limit: usize) -> Result<KvPairs, StoreError> {
+        let guard = self.read();
+        let db = guard.as_ref().ok_or_else(closed)?;
+        // Start at the smaller of `below` and the prefix's end; both are exclusive bounds,
+        // while RocksDB's reverse seek lands on the last key <= its start.
+        let upper = match (below, prefix_end(prefix)) {
+            (Some(b), Some(end)) => Some(b.to_vec().min(end)),
+            (Some(b), None) => Some(b.to_vec()),
+            (None, end) => end,
+        };
+        let mode = match &upper {
+            Some(u) => IteratorMode::From(u, Direction::Reverse),
+            None => IteratorMode::End,
+        };
+        let mut out = Vec::new();
+        for item in db.iterator(mode) {
+            let (k, v) = item.map_err(engine)?;
+            if upper.as_deref().is_some_and(|u| &*k >= u) {
+                continue; // the seek landed on the bound itself
+            }
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         if self.broken.load(Ordering::SeqCst) || self.read().is_none() {
             self.recover()?;

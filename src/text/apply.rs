@@ -8,10 +8,11 @@
 //! written through DT's chunk decoder (notes §2.3).
 
 use super::event::{validate_agent, EventId, MAX_SEQ};
-use super::frontier::{lookup, to_local};
+use super::frontier::{lookup, to_local, to_remote};
 use super::plan::{apply_spans, build_ops, check_ops_fit, count, minimal_diff, resolve, trim_front, whole_replace};
 use super::{Applied, Change, Edit, Outcome, TextDoc, TextError};
 use crate::protocol::VersionSet;
+use diamond_types::list::operation::OpKind;
 use diamond_types::LocalVersion;
 use smallvec::smallvec;
 
@@ -41,11 +42,7 @@ impl TextDoc {
                     }
                 }
                 if lookup(&self.oplog, &id).is_some() {
-                    return Ok(Applied {
-                        version: VersionSet::new([id.to_string()]),
-                        added: 0,
-                        outcome: Outcome::Duplicate,
-                    });
+                    return Ok(Applied::nothing(VersionSet::new([id.to_string()]), Outcome::Duplicate));
                 }
                 Some(id)
             }
@@ -70,7 +67,7 @@ impl TextDoc {
         };
         let n = count(&spans)?;
         if n == 0 {
-            return Ok(Applied { version: self.version(), added: 0, outcome: Outcome::Empty });
+            return Ok(Applied::nothing(self.version(), Outcome::Empty));
         }
 
         // 4. Seqs: which events are new.
@@ -121,6 +118,8 @@ impl TextDoc {
             }
         }
         let added: usize = ops.iter().map(|op| op.end() - op.start()).sum();
+        let inserted: usize = ops.iter().filter(|op| op.kind == OpKind::Ins).map(|op| op.end() - op.start()).sum();
+        let parent_ids = to_remote(&self.oplog, &parents);
 
         let agent_id = self.oplog.get_or_create_agent_id(&agent);
         let last_lv = self.oplog.add_operations_at(agent_id, &parents, &ops);
@@ -132,7 +131,7 @@ impl TextDoc {
         let id = EventId { agent, seq: last };
         let version = VersionSet::new([id.to_string()]);
         self.next_seq.insert(id.agent, last + 1);
-        Ok(Applied { version, added, outcome })
+        Ok(Applied { version, added, outcome, parents: parent_ids, inserted, deleted: added - inserted })
     }
 }
 

@@ -41,6 +41,20 @@ pub struct Applied {
     pub added: usize,
     /// Which case applied.
     pub outcome: Outcome,
+    /// The parents the added events hang off (for the history listing); empty when nothing
+    /// was added.
+    pub parents: VersionSet,
+    /// Code points inserted and deleted by the added events.
+    pub inserted: usize,
+    /// See `inserted`.
+    pub deleted: usize,
+}
+
+impl Applied {
+    /// An edit that added nothing: a duplicate, or one that changes nothing.
+    pub(super) fn nothing(version: VersionSet, outcome: Outcome) -> Self {
+        Applied { version, added: 0, outcome, parents: VersionSet::default(), inserted: 0, deleted: 0 }
+    }
 }
 
 /// The four ways an accepted edit can land.

@@ -15,7 +15,7 @@ pub enum TextError {
         /// The id as received.
         id: String,
     },
-    /// An agent name that may not create events (empty, `ROOT`, or 50+ UTF-8 bytes).
+    /// An agent name that may not create events (empty, `ROOT`, `~…`, or 50+ UTF-8 bytes).
     #[error("invalid agent {agent:?}: {reason}")]
     InvalidAgent {
         /// The agent name as received.
@@ -89,6 +89,15 @@ pub enum TextError {
     /// A position, count or seq would overflow.
     #[error("too large: {0}")]
     TooLarge(String),
+    /// A compaction horizon that does not dominate the rest of history: `event` is neither in
+    /// the horizon's history nor after all of it.
+    #[error("invalid horizon {}: event {event:?} is neither in its history nor after all of it", list_ids(.horizon))]
+    InvalidHorizon {
+        /// The horizon, as normalized.
+        horizon: VersionSet,
+        /// One event that is concurrent with (part of) the horizon.
+        event: String,
+    },
     /// The client's `Repr-Digest` does not match the text its edit would produce (checked only
     /// when the edit applies on top of the current version, so no merge is involved).
     #[error("repr-digest mismatch: the edit would give a text whose sha-256 is {actual}, the request says {expected}")]
@@ -116,6 +125,7 @@ impl TextError {
             TextError::CorruptEncoding(_) => "corrupt_encoding",
             TextError::TooLarge(_) => "too_large",
             TextError::DigestMismatch { .. } => "repr_digest_mismatch",
+            TextError::InvalidHorizon { .. } => "invalid_horizon",
         }
     }
 }

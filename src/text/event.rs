@@ -17,6 +17,9 @@ pub const MAX_AGENT_BYTES: usize = 50;
 /// The reserved agent name diamond-types uses for its root; it can never name an event.
 pub(super) const ROOT_AGENT: &str = "ROOT";
 
+/// Agent names starting with this are reserved for the server (the base run of a compacted document).
+pub(super) const RESERVED_PREFIX: char = '~';
+
 /// A parsed `agent-seq` event id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EventId {
@@ -53,13 +56,15 @@ impl fmt::Display for EventId {
     }
 }
 
-/// Checks that `agent` may create events: non-empty, not `ROOT`, under 50 UTF-8 bytes.
+/// Checks that `agent` may create events: non-empty, not `ROOT`, not `~…`, under 50 UTF-8 bytes.
 /// diamond-types itself enforces none of this (`ROOT` even crashes it, notes §6).
 pub fn validate_agent(agent: &str) -> Result<(), TextError> {
     let reason = if agent.is_empty() {
         "the agent name is empty"
     } else if agent == ROOT_AGENT {
         "the agent name ROOT is reserved"
+    } else if agent.starts_with(RESERVED_PREFIX) {
+        "agent names starting with ~ are reserved for the server"
     } else if agent.len() >= MAX_AGENT_BYTES {
         "the agent name must be shorter than 50 UTF-8 bytes"
     } else {
@@ -94,7 +99,8 @@ mod tests {
     fn agent_rules() {
         assert!(validate_agent("alice").is_ok());
         assert!(validate_agent(&"x".repeat(49)).is_ok());
-        for bad in [String::new(), "ROOT".to_string(), "x".repeat(50), "é".repeat(25)] {
+        assert!(validate_agent("a~b").is_ok());
+        for bad in [String::new(), "ROOT".to_string(), "x".repeat(50), "é".repeat(25), "~h1".into(), "~".into()] {
             assert_eq!(validate_agent(&bad).unwrap_err().code(), "invalid_agent");
         }
     }

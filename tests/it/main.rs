@@ -16,6 +16,7 @@ mod history;
 mod http2;
 mod interop_js;
 mod limits;
+mod listing;
 mod malformed;
 mod proxies;
 mod reads_writes;

@@ -1,0 +1,65 @@
+//! Query strings of the `/.plait/` endpoints: `key=value` pairs, percent-decoded, and
+//! versions written the way the `Version` header writes them (or as bare ids).
+
+use axum::extract::Request;
+
+use crate::protocol::VersionSet;
+
+use super::ApiError;
+
+/// The decoded `key=value` pairs of `req`'s query, in order. A pair without `=` has an
+/// empty value; a bad escape is a 400 naming the key.
+pub fn params(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
+    let query = req.uri().query().unwrap_or_default();
+    let mut out = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(key).ok_or_else(|| ApiError::BadQuery("a parameter name is badly escaped".into()))?;
+        let value = percent_decode(value).ok_or_else(|| ApiError::BadQuery(format!("{key}: bad percent-encoding")))?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// A `Version` header value, or bare comma-separated ids; empty = the empty document.
+pub fn parse_version(value: &str) -> Result<VersionSet, String> {
+    let value = value.trim();
+    if value.starts_with('"') {
+        return VersionSet::parse_header(value.as_bytes()).map_err(|e| e.to_string());
+    }
+    Ok(VersionSet::new(value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)))
+}
+
+/// `%XX` and `+` decoding of a query value; None on a bad escape or invalid UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    String::from_utf8(super::resource::percent_decode(value.replace('+', " ").as_bytes())?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values() {
+        assert_eq!(percent_decode("%22a-4%22%2C%20%22b-1%22").as_deref(), Some("\"a-4\", \"b-1\""));
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%2"), None);
+        assert_eq!(percent_decode("%ff"), None);
+        let v = |s: &str| parse_version(s).map(|v| v.ids().to_vec());
+        assert_eq!(v("a-4,b-1"), Ok(vec!["a-4".to_string(), "b-1".to_string()]));
+        assert_eq!(v("\"a-4\""), Ok(vec!["a-4".to_string()]));
+        assert_eq!(v(""), Ok(vec![]));
+        assert!(v("\"unterminated").is_err());
+    }
+
+    #[test]
+    fn pairs_in_order() {
+        let req = Request::builder().uri("/x?limit=5&before=%22a-1%22&flag").body(axum::body::Body::empty()).unwrap();
+        let got = params(&req).unwrap();
+        let want = [("limit", "5"), ("before", "\"a-1\""), ("flag", "")];
+        assert_eq!(got, want.map(|(k, v)| (k.to_string(), v.to_string())));
+        let bad = Request::builder().uri("/x?to=%zz").body(axum::body::Body::empty()).unwrap();
+        assert!(params(&bad).is_err());
+    }
+}
