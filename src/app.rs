@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::config::ServeConfig;
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
-use crate::hub::Hub;
+use crate::hub::{run_retention, Hub, RetentionPolicy};
 use crate::store::{track_close, CloseWatch, Committer, MemoryStore, Store};
 
 /// Opens the configured store.
@@ -62,6 +62,8 @@ pub struct App {
     limits: ConnLimits,
     /// Closed after the last connection ends, so its document actors exit.
     hub: Hub,
+    /// The background compaction pass, when a retention rule compacts.
+    retention: Option<(RetentionPolicy, Duration)>,
     /// Fires once the store's last handle is gone and the engine has closed.
     store_closed: CloseWatch,
 }
@@ -93,7 +95,11 @@ impl App {
             cors,
             compression: !cfg.no_compression,
             editor: !cfg.no_editor,
+            retention: RetentionPolicy::new(cfg.retention.clone()),
         };
+        let policy = RetentionPolicy::new(cfg.retention.clone());
+        let retention =
+            (!policy.keeps_everything()).then(|| (policy, Duration::from_secs(cfg.compaction_interval_secs.max(1))));
         let (stop, stop_rx) = watch::channel(false);
         let limits = ConnLimits {
             max_header_bytes: cfg.max_header_bytes,
@@ -110,6 +116,7 @@ impl App {
             stop,
             limits,
             hub: hub_handle,
+            retention,
             store_closed,
         })
     }
@@ -122,8 +129,13 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { router, stop, limits, hub, store_closed } = self;
+        let App { router, stop, limits, hub, retention, store_closed } = self;
+        let compaction = retention.map(|(policy, every)| tokio::spawn(run_retention(hub.clone(), policy, every)));
         http::serve(listener, router, limits, stop, shutdown).await.context("serving HTTP")?;
+        if let Some(task) = compaction {
+            task.abort();
+            let _ = task.await;
+        }
         hub.close();
         drop(hub);
         let closed = tokio::task::spawn_blocking(move || store_closed.wait(STORE_CLOSE_LIMIT))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::hub::{AckPolicy, HubSettings};
+use crate::hub::{AckPolicy, HubSettings, RetentionRule};
 
 /// Plait: a Braid-HTTP sync server.
 #[derive(Parser, Debug)]
@@ -63,6 +63,17 @@ pub struct ServeConfig {
     /// Unload a document from memory after this many idle seconds without subscribers.
     #[arg(long, env = "PLAIT_IDLE_UNLOAD_SECS", default_value_t = 60)]
     pub idle_unload_secs: u64,
+
+    /// History retention for a path prefix, repeatable: `"/notes/ days=30 versions=1000"`
+    /// keeps writes from the last 30 days or among the last 1000 and compacts older ones into
+    /// a snapshot; `"/docs/ all"` keeps everything (the default for unmatched paths). The
+    /// longest prefix wins. In the environment, separate rules with `;`.
+    #[arg(long = "retention", env = "PLAIT_RETENTION", value_delimiter = ';')]
+    pub retention: Vec<RetentionRule>,
+
+    /// Seconds between background compaction passes (when a retention rule compacts).
+    #[arg(long, env = "PLAIT_COMPACTION_INTERVAL_SECS", default_value_t = 3600)]
+    pub compaction_interval_secs: u64,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "PLAIT_MAX_BODY_BYTES", default_value_t = 16 << 20)]
@@ -142,6 +153,8 @@ impl ServeConfig {
             cors_origins: vec!["*".into()],
             parents_wait_ms: 3000,
             idle_unload_secs: 60,
+            retention: Vec::new(),
+            compaction_interval_secs: 3600,
             max_body_bytes: 16 << 20,
             max_header_bytes: 64 << 10,
             stall_timeout_secs: 60,

@@ -46,6 +46,7 @@ const EXPOSED: &[&str] = &[
     "vary",
     "plait-error",
     "etag",
+    "merge-horizon",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {

@@ -13,16 +13,12 @@ use crate::protocol::{encode_patches_body, VersionSet};
 use crate::text::{patches_between, unified};
 
 use super::query;
-use super::resource::{check_path, text_at};
+use super::resource::text_at;
 use super::{reply, ApiError, AppState};
 
 /// The handler.
 pub async fn diff(State(state): State<AppState>, Path(path): Path<String>, req: Request) -> Result<Response, ApiError> {
-    let path = format!("/{path}");
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Err(ApiError::MethodNotAllowed(req.method().to_string()));
-    }
-    check_path(&path)?;
+    let path = query::endpoint_target(&path, &req, &[Method::GET, Method::HEAD])?;
     let (mut from, mut to) = (VersionSet::new(Vec::<String>::new()), None);
     for (key, value) in query::params(&req)? {
         let version = query::parse_version(&value).map_err(|e| ApiError::BadQuery(format!("{key}: {e}")))?;

@@ -14,7 +14,7 @@ use crate::hub::{Checkpoint, HistoryPage};
 use crate::protocol::VersionSet;
 
 use super::query;
-use super::resource::{check_path, read_limited};
+use super::resource::read_limited;
 use super::{reply, ApiError, AppState};
 
 /// Entries per page when `limit` is not given.
@@ -30,11 +30,7 @@ pub async fn history(
     Path(path): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let path = format!("/{path}");
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Err(ApiError::MethodNotAllowed(req.method().to_string()));
-    }
-    check_path(&path)?;
+    let path = query::endpoint_target(&path, &req, &[Method::GET, Method::HEAD])?;
     let (mut limit, mut before) = (DEFAULT_LIMIT, None);
     for (key, value) in query::params(&req)? {
         match key.as_str() {
@@ -57,6 +53,9 @@ pub async fn history(
     let body = page_json(&path, limit, &page);
     let mut res = (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response();
     reply::set_version(res.headers_mut(), "current-version", &page.current);
+    if let Some(h) = &page.horizon {
+        reply::set_version(res.headers_mut(), "merge-horizon", &h.version_set());
+    }
     reply::set(res.headers_mut(), "cache-control", "no-cache");
     Ok(res)
 }
@@ -91,6 +90,12 @@ fn page_json(path: &str, limit: usize, page: &HistoryPage) -> Value {
         "path": path,
         "current": page.current.ids(),
         "stored_bytes": page.stored_bytes,
+        "horizon": page.horizon.as_ref().map(|h| json!({
+            "version": h.version,
+            "replaces": h.replaces,
+            "compactions": h.generation,
+            "compacted": rfc3339(h.compacted_ms),
+        })),
         "versions": versions,
         "checkpoints": page.checkpoints.iter().map(checkpoint_json).collect::<Vec<_>>(),
         "next": next,
@@ -117,8 +122,8 @@ pub async fn checkpoints(
     Path(path): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let path = format!("/{path}");
-    check_path(&path)?;
+    let allowed = [Method::GET, Method::HEAD, Method::POST, Method::DELETE];
+    let path = query::endpoint_target(&path, &req, &allowed)?;
     let method = req.method().clone();
     if method == Method::GET || method == Method::HEAD {
         let list = state.hub.checkpoints(&path).await?;
@@ -130,9 +135,6 @@ pub async fn checkpoints(
         let name = name.ok_or_else(|| ApiError::BadQuery("say which checkpoint: ?name=...".into()))?;
         state.hub.delete_checkpoint(&path, name).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    if method != Method::POST {
-        return Err(ApiError::MethodNotAllowed(method.to_string()));
     }
     let bytes = read_limited(req.into_body(), MAX_BODY, state.settings.body_timeout).await?;
     let body: CheckpointBody = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;

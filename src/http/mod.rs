@@ -5,6 +5,7 @@
 //! own endpoints) and `/.well-known/multiplexer/` (braid-http's multiplexer, answered 501
 //! so that clients fall back to plain requests).
 
+mod compact;
 mod compress;
 mod cors;
 mod diff;
@@ -30,7 +31,7 @@ use axum::routing::any;
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, RetentionPolicy};
 
 pub use cors::CorsOrigins;
 pub use error::ApiError;
@@ -56,6 +57,8 @@ pub struct HttpSettings {
     pub compression: bool,
     /// Serve the live editor page to browser navigations (`Accept: text/html` first).
     pub editor: bool,
+    /// How much history each path prefix keeps (for `POST /.plait/compact/{path}`).
+    pub retention: RetentionPolicy,
 }
 
 /// What every handler can reach.
@@ -84,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.plait/restore/{*path}", any(restore::restore))
         .route("/.plait/diff/{*path}", any(diff::diff))
         .route("/.plait/history/{*path}", any(history::history))
+        .route("/.plait/compact/{*path}", any(compact::compact))
         .route("/.plait/checkpoints/{*path}", any(history::checkpoints))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))

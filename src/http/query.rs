@@ -2,10 +2,22 @@
 //! versions written the way the `Version` header writes them (or as bare ids).
 
 use axum::extract::Request;
+use axum::http::Method;
 
 use crate::protocol::VersionSet;
 
 use super::ApiError;
+
+/// The preamble every `/.plait/<endpoint>/{path}` handler shares: the method must be one of
+/// `methods`, and the resource path (captured without its leading `/`) must be acceptable.
+pub fn endpoint_target(captured: &str, req: &Request, methods: &[Method]) -> Result<String, ApiError> {
+    if !methods.contains(req.method()) {
+        return Err(ApiError::MethodNotAllowed(req.method().to_string()));
+    }
+    let path = format!("/{captured}");
+    super::resource::check_path(&path)?;
+    Ok(path)
+}
 
 /// The decoded `key=value` pairs of `req`'s query, in order. A pair without `=` has an
 /// empty value; a bad escape is a 400 naming the key.

@@ -172,7 +172,7 @@ async fn read(
     let pinned = braid.version.is_some();
     let outcome = state.hub.read(path, ReadRequest { version: braid.version, parents: braid.parents }).await?;
     match outcome {
-        ReadOutcome::Snapshot { text, version, current, digest } => {
+        ReadOutcome::Snapshot { text, version, current, digest, horizon } => {
             let etag = protocol::etag(&version);
             let not_modified = if_none_match.is_some_and(|v| protocol::if_none_match(v.as_bytes(), &etag));
             let len = text.len();
@@ -190,12 +190,15 @@ async fn read(
             reply::set(h, "cache-control", if pinned { IMMUTABLE } else { REVALIDATE });
             reply::set(h, "repr-digest", &digest);
             reply::set(h, "content-type", REPR_TYPE);
+            if let Some(horizon) = &horizon {
+                reply::set_version(h, "merge-horizon", horizon);
+            }
             if !not_modified {
                 reply::set(h, "content-length", &len.to_string());
             }
             Ok(res)
         }
-        ReadOutcome::History { updates, current } => {
+        ReadOutcome::History { updates, current, horizon } => {
             let mut bytes = Vec::new();
             for u in &updates {
                 encode_update(u, REPR_TYPE, &mut bytes);
@@ -206,6 +209,9 @@ async fn read(
             reply::resource_headers(h, &current, braid.merge_type);
             reply::set(h, "content-type", HISTORY_TYPE);
             reply::set(h, "cache-control", "no-store");
+            if let Some(horizon) = &horizon {
+                reply::set_version(h, "merge-horizon", horizon);
+            }
             Ok(res)
         }
     }

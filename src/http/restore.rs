@@ -17,7 +17,8 @@ use crate::hub::WriteRequest;
 use crate::protocol::{MergeType, VersionSet};
 use crate::text::{Change, Edit};
 
-use super::resource::{check_path, read_limited, text_at};
+use super::query;
+use super::resource::{read_limited, text_at};
 use super::{reply, ApiError, AppState};
 
 /// Largest restore request body: a list of ids, never large.
@@ -35,11 +36,7 @@ pub async fn restore(
     Path(path): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let path = format!("/{path}");
-    if req.method() != Method::POST {
-        return Err(ApiError::MethodNotAllowed(req.method().to_string()));
-    }
-    check_path(&path)?;
+    let path = query::endpoint_target(&path, &req, &[Method::POST])?;
     // The restorer's Peer, if it sent one, is the author the history listing shows.
     let peer = req.headers().get("peer").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body: Body = req.into_body();

@@ -17,6 +17,7 @@ use crate::protocol::{MergeType, VersionSet};
 use crate::store::{Batch, Committer, Store};
 use crate::text::{Applied, EventId, Outcome, TextDoc, TextError};
 
+use super::compaction::Plan;
 use super::doc::{DocShared, Head};
 use super::history::{Author, HistoryEntry};
 use super::persist::{self, Persisted};
@@ -30,6 +31,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, HubError>>;
 pub(crate) enum Command {
     Write { req: Box<WriteRequest>, deadline: Instant, reply: Reply<WriteOutcome> },
     Delete { reply: Reply<()> },
+    Compact { plan: Box<Plan>, reply: Reply<()> },
 }
 
 struct PendingWrite {
@@ -191,6 +193,11 @@ impl Actor {
                     let result = self.delete().await;
                     let _ = reply.send(result);
                 }
+                Command::Compact { plan, reply } => {
+                    self.write_round(std::mem::take(&mut writes)).await;
+                    let result = self.install_compaction(*plan).await;
+                    let _ = reply.send(result);
+                }
             }
         }
         self.write_round(writes).await;
@@ -219,7 +226,13 @@ impl Actor {
                 }
                 match state.doc.apply_checked(w.req.edit.clone(), w.req.expect_sha256) {
                     Ok(applied) => done.push(AppliedWrite { req: w.req, applied, reply: Some(w.reply) }),
-                    Err(TextError::UnknownVersion(ids)) => self.park_or_refuse(w, ids),
+                    Err(TextError::UnknownVersion(ids)) => match &state.horizon {
+                        // Folded away by compaction: they will never arrive, so no waiting.
+                        Some(h) if h.behind(&ids) => {
+                            let _ = w.reply.send(Err(HubError::BehindHorizon(h.version_set())));
+                        }
+                        _ => self.park_or_refuse(w, ids),
+                    },
                     Err(e) => {
                         let _ = w.reply.send(Err(HubError::Text(e)));
                     }
@@ -332,6 +345,46 @@ impl Actor {
                 });
             }
         }
+    }
+
+    /// Swaps in a compacted document built from a copy: adds the writes that arrived since
+    /// the copy, commits snapshot, horizon and listing changes at once, then publishes and ends
+    /// the document's subscriptions (their versions may be gone; clients resume or get 410).
+    async fn install_compaction(&mut self, plan: Plan) -> Result<(), HubError> {
+        let Plan { compacted, based_on, horizon, drop_keys, drop_bytes, .. } = plan;
+        let mut doc = compacted.doc;
+        let (before, batch) = {
+            let state = self.shared.lock();
+            if state.doc.version() != based_on {
+                // Fails if a write behind the new horizon arrived meanwhile: the horizon no
+                // longer dominates the history, so this compaction is dropped.
+                doc.apply_encoded(&state.doc.encode_since(&based_on)?)?;
+            }
+            if doc.text() != state.doc.text() {
+                return Err(HubError::Corrupt("the compacted document differs; compaction dropped".into()));
+            }
+            let batch = self.persisted.compaction_batch(&self.shared.path, &doc, &horizon, &drop_keys, drop_bytes);
+            (state.doc.version(), batch)
+        };
+        let committed = match batch {
+            Ok(batch) => self.env.committer.commit(batch).await.map_err(HubError::Storage),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
+            self.reload(&before);
+            return Err(e);
+        }
+        self.shared.stored_bytes.store(self.persisted.stored_bytes(), Ordering::Relaxed);
+        let version = {
+            let mut state = self.shared.lock();
+            state.install_compacted(doc, horizon);
+            state.doc.version()
+        };
+        self.shared.head.send_modify(|h| {
+            h.version = version;
+            h.generation += 1;
+        });
+        Ok(())
     }
 
     async fn delete(&mut self) -> Result<(), HubError> {

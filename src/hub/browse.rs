@@ -41,6 +41,8 @@ pub struct HistoryPage {
     pub checkpoints: Vec<Checkpoint>,
     /// Bytes the document's history occupies in the store.
     pub stored_bytes: u64,
+    /// The merge horizon, once the document was compacted.
+    pub horizon: Option<super::Horizon>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -50,7 +52,7 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn checkpoints_of(store: &dyn Store, path: &str) -> Result<Vec<Checkpoint>, HubError> {
+pub(super) fn checkpoints_of(store: &dyn Store, path: &str) -> Result<Vec<Checkpoint>, HubError> {
     let mut out: Vec<Checkpoint> = store
         .scan_prefix(&keys::checkpoint_prefix(path))?
         .into_iter()
@@ -90,6 +92,12 @@ impl Hub {
         let handle = self.doc(path).await?;
         let current = handle.shared.current_head().version;
         let stored_bytes = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let horizon = handle.shared.lock().horizon.clone();
+        if let (Some(h), Some(id)) = (&horizon, &before) {
+            if h.behind(&VersionSet::new([id.clone()])) {
+                return Err(HubError::BehindHorizon(h.version_set()));
+            }
+        }
         let owned = path.to_string();
         let (entries, next, checkpoints) = self
             .with_store(move |store| {
@@ -104,7 +112,7 @@ impl Hub {
                 Ok((entries, next, checkpoints_of(store, &owned)?))
             })
             .await?;
-        Ok(HistoryPage { current, entries, next, checkpoints, stored_bytes })
+        Ok(HistoryPage { current, entries, next, checkpoints, stored_bytes, horizon })
     }
 
     /// Every checkpoint of a document, oldest first.

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use crate::protocol::{repr_digest, Update, UpdateContent, VersionSet};
 use crate::text::{TextDoc, TextError};
 
+use super::horizon::Horizon;
 use super::HubError;
 
 /// What has been made durable and published: readers and subscribers never look past it.
@@ -42,6 +43,8 @@ pub(crate) struct DocState {
     pub peer_subscriptions: HashMap<String, usize>,
     /// The repr-digest of the text at one version, computed once per version.
     digest: Option<(VersionSet, String)>,
+    /// The merge horizon, once the document has been compacted.
+    pub horizon: Option<Horizon>,
     /// The last simpleton update computed: most subscribers of a document sit at the same
     /// version, so after a write they all need this same update (fan-out computes it once).
     last_xf: Option<SimpletonStep>,
@@ -64,7 +67,24 @@ pub(crate) struct SimpletonStep {
 
 impl DocState {
     pub fn new(doc: TextDoc) -> Self {
-        DocState { doc, peers: HashMap::new(), peer_subscriptions: HashMap::new(), digest: None, last_xf: None }
+        DocState {
+            doc,
+            peers: HashMap::new(),
+            peer_subscriptions: HashMap::new(),
+            horizon: None,
+            digest: None,
+            last_xf: None,
+        }
+    }
+
+    /// Replaces the document by its compacted form: caches and peer bookkeeping name
+    /// versions that may be gone, so they start over.
+    pub fn install_compacted(&mut self, doc: TextDoc, horizon: Horizon) {
+        self.doc = doc;
+        self.horizon = Some(horizon);
+        self.peers.clear();
+        self.digest = None;
+        self.last_xf = None;
     }
 
     /// The text at `version` and its digest (cached for the latest version asked).
@@ -124,7 +144,10 @@ impl DocState {
     pub fn unpublished_ids(&self, head: &VersionSet, v: &VersionSet) -> Result<VersionSet, HubError> {
         if let Err(e) = self.doc.check_known(v) {
             return match e {
-                TextError::UnknownVersion(ids) => Ok(ids),
+                TextError::UnknownVersion(ids) => match &self.horizon {
+                    Some(h) if h.behind(&ids) => Err(HubError::BehindHorizon(h.version_set())),
+                    _ => Ok(ids),
+                },
                 other => Err(HubError::Text(other)),
             };
         }

@@ -37,6 +37,9 @@ pub enum HubError {
     /// Stored bytes could not be decoded (a server-side fault, never the client's).
     #[error("stored document is unreadable: {0}")]
     Corrupt(String),
+    /// The request names versions that compaction folded away behind the merge horizon.
+    #[error("that version is behind this document's merge horizon ({}): fetch the current text (GET without Parents or Version) and continue from its version", .0.to_header())]
+    BehindHorizon(VersionSet),
     /// A history page was asked to start before a version the listing does not have.
     #[error("{0} is not a version in this document's history listing")]
     NotListed(String),

@@ -13,17 +13,23 @@
 
 mod actor;
 mod browse;
+mod compaction;
 mod doc;
 mod error;
 mod history;
+mod horizon;
 mod persist;
 mod registry;
 mod requests;
+mod retention;
 mod subscription;
 
 pub use browse::{Checkpoint, HistoryPage, MAX_CHECKPOINTS, MAX_CHECKPOINT_NAME};
+pub use compaction::{run_retention, CompactionReport};
 pub use error::HubError;
 pub use history::{Author, HistoryEntry, NumberedEntry};
+pub use horizon::Horizon;
 pub use registry::{AckPolicy, Hub, HubSettings};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest, WriteOutcome, WriteRequest};
+pub use retention::{RetentionPolicy, RetentionRule};
 pub use subscription::Subscription;

@@ -10,6 +10,7 @@ use crate::store::{keys, Batch, Store};
 use crate::text::TextDoc;
 
 use super::history::HistoryMeta;
+use super::horizon::Horizon;
 use super::HubError;
 
 /// The record format tag: bumped if the envelope ever changes.
@@ -31,6 +32,8 @@ pub(crate) struct Persisted {
     snapshot_bytes: usize,
     /// The history listing's records.
     pub history: HistoryMeta,
+    /// The merge horizon, once compacted (copied into the document's shared state at load).
+    pub horizon: Option<Horizon>,
 }
 
 fn wrap(bytes: Vec<u8>) -> Vec<u8> {
@@ -49,7 +52,11 @@ fn unwrap_record<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8], HubError> 
 
 /// Loads a document (an empty one when nothing is stored) and what is on disk for it.
 pub(crate) fn load(store: &dyn Store, path: &str) -> Result<(TextDoc, Persisted), HubError> {
-    let mut persisted = Persisted { history: HistoryMeta::load(store, path)?, ..Persisted::default() };
+    let mut persisted = Persisted {
+        history: HistoryMeta::load(store, path)?,
+        horizon: Horizon::load(store, path)?,
+        ..Persisted::default()
+    };
     let snapshot_key = keys::snapshot(path);
     let snapshot = store.get(&snapshot_key)?;
     if let Some(value) = &snapshot {
@@ -90,6 +97,35 @@ impl Persisted {
             batch.put(keys::log_entry(path, self.next_seq), record);
         }
         self.next_seq += 1;
+        Ok(batch)
+    }
+
+    /// The batch that replaces the document by its compacted form: a fresh snapshot, the log
+    /// gone, the horizon record, and the folded history entries (`drop_keys`, `drop_bytes`)
+    /// removed, all at once.
+    pub fn compaction_batch(
+        &mut self,
+        path: &str,
+        doc: &TextDoc,
+        horizon: &Horizon,
+        drop_keys: &[Vec<u8>],
+        drop_bytes: u64,
+    ) -> Result<Batch, HubError> {
+        let mut batch = Batch::new();
+        batch.delete_prefix(keys::log_prefix(path));
+        for key in drop_keys {
+            batch.ops.push(crate::store::Op::Delete(key.clone()));
+        }
+        let record = wrap(doc.encode_full());
+        self.snapshot_bytes = record.len();
+        self.log_records = 0;
+        self.log_bytes = 0;
+        self.next_seq += 1;
+        batch.put(keys::snapshot(path), record);
+        horizon.save(path, &mut batch)?;
+        self.history.bytes = self.history.bytes.saturating_sub(drop_bytes);
+        batch.put(keys::meta(path), serde_json::to_vec(&self.history).map_err(|e| HubError::Corrupt(e.to_string()))?);
+        self.horizon = Some(horizon.clone());
         Ok(batch)
     }
 

@@ -191,6 +191,7 @@ impl Hub {
             .await
             .map_err(|_| HubError::Unavailable)??;
         let shared = Arc::new(DocShared::new(path.to_string(), doc));
+        shared.lock().horizon = persisted.horizon.clone();
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(Actor::new(shared.clone(), rx, self.env.clone(), persisted).run());
         Ok(Arc::new(DocHandle { tx, shared }))
@@ -246,14 +247,15 @@ impl Hub {
             return Err(HubError::UnknownVersion(VersionSet::new(unknown)));
         }
         let target = req.version.clone().unwrap_or_else(|| head.clone());
+        let horizon = state.horizon.as_ref().map(|h| h.version_set());
         match &req.parents {
             Some(parents) if *parents != target => {
                 let updates = state.history_updates(parents, &target)?;
-                Ok(ReadOutcome::History { updates, current: head })
+                Ok(ReadOutcome::History { updates, current: head, horizon })
             }
             _ => {
                 let (text, digest) = state.text_and_digest(&target)?;
-                Ok(ReadOutcome::Snapshot { text, version: target, current: head, digest })
+                Ok(ReadOutcome::Snapshot { text, version: target, current: head, digest, horizon })
             }
         }
     }

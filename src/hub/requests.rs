@@ -27,6 +27,8 @@ pub enum ReadOutcome {
         current: VersionSet,
         /// `Repr-Digest` of `text`.
         digest: String,
+        /// The merge horizon, once the document was compacted.
+        horizon: Option<VersionSet>,
     },
     /// The history updates between two versions (dt form, original coordinates).
     History {
@@ -34,6 +36,8 @@ pub enum ReadOutcome {
         updates: Vec<Update>,
         /// The document's current version.
         current: VersionSet,
+        /// The merge horizon, once the document was compacted.
+        horizon: Option<VersionSet>,
     },
 }
 

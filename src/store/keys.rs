@@ -7,6 +7,7 @@
 //! 'I' ‖ u32 BE path length ‖ path ‖ event id    → n of the history entry that wrote that id
 //! 'C' ‖ u32 BE path length ‖ path ‖ name        → checkpoint
 //! 'M' ‖ u32 BE path length ‖ path               → the document's history bookkeeping
+//! 'Z' ‖ u32 BE path length ‖ path               → the document's merge horizon (compaction)
 //! ```
 //! The length prefix keeps one path's keys from being a prefix of another's
 //! (`/a` vs `/ab`), so "every log record of a document" is one prefix scan, in seq order.
@@ -17,6 +18,7 @@ const HISTORY: u8 = b'H';
 const ID_INDEX: u8 = b'I';
 const CHECKPOINT: u8 = b'C';
 const META: u8 = b'M';
+const HORIZON: u8 = b'Z';
 
 fn doc_prefix(tag: u8, path: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(5 + path.len() + 8);
@@ -98,9 +100,36 @@ pub fn meta(path: &str) -> Vec<u8> {
     doc_prefix(META, path)
 }
 
+/// The key of a document's merge-horizon record.
+pub fn horizon(path: &str) -> Vec<u8> {
+    doc_prefix(HORIZON, path)
+}
+
+/// The prefix under which every document with history records has its bookkeeping record:
+/// one prefix scan enumerates them.
+pub fn all_meta() -> Vec<u8> {
+    vec![META]
+}
+
+/// The path of a key made by [`meta`], if it is one.
+pub fn meta_path(key: &[u8]) -> Option<String> {
+    let rest = key.strip_prefix(&[META])?;
+    let (len, path) = rest.split_at_checked(4)?;
+    let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+    (path.len() == len).then(|| String::from_utf8(path.to_vec()).ok()).flatten()
+}
+
 /// Every prefix (and single key) that belongs to one document, for deleting it whole.
-pub fn all_of(path: &str) -> [Vec<u8>; 6] {
-    [snapshot(path), log_prefix(path), history_prefix(path), id_index_prefix(path), checkpoint_prefix(path), meta(path)]
+pub fn all_of(path: &str) -> [Vec<u8>; 7] {
+    [
+        snapshot(path),
+        log_prefix(path),
+        history_prefix(path),
+        id_index_prefix(path),
+        checkpoint_prefix(path),
+        meta(path),
+        horizon(path),
+    ]
 }
 
 #[cfg(test)]
@@ -120,5 +149,8 @@ mod tests {
         assert_eq!(history_n("/ab", &history_entry("/a", 9)), None);
         assert!(!id_index("/ab", "x-1").starts_with(&id_index_prefix("/a")));
         assert!(!checkpoint("/ab", "v1").starts_with(&checkpoint_prefix("/a")));
+        assert_eq!(meta_path(&meta("/a/b")).as_deref(), Some("/a/b"));
+        assert!(meta("/a").starts_with(&all_meta()));
+        assert_eq!(meta_path(&snapshot("/a")), None);
     }
 }

@@ -13,6 +13,7 @@
 
 mod apply;
 mod codec;
+mod compact;
 mod diff;
 mod doc;
 mod edit;
@@ -27,6 +28,7 @@ mod xf;
 #[cfg(test)]
 mod tests;
 
+pub use compact::{pruned_contains, Compacted};
 pub use diff::{patches_between, unified};
 pub use doc::TextDoc;
 pub use edit::{Applied, Change, Edit, HistoryUpdate, Outcome};

@@ -20,6 +20,7 @@ mod listing;
 mod malformed;
 mod proxies;
 mod reads_writes;
+mod retention;
 mod slow_subscribers;
 mod subscriptions;
 mod tidy;

@@ -4,6 +4,7 @@
 
 mod bad_inputs;
 mod codec;
+mod compact;
 mod lengths;
 mod props;
 mod sim;

@@ -1,0 +1,211 @@
+//! Compaction: folding history older than the retention policy keeps into a snapshot.
+//!
+//! Three steps, so writes never wait for the expensive one:
+//! 1. choose the horizon from the history listing (the retention rule says which writes may
+//!    go; checkpoints and the "dominates everything after it" rule of `TextDoc::compact` may
+//!    pull it further back);
+//! 2. build the compacted document from a copy, on the blocking pool, while the actor keeps
+//!    accepting writes;
+//! 3. hand it to the actor, which adds the writes that arrived meanwhile, commits snapshot,
+//!    horizon record and the removal of the folded listing entries in one atomic batch,
+//!    swaps the document in, and ends its subscriptions (clients resume with `Parents`, or
+//!    get 410 Gone if they were behind the horizon).
+
+use tokio::sync::oneshot;
+
+use crate::protocol::VersionSet;
+use crate::store::{keys, Store};
+use crate::text::{Compacted, TextDoc};
+
+use super::actor::Command;
+use super::browse::{checkpoints_of, now_ms};
+use super::history::{self, HistoryMeta};
+use super::horizon::Horizon;
+use super::retention::{foldable_through, RetentionPolicy, RetentionRule};
+use super::{Hub, HubError};
+
+/// Entries read per page while collecting the folded listing entries.
+const PAGE: usize = 1000;
+/// Tries to step back past checkpoints before giving up for this pass.
+const MAX_STEPS: usize = 64;
+
+/// What one compaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// The new horizon (None: nothing could be folded).
+    pub horizon: Option<VersionSet>,
+    /// Listing entries (writes) folded away.
+    pub folded_writes: u64,
+    /// Stored bytes before and after.
+    pub bytes_before: u64,
+    /// See `bytes_before`.
+    pub bytes_after: u64,
+}
+
+/// A compaction ready to install.
+pub(crate) struct Plan {
+    pub compacted: Compacted,
+    /// The document version the copy was taken at.
+    pub based_on: VersionSet,
+    pub horizon: Horizon,
+    /// Listing entries and index records to remove, and their bytes.
+    pub drop_keys: Vec<Vec<u8>>,
+    pub drop_bytes: u64,
+    pub folded_writes: u64,
+}
+
+impl Hub {
+    /// Every document with history records, for a retention pass.
+    pub async fn stored_paths(&self) -> Result<Vec<String>, HubError> {
+        let store = self.env.store.clone();
+        let pairs = tokio::task::spawn_blocking(move || store.scan_prefix(&keys::all_meta()))
+            .await
+            .map_err(|_| HubError::Unavailable)??;
+        Ok(pairs.iter().filter_map(|(k, _)| keys::meta_path(k)).collect())
+    }
+
+    /// Compacts `path` as far as `rule` allows.
+    pub async fn compact(&self, path: &str, rule: &RetentionRule) -> Result<CompactionReport, HubError> {
+        let handle = self.doc(path).await?;
+        let bytes_before = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let (doc, old_horizon) = {
+            let state = handle.shared.lock();
+            (state.doc.clone(), state.horizon.clone().unwrap_or_default())
+        };
+        let store = self.env.store.clone();
+        let (owned, rule) = (path.to_string(), rule.clone());
+        let plan = tokio::task::spawn_blocking(move || plan(store.as_ref(), &owned, &rule, doc, old_horizon))
+            .await
+            .map_err(|_| HubError::Unavailable)??;
+        let Some(plan) = plan else {
+            return Ok(CompactionReport { horizon: None, folded_writes: 0, bytes_before, bytes_after: bytes_before });
+        };
+        let (folded_writes, version) = (plan.folded_writes, plan.horizon.version_set());
+        let (reply, answer) = oneshot::channel();
+        handle.tx.send(Command::Compact { plan: Box::new(plan), reply }).await.map_err(|_| HubError::Unavailable)?;
+        answer.await.map_err(|_| HubError::Unavailable)??;
+        let bytes_after = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(CompactionReport { horizon: Some(version), folded_writes, bytes_before, bytes_after })
+    }
+}
+
+/// The background retention pass: every `every`, compacts each stored document that a rule
+/// of `policy` covers. Runs until aborted (at shutdown).
+pub async fn run_retention(hub: Hub, policy: RetentionPolicy, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let paths = match hub.stored_paths().await {
+            Ok(paths) => paths,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention pass could not list documents");
+                continue;
+            }
+        };
+        for path in paths {
+            let Some(rule) = policy.rule_for(&path) else { continue };
+            match hub.compact(&path, rule).await {
+                Ok(CompactionReport { horizon: Some(h), folded_writes, bytes_before, bytes_after }) => {
+                    tracing::info!(%path, horizon = %h.to_header(), folded_writes, bytes_before, bytes_after, "compacted");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%path, error = %e, "compaction skipped"),
+            }
+        }
+    }
+}
+
+/// Steps 1 and 2, on a copy of the document.
+fn plan(
+    store: &dyn Store,
+    path: &str,
+    rule: &RetentionRule,
+    doc: TextDoc,
+    old: Horizon,
+) -> Result<Option<Plan>, HubError> {
+    let meta = HistoryMeta::load(store, path)?;
+    let Some(mut through) = foldable_through(store, path, rule, old.first_entry, meta.next_n, now_ms())? else {
+        return Ok(None);
+    };
+    let checkpoints: Vec<VersionSet> =
+        checkpoints_of(store, path)?.into_iter().map(|c| VersionSet::new(c.version)).collect();
+    for _ in 0..MAX_STEPS {
+        let Some(candidate) = history::page(store, path, Some(through + 1), 1)?.pop() else { return Ok(None) };
+        let wanted = VersionSet::new(candidate.entry.version);
+        let horizon = doc.latest_valid_horizon_at_or_before(&wanted)?;
+        if horizon.ids().is_empty() || horizon.ids() == old.version.as_slice() {
+            return Ok(None);
+        }
+        // A checkpointed version is never folded: step back to the write before it.
+        let mut blocked: Option<u64> = None;
+        for c in &checkpoints {
+            if doc.check_known(c).is_ok() && doc.contains(&horizon, c)? {
+                // A checkpoint the listing cannot place (written before it existed) stops here.
+                let Some(n) = first_entry_of(store, path, c)? else { return Ok(None) };
+                blocked = Some(blocked.map_or(n, |b| b.min(n)));
+            }
+        }
+        match blocked {
+            None => return build(store, path, &doc, &horizon, old, through).map(Some),
+            Some(n) if n > old.first_entry => through = n - 1,
+            Some(_) => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The lowest listing entry that wrote any id of `v` (None if none is listed).
+fn first_entry_of(store: &dyn Store, path: &str, v: &VersionSet) -> Result<Option<u64>, HubError> {
+    let mut lowest: Option<u64> = None;
+    for id in v.ids() {
+        if let Some(n) = history::entry_of(store, path, id)? {
+            lowest = Some(lowest.map_or(n, |l| l.min(n)));
+        }
+    }
+    Ok(lowest)
+}
+
+fn build(
+    store: &dyn Store,
+    path: &str,
+    doc: &TextDoc,
+    horizon: &VersionSet,
+    old: Horizon,
+    through: u64,
+) -> Result<Plan, HubError> {
+    let base_agent = old.next_base_agent();
+    let compacted = doc.compact(horizon, &base_agent)?;
+    // Listing entries whose version the horizon covers go; later ones stay.
+    let (mut drop_keys, mut drop_bytes, mut folded_writes, mut first_kept) = (Vec::new(), 0u64, 0u64, old.first_entry);
+    let mut below = Some(through + 1);
+    while let Some(b) = below {
+        let page = history::page(store, path, Some(b), PAGE)?;
+        below = page.last().map(|e| e.n).filter(|_| page.len() == PAGE);
+        for numbered in page {
+            if !doc.contains(horizon, &VersionSet::new(numbered.entry.version.clone()))? {
+                continue;
+            }
+            first_kept = first_kept.max(numbered.n + 1);
+            let key = keys::history_entry(path, numbered.n);
+            drop_bytes += (key.len() + serde_json::to_vec(&numbered.entry).map_or(0, |v| v.len())) as u64;
+            drop_keys.push(key);
+            for id in &numbered.entry.version {
+                let index = keys::id_index(path, id);
+                drop_bytes += (index.len() + 8) as u64;
+                drop_keys.push(index);
+            }
+            folded_writes += 1;
+        }
+    }
+    let mut next = Horizon {
+        version: compacted.base_version.ids().to_vec(),
+        replaces: horizon.ids().to_vec(),
+        generation: old.generation + 1,
+        pruned: old.pruned,
+        first_entry: first_kept,
+        compacted_ms: now_ms(),
+    };
+    next.add_pruned(compacted.pruned.clone());
+    Ok(Plan { compacted, based_on: doc.version(), horizon: next, drop_keys, drop_bytes, folded_writes })
+}
