@@ -20,6 +20,7 @@ use crate::text::{Applied, EventId, Outcome, TextDoc, TextError};
 use super::compaction::Plan;
 use super::doc::{DocShared, Head};
 use super::history::{Author, HistoryEntry};
+use super::horizon::Horizon;
 use super::persist::{self, Persisted};
 use super::registry::HubStats;
 use super::registry::Registry;
@@ -224,6 +225,10 @@ impl Actor {
                     let _ = w.reply.send(Err(HubError::DocumentTooLarge { limit }));
                     continue;
                 }
+                if let Some(h) = state.horizon.as_ref().filter(|h| h.refuses_parents(w.req.edit.parents.as_ref())) {
+                    let _ = w.reply.send(Err(HubError::BehindHorizon(h.version_set())));
+                    continue;
+                }
                 match state.doc.apply_checked(w.req.edit.clone(), w.req.expect_sha256) {
                     Ok(applied) => done.push(AppliedWrite { req: w.req, applied, reply: Some(w.reply) }),
                     Err(TextError::UnknownVersion(ids)) => match &state.horizon {
@@ -233,6 +238,11 @@ impl Actor {
                         }
                         _ => self.park_or_refuse(w, ids),
                     },
+                    // A retry of a write that compaction folded away.
+                    Err(TextError::PrunedVersion { .. }) if state.horizon.is_some() => {
+                        let horizon = state.horizon.as_ref().map(Horizon::version_set).unwrap_or_default();
+                        let _ = w.reply.send(Err(HubError::BehindHorizon(horizon)));
+                    }
                     Err(e) => {
                         let _ = w.reply.send(Err(HubError::Text(e)));
                     }

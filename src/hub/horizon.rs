@@ -51,6 +51,14 @@ impl Horizon {
         v.ids().iter().any(|id| pruned_contains(&self.pruned, id))
     }
 
+    /// True when a write on top of `parents` cannot be merged any more: its parents are the
+    /// empty document (the root is always "known", but behind a non-empty horizon the
+    /// compacted document places such a write differently than the original would have).
+    /// Pruned ids are caught by [`Horizon::behind`] once the text layer reports them unknown.
+    pub fn refuses_parents(&self, parents: Option<&VersionSet>) -> bool {
+        parents.is_some_and(|p| p.ids().is_empty()) && !self.version.is_empty()
+    }
+
     /// The horizon as a version set.
     pub fn version_set(&self) -> VersionSet {
         VersionSet::new(self.version.clone())
@@ -91,5 +99,10 @@ mod tests {
         assert!(h.behind(&VersionSet::new(["x-1".to_string(), "~h1-3".to_string()])));
         assert!(!h.behind(&VersionSet::new(["a-9".to_string(), "b-4".to_string()])));
         assert_eq!(h.next_base_agent(), "~h1");
+        assert!(!h.refuses_parents(None), "no Parents: on top of the current version");
+        assert!(!h.refuses_parents(Some(&VersionSet::new(["a-9".to_string()]))));
+        assert!(!h.refuses_parents(Some(&VersionSet::root())), "an empty horizon is the root itself");
+        h.version = vec!["~h1-3".into()];
+        assert!(h.refuses_parents(Some(&VersionSet::root())));
     }
 }

@@ -72,7 +72,12 @@ pub(crate) fn load(store: &dyn Store, path: &str) -> Result<(TextDoc, Persisted)
         persisted.log_bytes += value.len();
     }
     let snapshot = snapshot.as_deref().map(|value| unwrap_record(&snapshot_key, value)).transpose()?;
-    let doc = TextDoc::decode_stored(snapshot, &deltas).map_err(|e| HubError::Corrupt(e.to_string()))?;
+    let mut doc = TextDoc::decode_stored(snapshot, &deltas).map_err(|e| HubError::Corrupt(e.to_string()))?;
+    if let Some(h) = &persisted.horizon {
+        // Not inside diamond-types' encoding: agents whose events were all folded away must
+        // continue after them, never reuse their ids.
+        doc.set_pruned(&h.pruned);
+    }
     Ok((doc, persisted))
 }
 

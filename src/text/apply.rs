@@ -6,13 +6,19 @@
 //! the parent length, then the seq arithmetic. Everything is validated before the log is touched, so an error leaves the
 //! document exactly as it was. Gaps (first seq beyond the agent's next) are refused rather than
 //! written through DT's chunk decoder (notes §2.3).
+//!
+//! After a compaction, an agent's next seq may lie above everything DT knows of it (its latest
+//! events were pruned, see `pruned.rs`). A fresh edit continuing there goes in through the
+//! hand-built chunk of `chunk.rs`, at its explicit seqs; everything else is the same. Edits
+//! naming a pruned id are refused with [`TextError::PrunedVersion`].
 
+use super::chunk::{encode_run, Run};
 use super::event::{validate_agent, EventId, MAX_SEQ};
 use super::frontier::{lookup, to_local, to_remote};
 use super::plan::{apply_spans, build_ops, check_ops_fit, count, minimal_diff, resolve, trim_front, whole_replace};
 use super::{Applied, Change, Edit, Outcome, TextDoc, TextError};
 use crate::protocol::VersionSet;
-use diamond_types::list::operation::OpKind;
+use diamond_types::list::operation::{OpKind, Operation};
 use diamond_types::LocalVersion;
 use smallvec::smallvec;
 
@@ -86,7 +92,7 @@ impl TextDoc {
                 (edit.fallback_agent, last, low)
             }
         };
-        let next = self.next_seq(&agent);
+        let (next, known_next) = (self.next_seq(&agent), self.known_next_seq(&agent));
         let mut ops = build_ops(&spans)?;
         let (parents, parent_len, outcome) = if low == next {
             (parents, parent_len, Outcome::Fresh)
@@ -96,17 +102,14 @@ impl TextDoc {
             let k = usize::try_from(next - low).map_err(|_| TextError::TooLarge("seq".into()))?;
             ops = trim_front(ops, k);
             let prev = EventId { agent: agent.clone(), seq: next - 1 };
-            let t = lookup(&self.oplog, &prev).ok_or_else(|| TextError::SeqGap {
-                agent: agent.clone(),
-                expected: next,
-                got: low,
-            })?;
+            let t = lookup(&self.oplog, &prev).ok_or_else(|| self.unknown_seq(&agent, next - 1, next, low))?;
             let tail_parents: LocalVersion = smallvec![t];
             let len = self.len_at_local(&tail_parents)?;
             (tail_parents, len, Outcome::Partial)
         } else {
-            // low > next (a gap), or the Version falls inside a gap of a loaded foreign history.
-            return Err(TextError::SeqGap { agent, expected: next, got: low });
+            // low > next (a gap), or the Version falls inside a gap of a loaded foreign history
+            // or inside a pruned range.
+            return Err(self.unknown_seq(&agent, last, next, low));
         };
 
         // 5. Last guard: every op must fit the text at its actual parents (the partial case reads
@@ -121,8 +124,13 @@ impl TextDoc {
         let inserted: usize = ops.iter().filter(|op| op.kind == OpKind::Ins).map(|op| op.end() - op.start()).sum();
         let parent_ids = to_remote(&self.oplog, &parents);
 
-        let agent_id = self.oplog.get_or_create_agent_id(&agent);
-        let last_lv = self.oplog.add_operations_at(agent_id, &parents, &ops);
+        let last_lv = if outcome == Outcome::Fresh && known_next < next {
+            // The agent's latest events were pruned: DT would number these from `known_next`.
+            self.add_at_seq(&agent, low, added, &parents, ops)?
+        } else {
+            let agent_id = self.oplog.get_or_create_agent_id(&agent);
+            self.oplog.add_operations_at(agent_id, &parents, &ops)
+        };
         self.branch.merge(&self.oplog, self.oplog.local_version_ref());
         // Remember the lengths clients are likely to name as Parents next: this edit's own
         // version (what the PUT answers) and the new tip (what a GET answers).
@@ -132,6 +140,50 @@ impl TextDoc {
         let version = VersionSet::new([id.to_string()]);
         self.next_seq.insert(id.agent, last + 1);
         Ok(Applied { version, added, outcome, parents: parent_ids, inserted, deleted: added - inserted })
+    }
+}
+
+impl TextDoc {
+    /// The error for an edit whose seqs need the unknown event `agent-seq` (its Version, or
+    /// the event its tail would hang off): pruned, or a gap.
+    fn unknown_seq(&self, agent: &str, seq: u64, expected: u64, got: u64) -> TextError {
+        if self.is_pruned(agent, seq) {
+            TextError::PrunedVersion { id: EventId { agent: agent.to_string(), seq }.to_string() }
+        } else {
+            TextError::SeqGap { agent: agent.to_string(), expected, got }
+        }
+    }
+
+    /// Adds `ops` (`len` events, validated against `parents`) as `agent`'s seqs `low..`,
+    /// through a hand-built chunk (`decode_and_add` rolls back on `Err`). Returns the last
+    /// event's local time.
+    fn add_at_seq(
+        &mut self,
+        agent: &str,
+        low: u64,
+        len: usize,
+        parents: &[usize],
+        ops: Vec<Operation>,
+    ) -> Result<usize, TextError> {
+        let seq = usize::try_from(low).map_err(|_| TextError::TooLarge(format!("seq {low}")))?;
+        let parents = parents
+            .iter()
+            .map(|&t| {
+                let r = self.oplog.local_to_remote_time(t);
+                (r.agent.to_string(), r.seq)
+            })
+            .collect();
+        let run = Run { agent: agent.to_string(), seq, len, parents, ops };
+        let before = self.oplog.len();
+        self.oplog
+            .decode_and_add(&encode_run(&run))
+            .map_err(|e| TextError::CorruptEncoding(format!("adding at explicit seqs: {e:?}")))?;
+        if self.oplog.len() != before + len {
+            // Cannot happen (every event is new); keep the branch at the tip all the same.
+            self.branch.merge(&self.oplog, self.oplog.local_version_ref());
+            return Err(TextError::CorruptEncoding("adding at explicit seqs: wrong event count".into()));
+        }
+        Ok(self.oplog.len() - 1)
     }
 }
 

@@ -14,8 +14,10 @@
 //! a tombstone and the next surviving item, so that item takes its place in every YjsMod
 //! comparison. The property tests in `tests/compact.rs` check this.
 
-use super::event::{EventId, MAX_AGENT_BYTES, RESERVED_PREFIX};
+use super::chunk::{encode_run, Run};
+use super::event::{MAX_AGENT_BYTES, RESERVED_PREFIX};
 use super::frontier::{remote_id, to_local, to_remote};
+use super::pruned::merge_ranges;
 use super::{TextDoc, TextError};
 use crate::protocol::VersionSet;
 use diamond_types::list::operation::{OpKind, Operation};
@@ -30,15 +32,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub struct Compacted {
     /// The new document: the base run, then every event after the horizon.
     pub doc: TextDoc,
-    /// The dropped events, as per-agent seq ranges (sorted, merged): answer "gone" for these.
+    /// The events this compaction dropped (earlier compactions' are not repeated), as per-agent
+    /// seq ranges (sorted, merged): answer "gone" for these.
     pub pruned: Vec<(String, Range<u64>)>,
     /// The version that now stands for the horizon: the base run's last id, or the root.
     pub base_version: VersionSet,
-}
-
-/// Is `id` one of the events a compaction dropped? (False for malformed ids.)
-pub fn pruned_contains(pruned: &[(String, Range<u64>)], id: &str) -> bool {
-    EventId::parse(id).is_ok_and(|id| pruned.iter().any(|(a, r)| *a == id.agent && r.contains(&id.seq)))
 }
 
 /// A history entry: times `start..end`, each the parent of the next; `parents` of the first.
@@ -137,19 +135,10 @@ fn latest_cut(es: &[Entry], limit: usize) -> LocalVersion {
 
 /// The agents' seq ranges of times `0..end`, per agent, sorted and merged.
 fn pruned_ranges(oplog: &OpLog, end: usize) -> Vec<(String, Range<u64>)> {
-    let mut all: Vec<(String, Range<u64>)> = oplog
+    let all = oplog
         .iter_mappings_range((0..end).into())
-        .map(|s| (oplog.get_agent_name(s.agent).to_string(), s.seq_range.start as u64..s.seq_range.end as u64))
-        .collect();
-    all.sort_by(|a, b| (&a.0, a.1.start).cmp(&(&b.0, b.1.start)));
-    let mut out: Vec<(String, Range<u64>)> = Vec::new();
-    for (agent, r) in all {
-        match out.last_mut() {
-            Some((a, last)) if *a == agent && r.start <= last.end => last.end = last.end.max(r.end),
-            _ => out.push((agent, r)),
-        }
-    }
-    out
+        .map(|s| (oplog.get_agent_name(s.agent).to_string(), s.seq_range.start as u64..s.seq_range.end as u64));
+    merge_ranges(all.collect())
 }
 
 fn inconsistent() -> TextError {
@@ -193,8 +182,10 @@ impl TextDoc {
     }
 
     /// A new document without the events in `horizon`'s history, their text folded into a base
-    /// run by `base_agent` (which must start with `~` and be unused here). Refused, with this
-    /// document untouched, unless [`is_valid_horizon`](Self::is_valid_horizon).
+    /// run by `base_agent` (which must start with `~` and be unused here, pruned ids included).
+    /// The new document remembers the pruned ids (this compaction's and this document's, see
+    /// [`set_pruned`](Self::set_pruned)). Refused, with this document untouched, unless
+    /// [`is_valid_horizon`](Self::is_valid_horizon).
     pub fn compact(&self, horizon: &VersionSet, base_agent: &str) -> Result<Compacted, TextError> {
         let reason = if !base_agent.starts_with(RESERVED_PREFIX) {
             "a compaction base agent must start with ~"
@@ -202,6 +193,8 @@ impl TextDoc {
             "the agent name must be shorter than 50 UTF-8 bytes"
         } else if self.next_seq.contains_key(base_agent) {
             "the base agent already names events in this document"
+        } else if self.seq_floor(base_agent) > 0 {
+            "the base agent named events that an earlier compaction pruned"
         } else {
             ""
         };
@@ -228,11 +221,14 @@ impl TextDoc {
             let branch = oplog.checkout_tip();
             Ok(TextDoc::from_parts(oplog, branch))
         }));
-        let doc = built.map_err(|_| TextError::CorruptEncoding("compaction: diamond-types panicked".into()))??;
+        let mut doc = built.map_err(|_| TextError::CorruptEncoding("compaction: diamond-types panicked".into()))??;
         if doc.text() != self.text() || doc.event_count() != base_len + self.event_count() - start {
             return Err(TextError::CorruptEncoding("compaction changed the document".into()));
         }
         let pruned = if start > 0 { pruned_ranges(&self.oplog, start) } else { Vec::new() };
+        // The new document's floors: this compaction's ranges and every earlier one's.
+        doc.set_pruned(&self.pruned_list());
+        doc.set_pruned(&pruned);
         let base_version = VersionSet::new(base.map(|(a, last)| format!("{a}-{last}")));
         Ok(Compacted { doc, pruned, base_version })
     }

@@ -10,18 +10,23 @@ use crate::protocol::VersionSet;
 use diamond_types::list::operation::OpKind;
 use diamond_types::list::{Branch, OpLog};
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// One text resource's full history and current state.
 ///
 /// Invariants: `branch` is always at `oplog`'s tip; `next_seq[agent]` is one past the agent's
 /// highest known seq (diamond-types 1.0.0 has no public accessor for it, notes §2.1); every
-/// entry of `lengths` is the true text length at its version.
+/// entry of `lengths` is the true text length at its version; `pruned[agent]` holds the
+/// agent's seq ranges dropped by compaction (sorted, merged; see `pruned.rs`), and
+/// [`next_seq`](Self::next_seq) is the larger of `next_seq[agent]` and their end, so that no
+/// id is ever minted twice.
 #[derive(Clone, Debug)]
 pub struct TextDoc {
     pub(super) oplog: OpLog,
     pub(super) branch: Branch,
     pub(super) next_seq: HashMap<String, u64>,
     pub(super) lengths: Lengths,
+    pub(super) pruned: HashMap<String, Vec<Range<u64>>>,
 }
 
 impl Default for TextDoc {
@@ -33,13 +38,14 @@ impl Default for TextDoc {
 impl TextDoc {
     /// An empty document at the root version.
     pub fn new() -> Self {
-        TextDoc { oplog: OpLog::new(), branch: Branch::new(), next_seq: HashMap::new(), lengths: Lengths::default() }
+        TextDoc::from_parts(OpLog::new(), Branch::new())
     }
 
-    /// Builds a document around a decoded log: checks out the tip and rebuilds the seq map.
+    /// Builds a document around a decoded log and its checked-out tip: rebuilds the seq map.
+    /// No pruned ranges: see [`set_pruned`](Self::set_pruned).
     pub(super) fn from_parts(oplog: OpLog, branch: Branch) -> Self {
         let next_seq = seq_map(&oplog);
-        TextDoc { oplog, branch, next_seq, lengths: Lengths::default() }
+        TextDoc { oplog, branch, next_seq, lengths: Lengths::default(), pruned: HashMap::new() }
     }
 
     /// The current frontier as wire ids, sorted.
@@ -62,8 +68,14 @@ impl TextDoc {
         self.oplog.len()
     }
 
-    /// The seq the agent's next event gets: one past its highest known seq, 0 if unknown.
+    /// The seq the agent's next event gets: one past its highest known or pruned seq (see
+    /// [`set_pruned`](Self::set_pruned)), 0 if neither.
     pub fn next_seq(&self, agent: &str) -> u64 {
+        self.known_next_seq(agent).max(self.seq_floor(agent))
+    }
+
+    /// One past the agent's highest seq known to the log (diamond-types' own counter), 0 if none.
+    pub(super) fn known_next_seq(&self, agent: &str) -> u64 {
         self.next_seq.get(agent).copied().unwrap_or(0)
     }
 

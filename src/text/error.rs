@@ -83,6 +83,13 @@ pub enum TextError {
         /// The edit's first seq.
         got: u64,
     },
+    /// The edit names (as its Version, or as the event its tail would continue from) an id that
+    /// a compaction dropped: it cannot be written again, nor built on.
+    #[error("version {id:?} was pruned by history compaction: it cannot be written again or built on")]
+    PrunedVersion {
+        /// The pruned id.
+        id: String,
+    },
     /// Stored bytes (or stored history) failed a check; nothing was loaded.
     #[error("corrupt encoding: {0}")]
     CorruptEncoding(String),
@@ -122,6 +129,7 @@ impl TextError {
             TextError::OverlappingPatches { .. } => "overlapping_patches",
             TextError::SeqTooLow { .. } => "seq_too_low",
             TextError::SeqGap { .. } => "seq_gap",
+            TextError::PrunedVersion { .. } => "pruned_version",
             TextError::CorruptEncoding(_) => "corrupt_encoding",
             TextError::TooLarge(_) => "too_large",
             TextError::DigestMismatch { .. } => "repr_digest_mismatch",

@@ -12,6 +12,7 @@
 //! [`Patch`](crate::protocol::Patch) only.
 
 mod apply;
+mod chunk;
 mod codec;
 mod compact;
 mod diff;
@@ -23,14 +24,16 @@ mod frontier;
 mod history;
 mod lengths;
 mod plan;
+mod pruned;
 mod xf;
 
 #[cfg(test)]
 mod tests;
 
-pub use compact::{pruned_contains, Compacted};
+pub use compact::Compacted;
 pub use diff::{patches_between, unified};
 pub use doc::TextDoc;
 pub use edit::{Applied, Change, Edit, HistoryUpdate, Outcome};
 pub use error::TextError;
 pub use event::{validate_agent, EventId, MAX_AGENT_BYTES, MAX_SEQ};
+pub use pruned::pruned_contains;

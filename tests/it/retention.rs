@@ -97,6 +97,9 @@ engines!(compaction_folds_old_history_behind_a_horizon, |engine: Engine| async m
         assert_eq!(r.json()["horizon"], horizon);
         assert_eq!(r.header("merge-horizon"), Some(header.as_str()));
     }
+    // A write on top of the empty document cannot merge behind a non-empty horizon.
+    let r = request(s.addr, "PUT", "/rt/doc", &[("Version", "\"new-0\""), ("Parents", "")], b"x").await;
+    assert_eq!(r.status, 410, "{}", r.text());
     // Unknown versions that never existed still get 309, not 410.
     let r = request(s.addr, "GET", "/rt/doc", &[("Version", "\"nobody-1\"")], b"").await;
     assert_eq!(r.status, 309);
@@ -224,6 +227,17 @@ async fn compaction_survives_kill_9() {
     );
     assert_eq!(request(server.addr, "GET", "/rt/k9", &[("Version", "\"w1-0\"")], b"").await.status, 410);
     assert_eq!(request(server.addr, "GET", "/rt/k9", &[("Version", "\"w22-0\"")], b"").await.text(), expected_text(23));
+    // An agent whose every event was folded away carries on after them, never reusing an id;
+    // a retry of a folded write is 410.
+    let addr = server.addr;
+    let put = |version: &'static str| async move {
+        let headers = [("Version", version), ("Parents", "\"w24-0\""), ("Content-Range", "text [0:0]")];
+        request(addr, "PUT", "/rt/k9", &headers, b"!").await
+    };
+    assert_eq!(put("\"w3-1\"").await.status, 200);
+    assert_eq!(put("\"w5-0\"").await.status, 410);
+    let r = request(server.addr, "GET", "/rt/k9", &[("Version", "\"w3-1\"")], b"").await;
+    assert_eq!((r.status, r.text()), (200, format!("!{}", expected_text(25))));
 }
 
 /// With a retention rule configured, the background pass compacts by itself.

@@ -7,6 +7,7 @@ mod codec;
 mod compact;
 mod lengths;
 mod props;
+mod pruned;
 mod sim;
 mod transcripts;
 
