@@ -36,10 +36,11 @@ pub struct CompactionReport {
     pub horizon: Option<VersionSet>,
     /// Listing entries (writes) folded away.
     pub folded_writes: u64,
-    /// Stored bytes before and after.
-    pub bytes_before: u64,
+    /// Stored bytes before and after (None when the store alone showed there was nothing
+    /// to fold, so the document was not even loaded).
+    pub bytes_before: Option<u64>,
     /// See `bytes_before`.
-    pub bytes_after: u64,
+    pub bytes_after: Option<u64>,
 }
 
 /// A compaction ready to install.
@@ -66,6 +67,20 @@ impl Hub {
 
     /// Compacts `path` as far as `rule` allows.
     pub async fn compact(&self, path: &str, rule: &RetentionRule) -> Result<CompactionReport, HubError> {
+        // A cheap look at the store first: most passes find nothing to fold, and need not load
+        // (decode) the document to know it.
+        let nothing = CompactionReport { horizon: None, folded_writes: 0, bytes_before: None, bytes_after: None };
+        let (store, owned, quick_rule) = (self.env.store.clone(), path.to_string(), rule.clone());
+        let foldable = tokio::task::spawn_blocking(move || {
+            let meta = HistoryMeta::load(store.as_ref(), &owned)?;
+            let first = Horizon::load(store.as_ref(), &owned)?.map_or(0, |h| h.first_entry);
+            foldable_through(store.as_ref(), &owned, &quick_rule, first, meta.next_n, now_ms())
+        })
+        .await
+        .map_err(|_| HubError::Unavailable)??;
+        if foldable.is_none() {
+            return Ok(nothing);
+        }
         let handle = self.doc(path).await?;
         let bytes_before = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
         let (doc, old_horizon) = {
@@ -78,14 +93,20 @@ impl Hub {
             .await
             .map_err(|_| HubError::Unavailable)??;
         let Some(plan) = plan else {
-            return Ok(CompactionReport { horizon: None, folded_writes: 0, bytes_before, bytes_after: bytes_before });
+            let bytes = Some(bytes_before);
+            return Ok(CompactionReport { bytes_before: bytes, bytes_after: bytes, ..nothing });
         };
         let (folded_writes, version) = (plan.folded_writes, plan.horizon.version_set());
         let (reply, answer) = oneshot::channel();
         handle.tx.send(Command::Compact { plan: Box::new(plan), reply }).await.map_err(|_| HubError::Unavailable)?;
         answer.await.map_err(|_| HubError::Unavailable)??;
         let bytes_after = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        Ok(CompactionReport { horizon: Some(version), folded_writes, bytes_before, bytes_after })
+        Ok(CompactionReport {
+            horizon: Some(version),
+            folded_writes,
+            bytes_before: Some(bytes_before),
+            bytes_after: Some(bytes_after),
+        })
     }
 }
 
@@ -107,7 +128,8 @@ pub async fn run_retention(hub: Hub, policy: RetentionPolicy, every: std::time::
             let Some(rule) = policy.rule_for(&path) else { continue };
             match hub.compact(&path, rule).await {
                 Ok(CompactionReport { horizon: Some(h), folded_writes, bytes_before, bytes_after }) => {
-                    tracing::info!(%path, horizon = %h.to_header(), folded_writes, bytes_before, bytes_after, "compacted");
+                    let (before, after) = (bytes_before.unwrap_or(0), bytes_after.unwrap_or(0));
+                    tracing::info!(%path, horizon = %h.to_header(), folded_writes, before, after, "compacted");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(%path, error = %e, "compaction skipped"),
