@@ -47,6 +47,7 @@ const EXPOSED: &[&str] = &[
     "plait-error",
     "etag",
     "merge-horizon",
+    "link",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {

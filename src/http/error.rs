@@ -141,7 +141,7 @@ impl ApiError {
                 HubError::Deleted => (S::CONFLICT, "deleted", None),
                 HubError::Storage(_) if h.is_disk_full() => (S::INSUFFICIENT_STORAGE, "insufficient_storage", None),
                 HubError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable", None),
-                HubError::BehindHorizon(_) => (S::GONE, "behind_horizon", None),
+                HubError::BehindHorizon { .. } => (S::GONE, "behind_horizon", None),
                 HubError::NotListed(_) => (S::BAD_REQUEST, "not_in_history", None),
                 HubError::BadCheckpointName(_) => (S::BAD_REQUEST, "bad_checkpoint_name", None),
                 HubError::CheckpointExists(_) => (S::CONFLICT, "checkpoint_exists", None),
@@ -190,20 +190,23 @@ impl IntoResponse for ApiError {
             self.to_string()
         };
         let mut body = serde_json::json!({ "error": code, "message": message });
-        let horizon = match &self {
-            ApiError::Hub(HubError::BehindHorizon(h)) => Some(h.clone()),
+        let gone = match &self {
+            ApiError::Hub(HubError::BehindHorizon { horizon, snapshot }) => Some((horizon.clone(), snapshot.clone())),
             _ => None,
         };
-        if let Some(h) = &horizon {
-            body["horizon"] = serde_json::json!(h.ids());
+        if let Some((horizon, snapshot)) = &gone {
+            body["horizon"] = serde_json::json!(horizon.ids());
+            body["snapshot"] = serde_json::json!(snapshot);
         }
         let body = body.to_string();
         let mut res = (status, body).into_response();
         let headers = res.headers_mut();
         headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert("plait-error", HeaderValue::from_static(code));
-        if let Some(h) = horizon {
-            super::reply::set_version(headers, "merge-horizon", &h);
+        if let Some((horizon, snapshot)) = gone {
+            super::reply::set_version(headers, "merge-horizon", &horizon);
+            // RFC 5829's relation for "the current version of this resource".
+            super::reply::set(headers, "link", &format!("<{snapshot}>; rel=\"latest-version\""));
         }
         if let Some(ids) = unknown {
             if let Ok(v) = HeaderValue::from_str(&ids.to_header()) {

@@ -226,7 +226,7 @@ impl Actor {
                     continue;
                 }
                 if let Some(h) = state.horizon.as_ref().filter(|h| h.refuses_parents(w.req.edit.parents.as_ref())) {
-                    let _ = w.reply.send(Err(HubError::BehindHorizon(h.version_set())));
+                    let _ = w.reply.send(Err(h.gone()));
                     continue;
                 }
                 match state.doc.apply_checked(w.req.edit.clone(), w.req.expect_sha256) {
@@ -234,14 +234,14 @@ impl Actor {
                     Err(TextError::UnknownVersion(ids)) => match &state.horizon {
                         // Folded away by compaction: they will never arrive, so no waiting.
                         Some(h) if h.behind(&ids) => {
-                            let _ = w.reply.send(Err(HubError::BehindHorizon(h.version_set())));
+                            let _ = w.reply.send(Err(h.gone()));
                         }
                         _ => self.park_or_refuse(w, ids),
                     },
                     // A retry of a write that compaction folded away.
                     Err(TextError::PrunedVersion { .. }) if state.horizon.is_some() => {
-                        let horizon = state.horizon.as_ref().map(Horizon::version_set).unwrap_or_default();
-                        let _ = w.reply.send(Err(HubError::BehindHorizon(horizon)));
+                        let gone = state.horizon.as_ref().map(Horizon::gone).unwrap_or(HubError::Unavailable);
+                        let _ = w.reply.send(Err(gone));
                     }
                     Err(e) => {
                         let _ = w.reply.send(Err(HubError::Text(e)));

@@ -95,7 +95,7 @@ impl Hub {
         let horizon = handle.shared.lock().horizon.clone();
         if let (Some(h), Some(id)) = (&horizon, &before) {
             if h.behind(&VersionSet::new([id.clone()])) {
-                return Err(HubError::BehindHorizon(h.version_set()));
+                return Err(h.gone());
             }
         }
         let owned = path.to_string();

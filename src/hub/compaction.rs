@@ -227,6 +227,7 @@ fn build(
         pruned: old.pruned,
         first_entry: first_kept,
         compacted_ms: now_ms(),
+        path: path.to_string(),
     };
     next.add_pruned(compacted.pruned.clone());
     Ok(Plan { compacted, based_on: doc.version(), horizon: next, drop_keys, drop_bytes, folded_writes })

@@ -145,7 +145,7 @@ impl DocState {
         if let Err(e) = self.doc.check_known(v) {
             return match e {
                 TextError::UnknownVersion(ids) => match &self.horizon {
-                    Some(h) if h.behind(&ids) => Err(HubError::BehindHorizon(h.version_set())),
+                    Some(h) if h.behind(&ids) => Err(h.gone()),
                     _ => Ok(ids),
                 },
                 other => Err(HubError::Text(other)),

@@ -38,8 +38,13 @@ pub enum HubError {
     #[error("stored document is unreadable: {0}")]
     Corrupt(String),
     /// The request names versions that compaction folded away behind the merge horizon.
-    #[error("that version is behind this document's merge horizon ({}): fetch the current text (GET without Parents or Version) and continue from its version", .0.to_header())]
-    BehindHorizon(VersionSet),
+    #[error("that version is behind this document's merge horizon ({}): fetch the current text (GET {snapshot} without Parents or Version) and continue from its version", .horizon.to_header())]
+    BehindHorizon {
+        /// The oldest version requests may name.
+        horizon: VersionSet,
+        /// The document's path, where the current snapshot is.
+        snapshot: String,
+    },
     /// A history page was asked to start before a version the listing does not have.
     #[error("{0} is not a version in this document's history listing")]
     NotListed(String),

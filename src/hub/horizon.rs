@@ -30,13 +30,20 @@ pub struct Horizon {
     pub first_entry: u64,
     /// When the last compaction ran, in milliseconds since the Unix epoch.
     pub compacted_ms: u64,
+    /// The document's path (not stored: the key says it), for the 410's pointer to the
+    /// current snapshot.
+    #[serde(skip)]
+    pub path: String,
 }
 
 impl Horizon {
     /// The document's horizon record, if it was ever compacted.
     pub fn load(store: &dyn Store, path: &str) -> Result<Option<Horizon>, HubError> {
         let Some(bytes) = store.get(&keys::horizon(path))? else { return Ok(None) };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| HubError::Corrupt(format!("horizon of {path}: {e}")))
+        let mut horizon: Horizon =
+            serde_json::from_slice(&bytes).map_err(|e| HubError::Corrupt(format!("horizon of {path}: {e}")))?;
+        horizon.path = path.to_string();
+        Ok(Some(horizon))
     }
 
     /// Adds the record to `batch`.
@@ -57,6 +64,11 @@ impl Horizon {
     /// Pruned ids are caught by [`Horizon::behind`] once the text layer reports them unknown.
     pub fn refuses_parents(&self, parents: Option<&VersionSet>) -> bool {
         parents.is_some_and(|p| p.ids().is_empty()) && !self.version.is_empty()
+    }
+
+    /// The error for a request that falls behind this horizon.
+    pub fn gone(&self) -> HubError {
+        HubError::BehindHorizon { horizon: self.version_set(), snapshot: self.path.clone() }
     }
 
     /// The horizon as a version set.

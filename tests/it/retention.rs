@@ -95,6 +95,8 @@ engines!(compaction_folds_old_history_behind_a_horizon, |engine: Engine| async m
         let r = request(s.addr, method, &url, &headers, body).await;
         assert_eq!((r.status, r.json()["error"].clone()), (410, json!("behind_horizon")), "{method} {url} {headers:?}");
         assert_eq!(r.json()["horizon"], horizon);
+        assert_eq!(r.json()["snapshot"], json!("/rt/doc"), "a pointer to the current snapshot");
+        assert_eq!(r.header("link"), Some("</rt/doc>; rel=\"latest-version\""));
         assert_eq!(r.header("merge-horizon"), Some(header.as_str()));
     }
     // A write on top of the empty document cannot merge behind a non-empty horizon.
