@@ -23,6 +23,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeConfig),
+    /// Run the benchmark scenarios (docs/BENCHMARKS.md) and print a table of results.
+    Bench(crate::bench::BenchArgs),
+    /// The benchmarks' no-op reference server (the same HTTP stack, a handler that does
+    /// nothing); `plait bench` starts it itself.
+    #[command(hide = true)]
+    BenchNoop(NoopArgs),
+}
+
+/// `plait bench-noop` options.
+#[derive(Args, Clone, Debug)]
+pub struct NoopArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
 }
 
 /// Everything `plait serve` can be told.

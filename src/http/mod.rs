@@ -13,6 +13,7 @@ mod editor;
 mod error;
 mod headers;
 mod history;
+mod noop;
 mod query;
 mod reply;
 mod resource;
@@ -35,6 +36,7 @@ use crate::hub::{Hub, RetentionPolicy};
 
 pub use cors::CorsOrigins;
 pub use error::ApiError;
+pub use noop::serve_noop;
 pub use server::{serve, ConnLimits};
 pub use tls::{acceptor as tls_acceptor, TlsError};
 

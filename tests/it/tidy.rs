@@ -53,6 +53,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("store/", &["axum", "hyper", "diamond_types", "crate::protocol", "crate::text", "crate::hub", "crate::http"]),
     ("hub/", &["axum", "hyper::", "diamond_types", "rocksdb", "crate::http", "crate::config"]),
     ("http/", &["diamond_types", "rocksdb", "crate::store", "crate::config"]),
+    // The load generator is a client: it drives servers over sockets, never their core.
+    ("bench/", &["axum", "diamond_types", "rocksdb", "crate::hub", "crate::app"]),
 ];
 
 #[test]

@@ -1,0 +1,139 @@
+//! `plait bench`: the load generator behind docs/BENCHMARKS.md.
+//!
+//! Each scenario (B1–B7, see the issue and docs/BENCHMARKS.md) drives a Braid server over real
+//! sockets and measures, in the same run, the reference it is judged against (the same client
+//! against the no-op handler on the same HTTP stack, diamond-types in process, RocksDB's own
+//! synced write rate, plain `write()`s), then prints one Markdown table of figures, ratios and
+//! targets. By default it starts `plait serve` itself (a child process on a temp RocksDB dir,
+//! so its CPU can be read from /proc); `--url` points it at any other Braid server instead.
+//! `--smoke` runs every scenario at a tiny size: the test suite does that so they keep working.
+//!
+//! The load generator is a client: it never reaches into the server's internals (no hub, no
+//! axum); references that need an engine use the same public modules the server is built from.
+
+mod b7_reads;
+pub mod client;
+pub mod procs;
+pub mod report;
+pub mod trace;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+
+use procs::ServerProc;
+use report::Row;
+
+/// `plait bench` options.
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Scenarios to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7")]
+    pub scenarios: Vec<String>,
+    /// Measure this running Braid server (e.g. http://127.0.0.1:8080) instead of starting
+    /// `plait serve`. Scenarios that must restart the server are then skipped.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The process id of the `--url` server, so its CPU time and memory can be read.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Tiny sizes: proves every scenario still runs end to end (the test suite uses it).
+    #[arg(long)]
+    pub smoke: bool,
+    /// The editing traces directory (josephg/editing-traces layout).
+    #[arg(long, env = "PLAIT_TRACES", default_value = "../shared/data/editing-traces")]
+    pub traces: PathBuf,
+}
+
+/// What every scenario gets.
+pub struct Ctx {
+    /// Run at smoke size.
+    pub smoke: bool,
+    /// Where the traces are.
+    pub traces: PathBuf,
+    external: Option<(SocketAddr, Option<u32>)>,
+}
+
+/// The server a scenario measures.
+pub enum Server {
+    /// Given with `--url` (and maybe `--server-pid`).
+    External {
+        /// Where it listens.
+        addr: SocketAddr,
+        /// Its process, if known.
+        pid: Option<u32>,
+    },
+    /// Started by the benchmark.
+    Child(ServerProc),
+}
+
+impl Server {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Server::External { addr, .. } => *addr,
+            Server::Child(p) => p.addr,
+        }
+    }
+
+    /// Its process id, when known (CPU and memory readings need it).
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Server::External { pid, .. } => *pid,
+            Server::Child(p) => Some(p.pid()),
+        }
+    }
+
+    /// Restarts a server the benchmark started; Ok(false) for an external one.
+    pub fn restart(&mut self) -> anyhow::Result<bool> {
+        match self {
+            Server::External { .. } => Ok(false),
+            Server::Child(p) => p.restart().map(|()| true),
+        }
+    }
+}
+
+impl Ctx {
+    /// A fresh server for one scenario (`plait serve` with `extra` flags), or the `--url` one.
+    pub fn server(&self, extra: &[&str]) -> anyhow::Result<Server> {
+        match self.external {
+            Some((addr, pid)) => Ok(Server::External { addr, pid }),
+            None => Ok(Server::Child(ServerProc::plait(extra)?)),
+        }
+    }
+
+    /// A document path unique to this run, so runs against a long-lived server never collide.
+    pub fn doc(&self, name: &str) -> String {
+        format!("/bench/{}/{name}", std::process::id())
+    }
+}
+
+fn parse_url(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow!("--url must start with http://"))?;
+    let host = rest.split('/').next().unwrap_or(rest);
+    host.to_socket_addrs()
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{host} resolves to nothing"))
+}
+
+/// Runs the chosen scenarios; returns every row (also printed as a table).
+pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
+    let external = match &args.url {
+        Some(url) => Some((parse_url(url)?, args.server_pid)),
+        None => None,
+    };
+    let ctx = Ctx { smoke: args.smoke, traces: args.traces.clone(), external };
+    let mut rows = Vec::new();
+    for name in &args.scenarios {
+        let started = std::time::Instant::now();
+        let got = match name.trim().to_ascii_uppercase().as_str() {
+            "B7" => b7_reads::run(&ctx).await?,
+            other => bail!("unknown scenario {other:?}; use B1 … B7"),
+        };
+        tracing::info!(scenario = %name, seconds = started.elapsed().as_secs_f64(), "scenario done");
+        rows.extend(got);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,130 @@
+//! The processes a benchmark measures: a `plait serve` (or the no-op reference server) run as
+//! a child of the benchmark, and CPU and memory readings of any process by pid.
+//!
+//! Why child processes: the targets compare *server* CPU per operation, and only a
+//! separate process gives a clean reading (`/proc/<pid>/task/*/schedstat`, nanoseconds,
+//! every thread), untouched by the load generator's own work.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+
+/// A server the benchmark started.
+pub struct ServerProc {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+    /// Its RocksDB directory (kept across restarts; removed on drop).
+    pub data: Option<tempfile::TempDir>,
+    args: Vec<String>,
+}
+
+impl ServerProc {
+    /// `plait serve` on a fresh RocksDB temp dir, with `extra` flags.
+    pub fn plait(extra: &[&str]) -> anyhow::Result<ServerProc> {
+        let data = tempfile::tempdir().context("creating a temp data dir")?;
+        let mut args: Vec<String> = vec!["serve".into(), "--data-dir".into(), data.path().display().to_string()];
+        args.extend(["--log".into(), "warn".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (addr, child) = spawn(&args)?;
+        Ok(ServerProc { addr, child, data: Some(data), args })
+    }
+
+    /// The no-op reference server: the same HTTP stack, a handler that does nothing.
+    pub fn noop() -> anyhow::Result<ServerProc> {
+        let args: Vec<String> = vec!["bench-noop".into()];
+        let (addr, child) = spawn(&args)?;
+        Ok(ServerProc { addr, child, data: None, args })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it (SIGKILL is enough: durability is what the store promises) and starts it
+    /// again on the same data dir, e.g. for a cold-open measurement.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (addr, child) = spawn(&self.args)?;
+        self.addr = addr;
+        self.child = child;
+        Ok(())
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts this same executable with `args` and reads its "listening on" line (60 s bound).
+fn spawn(args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
+    let exe = std::env::current_exe().context("finding the plait executable")?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the server")?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).unwrap_or(0) > 0 {
+            rest.clear();
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| anyhow!("the server printed nothing in 60 s"))?;
+    let addr = line
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| anyhow!("unexpected start-up line {line:?}"))?;
+    Ok((addr, child))
+}
+
+/// CPU time a process has used so far, all threads, in nanoseconds (Linux).
+pub fn cpu_ns(pid: u32) -> anyhow::Result<u64> {
+    let tasks = Path::new("/proc").join(pid.to_string()).join("task");
+    let mut total = 0u64;
+    for task in std::fs::read_dir(&tasks).with_context(|| format!("reading {}", tasks.display()))? {
+        let path = task?.path().join("schedstat");
+        // A thread may exit between listing and reading: it then no longer counts.
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            total += text.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// Resident memory of a process, in bytes (Linux `VmRSS`).
+pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
+    for line in status.lines() {
+        if let Some(kb) = line.strip_prefix("VmRSS:") {
+            let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().context("parsing VmRSS")?;
+            return Ok(kb * 1024);
+        }
+    }
+    bail!("no VmRSS line")
+}
+
+/// CPU time of the current process (the load generator), all threads, in nanoseconds.
+pub fn own_cpu_ns() -> anyhow::Result<u64> {
+    cpu_ns(std::process::id())
+}
