@@ -2,7 +2,7 @@
 //! background pass. Uses the configured retention rule for the path, or `versions=N` /
 //! `days=D` in the query. Answers what was folded, the new merge horizon, and the bytes.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -13,12 +13,8 @@ use super::query;
 use super::{ApiError, AppState};
 
 /// The handler.
-pub async fn compact(
-    State(state): State<AppState>,
-    Path(path): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let path = query::endpoint_target(&path, &req, &[Method::POST])?;
+pub async fn compact(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let path = query::endpoint_target(&req, &[Method::POST])?;
     let mut words = vec![path.clone()];
     for (key, value) in query::params(&req)? {
         match key.as_str() {

@@ -5,7 +5,7 @@
 //! `from` and `to` take a `Version` header value (`"a-4", "b-2"`, URL-encoded) or bare ids
 //! separated by commas; `from` defaults to the empty document, `to` to the current version.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -17,8 +17,8 @@ use super::resource::text_at;
 use super::{reply, ApiError, AppState};
 
 /// The handler.
-pub async fn diff(State(state): State<AppState>, Path(path): Path<String>, req: Request) -> Result<Response, ApiError> {
-    let path = query::endpoint_target(&path, &req, &[Method::GET, Method::HEAD])?;
+pub async fn diff(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let path = query::endpoint_target(&req, &[Method::GET, Method::HEAD])?;
     let (mut from, mut to) = (VersionSet::new(Vec::<String>::new()), None);
     for (key, value) in query::params(&req)? {
         let version = query::parse_version(&value).map_err(|e| ApiError::BadQuery(format!("{key}: {e}")))?;

@@ -4,7 +4,7 @@
 //! A page carries `next`, the value to pass as `before` for the next (older) page, and
 //! `next_url`, the whole link, so curl users can follow it without building URLs.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -25,12 +25,8 @@ const MAX_LIMIT: usize = 1000;
 const MAX_BODY: usize = 64 << 10;
 
 /// `GET /.plait/history/{path}`.
-pub async fn history(
-    State(state): State<AppState>,
-    Path(path): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let path = query::endpoint_target(&path, &req, &[Method::GET, Method::HEAD])?;
+pub async fn history(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let path = query::endpoint_target(&req, &[Method::GET, Method::HEAD])?;
     let (mut limit, mut before) = (DEFAULT_LIMIT, None);
     for (key, value) in query::params(&req)? {
         match key.as_str() {
@@ -117,13 +113,9 @@ struct CheckpointBody {
 }
 
 /// `/.plait/checkpoints/{path}`: GET lists, POST names a version, DELETE `?name=` removes.
-pub async fn checkpoints(
-    State(state): State<AppState>,
-    Path(path): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
+pub async fn checkpoints(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let allowed = [Method::GET, Method::HEAD, Method::POST, Method::DELETE];
-    let path = query::endpoint_target(&path, &req, &allowed)?;
+    let path = query::endpoint_target(&req, &allowed)?;
     let method = req.method().clone();
     if method == Method::GET || method == Method::HEAD {
         let list = state.hub.checkpoints(&path).await?;

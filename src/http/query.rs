@@ -9,12 +9,16 @@ use crate::protocol::VersionSet;
 use super::ApiError;
 
 /// The preamble every `/.plait/<endpoint>/{path}` handler shares: the method must be one of
-/// `methods`, and the resource path (captured without its leading `/`) must be acceptable.
-pub fn endpoint_target(captured: &str, req: &Request, methods: &[Method]) -> Result<String, ApiError> {
+/// `methods`, and the resource path must be acceptable. The path is taken from the raw
+/// request target after `/.plait/<endpoint>`, NOT from axum's percent-decoded capture:
+/// documents are named by their raw paths (`/a%20b`), so that is what must be looked up.
+pub fn endpoint_target(req: &Request, methods: &[Method]) -> Result<String, ApiError> {
     if !methods.contains(req.method()) {
         return Err(ApiError::MethodNotAllowed(req.method().to_string()));
     }
-    let path = format!("/{captured}");
+    let raw = req.uri().path();
+    let after_plait = raw.strip_prefix("/.plait/").unwrap_or(raw);
+    let path = after_plait.find('/').map_or("/", |i| &after_plait[i..]).to_string();
     super::resource::check_path(&path)?;
     Ok(path)
 }
@@ -63,6 +67,15 @@ mod tests {
         assert_eq!(v("\"a-4\""), Ok(vec!["a-4".to_string()]));
         assert_eq!(v(""), Ok(vec![]));
         assert!(v("\"unterminated").is_err());
+    }
+
+    #[test]
+    fn endpoint_paths_stay_raw() {
+        let req = |uri: &str| Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap();
+        let get = [Method::GET];
+        assert_eq!(endpoint_target(&req("/.plait/history/a%20b/c?limit=1"), &get).unwrap(), "/a%20b/c");
+        assert_eq!(endpoint_target(&req("/.plait/diff/x"), &get).unwrap(), "/x");
+        assert!(endpoint_target(&req("/.plait/diff/x"), &[Method::POST]).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! the old text and writing it is undone too: the result is exactly the old text.
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -31,12 +31,8 @@ struct RestoreBody {
 }
 
 /// The handler.
-pub async fn restore(
-    State(state): State<AppState>,
-    Path(path): Path<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let path = query::endpoint_target(&path, &req, &[Method::POST])?;
+pub async fn restore(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let path = query::endpoint_target(&req, &[Method::POST])?;
     // The restorer's Peer, if it sent one, is the author the history listing shows.
     let peer = req.headers().get("peer").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body: Body = req.into_body();

@@ -96,6 +96,12 @@ async fn history_queries_are_checked() {
     }
     let r = request(s.addr, "PUT", &listing_url("/h/q", ""), &[], b"").await;
     assert_eq!(r.status, 405);
+    // Paths stay raw: a document named with an escape is found under the same escape.
+    assert_eq!(request(s.addr, "PUT", "/h/a%20b", &[], b"x").await.status, 200);
+    let page = request(s.addr, "GET", &listing_url("/h/a%20b", ""), &[], b"").await.json();
+    assert_eq!((page["path"].clone(), page["versions"].as_array().map(Vec::len)), (json!("/h/a%20b"), Some(1)));
+    let r = request(s.addr, "POST", "/.plait/compact/h/a%20b?versions=1", &[], b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
     // A document nobody wrote has an empty history.
     let empty = request(s.addr, "GET", &listing_url("/h/none", ""), &[], b"").await.json();
     assert_eq!((empty["versions"].clone(), empty["next"].clone()), (json!([]), Value::Null));
