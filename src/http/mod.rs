@@ -96,8 +96,18 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))
         .fallback(resource::handle)
         .layer(axum::middleware::map_response(reply::add_vary));
-    let router = if compression { router.layer(compress::layer()) } else { router };
-    router.layer(cors).with_state(state)
+    if !compression {
+        return router.layer(cors).with_state(state);
+    }
+    // Subscriptions bypass the compression layer entirely, not just its predicate: its body
+    // wrapper is as large as its biggest encoder (~6 KiB), and a 209 stream would carry it
+    // for its whole life (B5 in docs/BENCHMARKS.md). Everything else may be compressed.
+    let plain: Router = router.clone().layer(cors.clone()).with_state(state.clone());
+    let compressed: Router = router.layer(compress::layer()).layer(cors).with_state(state);
+    Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
+        let target = if req.headers().contains_key("subscribe") { plain.clone() } else { compressed.clone() };
+        tower::ServiceExt::oneshot(target, req)
+    }))
 }
 
 async fn health(State(state): State<AppState>, method: axum::http::Method) -> Response {
