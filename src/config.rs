@@ -31,6 +31,10 @@ pub enum Command {
     /// nothing); `plait bench` starts it itself.
     #[command(hide = true)]
     BenchNoop(NoopArgs),
+    /// The fan-out benchmark's reference (B4): holds TCP connections and writes the same
+    /// bytes to every one; `plait bench` starts it itself.
+    #[command(hide = true)]
+    BenchSink(NoopArgs),
 }
 
 /// `plait bench-noop` options.

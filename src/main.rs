@@ -42,6 +42,12 @@ async fn main() -> anyhow::Result<()> {
             println!("plait-noop listening on http://{}", listener.local_addr()?);
             plait::http::serve_noop(listener, shutdown_signal()).await.context("serving")
         }
+        Command::BenchSink(args) => {
+            let listener = plait::bench::sink::bind(args.listen)?;
+            println!("plait-sink listening on http://{}", listener.local_addr()?);
+            // Plain blocking threads: the reference is a bare write() loop, no runtime.
+            tokio::task::spawn_blocking(move || plait::bench::sink::serve(listener)).await?
+        }
     }
 }
 

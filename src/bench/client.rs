@@ -45,7 +45,13 @@ impl Conn {
     }
 
     /// Writes one request.
-    pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<()> {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> anyhow::Result<()> {
         let mut out = Vec::with_capacity(256 + body.len());
         out.extend_from_slice(format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.host).as_bytes());
         for (name, value) in headers {
@@ -78,7 +84,11 @@ impl Conn {
         if self.io.read_line(&mut line).await? == 0 {
             bail!("the server closed the connection");
         }
-        let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("bad status line {line:?}"))?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("bad status line {line:?}"))?;
         let mut res = Response { status, ..Response::default() };
         loop {
             line.clear();

@@ -11,10 +11,20 @@
 //! The load generator is a client: it never reaches into the server's internals (no hub, no
 //! axum); references that need an engine use the same public modules the server is built from.
 
+mod b1_sequential;
+mod b2_concurrent;
+mod b2_follow;
+mod b3_cold_open;
+mod b4_fanout;
+mod b5_idle_memory;
+mod b6_durable;
 mod b7_reads;
 pub mod client;
+pub mod fleet;
 pub mod procs;
+pub mod replay;
 pub mod report;
+pub mod sink;
 pub mod trace;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -53,6 +63,8 @@ pub struct Ctx {
     /// Where the traces are.
     pub traces: PathBuf,
     external: Option<(SocketAddr, Option<u32>)>,
+    /// B1's document, for B3 when both run.
+    handover: b1_sequential::Handover,
 }
 
 /// The server a scenario measures.
@@ -124,11 +136,17 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         Some(url) => Some((parse_url(url)?, args.server_pid)),
         None => None,
     };
-    let ctx = Ctx { smoke: args.smoke, traces: args.traces.clone(), external };
+    let ctx = Ctx { smoke: args.smoke, traces: args.traces.clone(), external, handover: Default::default() };
     let mut rows = Vec::new();
     for name in &args.scenarios {
         let started = std::time::Instant::now();
         let got = match name.trim().to_ascii_uppercase().as_str() {
+            "B1" => b1_sequential::run(&ctx).await?,
+            "B2" => b2_concurrent::run(&ctx).await?,
+            "B3" => b3_cold_open::run(&ctx).await?,
+            "B4" => b4_fanout::run(&ctx).await?,
+            "B5" => b5_idle_memory::run(&ctx).await?,
+            "B6" => b6_durable::run(&ctx).await?,
             "B7" => b7_reads::run(&ctx).await?,
             other => bail!("unknown scenario {other:?}; use B1 … B7"),
         };

@@ -41,6 +41,13 @@ impl ServerProc {
         Ok(ServerProc { addr, child, data: None, args })
     }
 
+    /// The fan-out reference: one `write()` per socket (`plait bench-sink`, see `sink.rs`).
+    pub fn sink() -> anyhow::Result<ServerProc> {
+        let args: Vec<String> = vec!["bench-sink".into()];
+        let (addr, child) = spawn(&args)?;
+        Ok(ServerProc { addr, child, data: None, args })
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -122,6 +129,16 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
         }
     }
     bail!("no VmRSS line")
+}
+
+/// The calling thread's CPU time in nanoseconds (Linux), for the in-process references.
+///
+/// The kernel folds a running thread's time into `schedstat` only at scheduler events (about
+/// every 4 ms); `sched_yield` is one, so yielding first makes the reading exact.
+pub fn thread_cpu_ns() -> Option<u64> {
+    std::thread::yield_now();
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// CPU time of the current process (the load generator), all threads, in nanoseconds.

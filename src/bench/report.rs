@@ -69,9 +69,12 @@ fn num(v: f64) -> String {
 
 /// The rows as a Markdown table.
 pub fn table(rows: &[Row]) -> String {
-    let mut out = String::from("| scenario | metric | value | reference | ratio | target | ok |\n|---|---|---:|---|---:|---|---|\n");
+    let mut out = String::from(
+        "| scenario | metric | value | reference | ratio | target | ok |\n|---|---|---:|---|---:|---|---|\n",
+    );
     for r in rows {
-        let reference = r.reference.as_ref().map_or("—".to_string(), |(what, v)| format!("{what}: {} {}", num(*v), r.unit));
+        let reference =
+            r.reference.as_ref().map_or("—".to_string(), |(what, v)| format!("{what}: {} {}", num(*v), r.unit));
         let ratio = r.ratio().map_or("—".to_string(), |x| format!("{x:.2}×"));
         let target = match r.target {
             Target::None => "—".to_string(),
@@ -84,7 +87,14 @@ pub fn table(rows: &[Row]) -> String {
             Some(true) => "yes",
             Some(false) => "**no**",
         };
-        let _ = writeln!(out, "| {} | {} | {} {} | {reference} | {ratio} | {target} | {ok} |", r.scenario, r.metric, num(r.value), r.unit);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} {} | {reference} | {ratio} | {target} | {ok} |",
+            r.scenario,
+            r.metric,
+            num(r.value),
+            r.unit
+        );
     }
     out
 }

@@ -54,7 +54,9 @@ pub struct ConcurrentTxn {
 fn read_gz(path: &Path) -> anyhow::Result<Vec<u8>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(file).read_to_end(&mut out).with_context(|| format!("gunzipping {}", path.display()))?;
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut out)
+        .with_context(|| format!("gunzipping {}", path.display()))?;
     Ok(out)
 }
 

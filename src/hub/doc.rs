@@ -12,6 +12,9 @@ use crate::text::{TextDoc, TextError};
 use super::horizon::Horizon;
 use super::HubError;
 
+/// How many versions' digests a document keeps.
+const DIGESTS_KEPT: usize = 4;
+
 /// What has been made durable and published: readers and subscribers never look past it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Head {
@@ -41,8 +44,10 @@ pub(crate) struct DocState {
     pub peers: HashMap<String, PeerWrites>,
     /// Live subscriptions per peer.
     pub peer_subscriptions: HashMap<String, usize>,
-    /// The repr-digest of the text at one version, computed once per version.
-    digest: Option<(VersionSet, String)>,
+    /// The repr-digests of the last few versions asked for (newest first), each computed once.
+    /// More than one: a subscriber that read the head just before the next one was published
+    /// still finds its digest, instead of checking out the whole history to recompute it.
+    digests: Vec<(VersionSet, String)>,
     /// The merge horizon, once the document has been compacted.
     pub horizon: Option<Horizon>,
     /// The last simpleton update computed: most subscribers of a document sit at the same
@@ -72,7 +77,7 @@ impl DocState {
             peers: HashMap::new(),
             peer_subscriptions: HashMap::new(),
             horizon: None,
-            digest: None,
+            digests: Vec::new(),
             last_xf: None,
         }
     }
@@ -83,29 +88,32 @@ impl DocState {
         self.doc = doc;
         self.horizon = Some(horizon);
         self.peers.clear();
-        self.digest = None;
+        self.digests.clear();
         self.last_xf = None;
     }
 
-    /// The text at `version` and its digest (cached for the latest version asked).
+    /// The text at `version` and its digest (cached for the last few versions asked).
     pub fn text_and_digest(&mut self, version: &VersionSet) -> Result<(String, String), TextError> {
         let text = self.doc.text_at(version)?;
-        if let Some((v, d)) = &self.digest {
-            if v == version {
-                return Ok((text, d.clone()));
-            }
+        if let Some(d) = self.cached_digest(version) {
+            return Ok((text, d));
         }
         let digest = repr_digest(&text);
-        self.digest = Some((version.clone(), digest.clone()));
+        self.digests.insert(0, (version.clone(), digest.clone()));
+        self.digests.truncate(DIGESTS_KEPT);
         Ok((text, digest))
     }
 
     /// The digest of the text at `version`, without building the text when it is cached.
     pub fn digest_at(&mut self, version: &VersionSet) -> Result<String, TextError> {
-        match &self.digest {
-            Some((v, d)) if v == version => Ok(d.clone()),
-            _ => Ok(self.text_and_digest(version)?.1),
+        match self.cached_digest(version) {
+            Some(d) => Ok(d),
+            None => Ok(self.text_and_digest(version)?.1),
         }
+    }
+
+    fn cached_digest(&self, version: &VersionSet) -> Option<String> {
+        self.digests.iter().find(|(v, _)| v == version).map(|(_, d)| d.clone())
     }
 
     /// The simpleton update from `from` to `head`, shared between subscribers at `from`.

@@ -102,6 +102,19 @@ pub trait Store: Send + Sync + 'static {
     fn write(&self, batch: &Batch) -> Result<(), StoreError>;
 }
 
+/// RocksDB at `dir`, every write synced: the server's durable engine, for callers that must not
+/// name the engine themselves (the benchmarks' group-commit reference). Without the `rocksdb`
+/// feature it is an error.
+pub fn open_synced(dir: &std::path::Path) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    #[cfg(feature = "rocksdb")]
+    return Ok(std::sync::Arc::new(RocksStore::open(dir, rocks::Durability::Sync)?));
+    #[cfg(not(feature = "rocksdb"))]
+    return Err(StoreError::Engine(format!(
+        "no RocksDB in this build (feature `rocksdb` is off) for {}",
+        dir.display()
+    )));
+}
+
 /// The smallest key greater than every key starting with `prefix`, or None when the
 /// prefix is all 0xFF (then the range is unbounded above).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {

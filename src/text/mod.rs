@@ -25,6 +25,8 @@ mod history;
 mod lengths;
 mod plan;
 mod pruned;
+pub mod reference;
+pub mod reference_concurrent;
 mod xf;
 
 #[cfg(test)]

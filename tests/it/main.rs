@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bench;
 mod cli;
 mod compression;
 mod convergence;
