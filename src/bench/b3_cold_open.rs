@@ -166,6 +166,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     ensure!(page.status == 200, "GET /.plait/history{doc} answered {}", page.status);
     let page: serde_json::Value = serde_json::from_slice(&page.body).context("parsing the history page")?;
     let stored = page["stored_bytes"].as_u64().ok_or_else(|| anyhow!("the history page has no stored_bytes"))?;
+    // Plait splits it; other servers have no such figure.
+    let document = page["document_bytes"].as_u64();
     let on_disk = match &server {
         Server::Child(p) => p.data.as_ref().map(|d| dir_bytes(d.path())).transpose()?,
         Server::External { .. } => None,
@@ -213,6 +215,16 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
         Row::info(scenario, "restart: kill to listening again (RocksDB open), median", ms(full.restart), "ms"),
         Row::info(scenario, "warm full GET, wall", ms(warm_wall), "ms"),
     ];
+    if let Some(document) = document {
+        rows.push(Row {
+            scenario: scenario.into(),
+            metric: "of which the document itself (snapshot + log, without the history listing)".into(),
+            value: kib(document),
+            unit: "KiB",
+            reference: Some(("DT ENCODE_FULL size".into(), kib(bytes.len() as u64))),
+            target: Target::None,
+        });
+    }
     if let Some(b) = on_disk {
         rows.push(Row::info(scenario, "data dir on disk after the restarts (all RocksDB files)", kib(b), "KiB"));
     }

@@ -86,6 +86,8 @@ fn page_json(path: &str, limit: usize, page: &HistoryPage) -> Value {
         "path": path,
         "current": page.current.ids(),
         "stored_bytes": page.stored_bytes,
+        "document_bytes": page.stored_bytes.saturating_sub(page.listing_bytes),
+        "listing_bytes": page.listing_bytes,
         "horizon": page.horizon.as_ref().map(|h| json!({
             "version": h.version,
             "replaces": h.replaces,

@@ -83,7 +83,7 @@ const MAX_TURN: usize = 512;
 
 impl Actor {
     pub fn new(shared: Arc<DocShared>, rx: mpsc::Receiver<Command>, env: ActorEnv, persisted: Persisted) -> Self {
-        shared.stored_bytes.store(persisted.stored_bytes(), Ordering::Relaxed);
+        shared.report_bytes(Some(&persisted));
         Actor { shared, rx, env, persisted, parked: Vec::new(), reported_parked: 0, last_activity: Instant::now() }
     }
 
@@ -274,7 +274,7 @@ impl Actor {
             Ok(batch) => self.env.committer.commit(batch).await.map_err(HubError::Storage),
             Err(e) => Err(e),
         };
-        self.shared.stored_bytes.store(self.persisted.stored_bytes(), Ordering::Relaxed);
+        self.shared.report_bytes(Some(&self.persisted));
         match committed {
             Ok(()) => {
                 let current = self.publish(&done);
@@ -349,7 +349,7 @@ impl Actor {
     fn reload(&mut self, before: &VersionSet) {
         match persist::load(self.env.store.as_ref(), &self.shared.path) {
             Ok((doc, persisted)) => {
-                self.shared.stored_bytes.store(persisted.stored_bytes(), Ordering::Relaxed);
+                self.shared.report_bytes(Some(&persisted));
                 self.persisted = persisted;
                 self.shared.lock().doc = doc;
             }
@@ -392,7 +392,7 @@ impl Actor {
             self.reload(&before);
             return Err(e);
         }
-        self.shared.stored_bytes.store(self.persisted.stored_bytes(), Ordering::Relaxed);
+        self.shared.report_bytes(Some(&self.persisted));
         let version = {
             let mut state = self.shared.lock();
             state.install_compacted(doc, horizon);
@@ -408,7 +408,7 @@ impl Actor {
     async fn delete(&mut self) -> Result<(), HubError> {
         let batch = self.persisted.delete_batch(&self.shared.path);
         self.env.committer.commit(batch).await.map_err(HubError::Storage)?;
-        self.shared.stored_bytes.store(0, Ordering::Relaxed);
+        self.shared.report_bytes(None);
         {
             let mut state = self.shared.lock();
             state.doc = crate::text::TextDoc::new();

@@ -41,6 +41,8 @@ pub struct HistoryPage {
     pub checkpoints: Vec<Checkpoint>,
     /// Bytes the document's history occupies in the store.
     pub stored_bytes: u64,
+    /// The part of `stored_bytes` that is this listing's own records.
+    pub listing_bytes: u64,
     /// The merge horizon, once the document was compacted.
     pub horizon: Option<super::Horizon>,
 }
@@ -92,6 +94,7 @@ impl Hub {
         let handle = self.doc(path).await?;
         let current = handle.shared.current_head().version;
         let stored_bytes = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let listing_bytes = handle.shared.listing_bytes.load(std::sync::atomic::Ordering::Relaxed);
         let horizon = handle.shared.lock().horizon.clone();
         if let (Some(h), Some(id)) = (&horizon, &before) {
             if h.behind(&VersionSet::new([id.clone()])) {
@@ -112,7 +115,7 @@ impl Hub {
                 Ok((entries, next, checkpoints_of(store, &owned)?))
             })
             .await?;
-        Ok(HistoryPage { current, entries, next, checkpoints, stored_bytes, horizon })
+        Ok(HistoryPage { current, entries, next, checkpoints, stored_bytes, listing_bytes, horizon })
     }
 
     /// Every checkpoint of a document, oldest first.

@@ -199,9 +199,19 @@ pub(crate) struct DocShared {
     pub closed: AtomicBool,
     /// Bytes the document's history occupies in the store, kept current by the actor.
     pub stored_bytes: AtomicU64,
+    /// The part of `stored_bytes` that is the history listing's records (the rest is the
+    /// document itself: snapshot and log).
+    pub listing_bytes: AtomicU64,
 }
 
 impl DocShared {
+    /// Publishes what is on disk for the document (`None`: nothing, it was deleted).
+    pub fn report_bytes(&self, persisted: Option<&super::persist::Persisted>) {
+        let (total, listing) = persisted.map_or((0, 0), |p| (p.stored_bytes(), p.history.bytes));
+        self.stored_bytes.store(total, std::sync::atomic::Ordering::Relaxed);
+        self.listing_bytes.store(listing, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn new(path: String, doc: TextDoc) -> Self {
         let head = Head { version: doc.version(), generation: 0 };
         DocShared {
@@ -211,6 +221,7 @@ impl DocShared {
             subscribers: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             stored_bytes: AtomicU64::new(0),
+            listing_bytes: AtomicU64::new(0),
         }
     }
 

@@ -68,6 +68,9 @@ engines!(history_lists_every_write_newest_first_in_pages, |engine: Engine| async
     assert_eq!(last["versions"].as_array().unwrap().len(), 3);
     assert_eq!(last["next"], Value::Null);
     assert!(page["stored_bytes"].as_u64().unwrap() > 0);
+    let (document, listing) = (page["document_bytes"].as_u64().unwrap(), page["listing_bytes"].as_u64().unwrap());
+    assert!(document > 0 && listing > 0, "{page}");
+    assert_eq!(document + listing, page["stored_bytes"].as_u64().unwrap());
     assert_eq!(page["current"], json!(["w259-0"]));
     s.stop().await;
 });
