@@ -23,18 +23,11 @@ pub fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
     open_rocks(cfg)
 }
 
-#[cfg(feature = "rocksdb")]
 fn open_rocks(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
-    use crate::store::rocks::{Durability, RocksStore};
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let store = RocksStore::open(&cfg.data_dir, Durability::Sync)
-        .with_context(|| format!("opening RocksDB at {}", cfg.data_dir.display()))?;
-    Ok(Arc::new(store))
-}
-
-#[cfg(not(feature = "rocksdb"))]
-fn open_rocks(_cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
-    anyhow::bail!("this build has no RocksDB (feature `rocksdb` is off): use --memory")
+    crate::store::open_synced(&cfg.data_dir).with_context(|| {
+        format!("opening RocksDB at {} (a build without RocksDB needs --memory)", cfg.data_dir.display())
+    })
 }
 
 /// The URL scheme the server answers on.
@@ -86,6 +79,9 @@ impl App {
         let hub = Hub::new(store, committer, cfg.hub_settings());
         let hub_handle = hub.clone();
         let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
+        let policy = RetentionPolicy::new(cfg.retention.clone());
+        let retention = (!policy.keeps_everything())
+            .then(|| (policy.clone(), Duration::from_secs(cfg.compaction_interval_secs.max(1))));
         let settings = HttpSettings {
             max_body_bytes: cfg.max_body_bytes,
             body_timeout: Duration::from_secs(cfg.body_timeout_secs.max(1)),
@@ -95,11 +91,8 @@ impl App {
             cors,
             compression: !cfg.no_compression,
             editor: !cfg.no_editor,
-            retention: RetentionPolicy::new(cfg.retention.clone()),
+            retention: policy.clone(),
         };
-        let policy = RetentionPolicy::new(cfg.retention.clone());
-        let retention =
-            (!policy.keeps_everything()).then(|| (policy, Duration::from_secs(cfg.compaction_interval_secs.max(1))));
         let (stop, stop_rx) = watch::channel(false);
         let limits = ConnLimits {
             max_header_bytes: cfg.max_header_bytes,

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -84,6 +84,14 @@ fn spawn(args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
         .spawn()
         .context("starting the server")?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let addr = read_listen_addr(stdout).map_err(|e| anyhow!(e))?;
+    Ok((addr, child))
+}
+
+/// Waits (up to 60 s) for a `plait` child's start-up line on its stdout and returns the
+/// address it listens on; keeps draining stdout afterwards so the child never writes into a
+/// closed pipe. `Err` carries the line it got (empty if none), for the caller's message.
+pub fn read_listen_addr(stdout: ChildStdout) -> Result<SocketAddr, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -95,14 +103,12 @@ fn spawn(args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
             rest.clear();
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| anyhow!("the server printed nothing in 60 s"))?;
-    let addr = line
-        .split("://")
+    let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "no start-up line within 60 s".to_string())?;
+    line.split("://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|a| a.parse().ok())
-        .ok_or_else(|| anyhow!("unexpected start-up line {line:?}"))?;
-    Ok((addr, child))
+        .ok_or_else(|| format!("unexpected start-up line {line:?}"))
 }
 
 /// CPU time a process has used so far, all threads, in nanoseconds (Linux).

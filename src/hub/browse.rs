@@ -80,7 +80,7 @@ fn check_name(name: &str) -> Result<(), HubError> {
 
 impl Hub {
     /// Runs a store job on the blocking pool with this hub's store.
-    async fn with_store<T: Send + 'static>(
+    pub(super) async fn with_store<T: Send + 'static>(
         &self,
         job: impl FnOnce(&dyn Store) -> Result<T, HubError> + Send + 'static,
     ) -> Result<T, HubError> {

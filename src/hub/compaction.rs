@@ -58,10 +58,7 @@ pub(crate) struct Plan {
 impl Hub {
     /// Every document with history records, for a retention pass.
     pub async fn stored_paths(&self) -> Result<Vec<String>, HubError> {
-        let store = self.env.store.clone();
-        let pairs = tokio::task::spawn_blocking(move || store.scan_prefix(&keys::all_meta()))
-            .await
-            .map_err(|_| HubError::Unavailable)??;
+        let pairs = self.with_store(|store| Ok(store.scan_prefix(&keys::all_meta())?)).await?;
         Ok(pairs.iter().filter_map(|(k, _)| keys::meta_path(k)).collect())
     }
 
@@ -70,28 +67,24 @@ impl Hub {
         // A cheap look at the store first: most passes find nothing to fold, and need not load
         // (decode) the document to know it.
         let nothing = CompactionReport { horizon: None, folded_writes: 0, bytes_before: None, bytes_after: None };
-        let (store, owned, quick_rule) = (self.env.store.clone(), path.to_string(), rule.clone());
-        let foldable = tokio::task::spawn_blocking(move || {
-            let meta = HistoryMeta::load(store.as_ref(), &owned)?;
-            let first = Horizon::load(store.as_ref(), &owned)?.map_or(0, |h| h.first_entry);
-            foldable_through(store.as_ref(), &owned, &quick_rule, first, meta.next_n, now_ms())
-        })
-        .await
-        .map_err(|_| HubError::Unavailable)??;
-        if foldable.is_none() {
-            return Ok(nothing);
-        }
+        let (owned, rule) = (path.to_string(), rule.clone());
+        let foldable = self
+            .with_store(move |store| {
+                let meta = HistoryMeta::load(store, &owned)?;
+                let first = Horizon::load(store, &owned)?.map_or(0, |h| h.first_entry);
+                foldable_through(store, &owned, &rule, first, meta.next_n, now_ms())
+            })
+            .await?;
+        // Writes arriving from here on only move the bound forward: this one stays valid.
+        let Some(through) = foldable else { return Ok(nothing) };
         let handle = self.doc(path).await?;
         let bytes_before = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
         let (doc, old_horizon) = {
             let state = handle.shared.lock();
             (state.doc.clone(), state.horizon.clone().unwrap_or_default())
         };
-        let store = self.env.store.clone();
-        let (owned, rule) = (path.to_string(), rule.clone());
-        let plan = tokio::task::spawn_blocking(move || plan(store.as_ref(), &owned, &rule, doc, old_horizon))
-            .await
-            .map_err(|_| HubError::Unavailable)??;
+        let owned = path.to_string();
+        let plan = self.with_store(move |store| plan(store, &owned, through, doc, old_horizon)).await?;
         let Some(plan) = plan else {
             let bytes = Some(bytes_before);
             return Ok(CompactionReport { bytes_before: bytes, bytes_after: bytes, ..nothing });
@@ -139,17 +132,8 @@ pub async fn run_retention(hub: Hub, policy: RetentionPolicy, every: std::time::
 }
 
 /// Steps 1 and 2, on a copy of the document.
-fn plan(
-    store: &dyn Store,
-    path: &str,
-    rule: &RetentionRule,
-    doc: TextDoc,
-    old: Horizon,
-) -> Result<Option<Plan>, HubError> {
-    let meta = HistoryMeta::load(store, path)?;
-    let Some(mut through) = foldable_through(store, path, rule, old.first_entry, meta.next_n, now_ms())? else {
-        return Ok(None);
-    };
+/// `through`: the newest listing entry the retention rule lets go.
+fn plan(store: &dyn Store, path: &str, mut through: u64, doc: TextDoc, old: Horizon) -> Result<Option<Plan>, HubError> {
     let checkpoints: Vec<VersionSet> =
         checkpoints_of(store, path)?.into_iter().map(|c| VersionSet::new(c.version)).collect();
     for _ in 0..MAX_STEPS {

@@ -93,6 +93,11 @@ impl HistoryMeta {
             batch.put(key, value);
             self.next_n += 1;
         }
+        self.save(path, batch)
+    }
+
+    /// Adds the bookkeeping record itself to `batch`.
+    pub fn save(&self, path: &str, batch: &mut Batch) -> Result<(), HubError> {
         let meta = serde_json::to_vec(self).map_err(|e| HubError::Corrupt(e.to_string()))?;
         batch.put(keys::meta(path), meta);
         Ok(())

@@ -129,7 +129,7 @@ impl Persisted {
         batch.put(keys::snapshot(path), record);
         horizon.save(path, &mut batch)?;
         self.history.bytes = self.history.bytes.saturating_sub(drop_bytes);
-        batch.put(keys::meta(path), serde_json::to_vec(&self.history).map_err(|e| HubError::Corrupt(e.to_string()))?);
+        self.history.save(path, &mut batch)?;
         self.horizon = Some(horizon.clone());
         Ok(batch)
     }

@@ -15,7 +15,7 @@
 //! comparison. The property tests in `tests/compact.rs` check this.
 
 use super::chunk::{encode_run, Run};
-use super::event::{MAX_AGENT_BYTES, RESERVED_PREFIX};
+use super::event::{validate_agent_name, RESERVED_PREFIX};
 use super::frontier::{remote_id, to_local, to_remote};
 use super::pruned::merge_ranges;
 use super::{TextDoc, TextError};
@@ -187,10 +187,9 @@ impl TextDoc {
     /// [`set_pruned`](Self::set_pruned)). Refused, with this document untouched, unless
     /// [`is_valid_horizon`](Self::is_valid_horizon).
     pub fn compact(&self, horizon: &VersionSet, base_agent: &str) -> Result<Compacted, TextError> {
+        validate_agent_name(base_agent)?;
         let reason = if !base_agent.starts_with(RESERVED_PREFIX) {
             "a compaction base agent must start with ~"
-        } else if base_agent.len() >= MAX_AGENT_BYTES {
-            "the agent name must be shorter than 50 UTF-8 bytes"
         } else if self.next_seq.contains_key(base_agent) {
             "the base agent already names events in this document"
         } else if self.seq_floor(base_agent) > 0 {

@@ -56,15 +56,25 @@ impl fmt::Display for EventId {
     }
 }
 
-/// Checks that `agent` may create events: non-empty, not `ROOT`, not `~…`, under 50 UTF-8 bytes.
-/// diamond-types itself enforces none of this (`ROOT` even crashes it, notes §6).
+/// Checks that `agent` may create events: a valid name ([`validate_agent_name`]) that is not
+/// `~…` (reserved for the server's compaction bases).
 pub fn validate_agent(agent: &str) -> Result<(), TextError> {
+    validate_agent_name(agent)?;
+    if agent.starts_with(RESERVED_PREFIX) {
+        let reason = "agent names starting with ~ are reserved for the server";
+        return Err(TextError::InvalidAgent { agent: agent.to_string(), reason });
+    }
+    Ok(())
+}
+
+/// Checks that `agent` can name events at all: non-empty, not `ROOT`, under 50 UTF-8 bytes.
+/// Ids of the server's own `~` agents pass (clients may name them, only never write as
+/// them). diamond-types itself enforces none of this (`ROOT` even crashes it, notes §6).
+pub fn validate_agent_name(agent: &str) -> Result<(), TextError> {
     let reason = if agent.is_empty() {
         "the agent name is empty"
     } else if agent == ROOT_AGENT {
         "the agent name ROOT is reserved"
-    } else if agent.starts_with(RESERVED_PREFIX) {
-        "agent names starting with ~ are reserved for the server"
     } else if agent.len() >= MAX_AGENT_BYTES {
         "the agent name must be shorter than 50 UTF-8 bytes"
     } else {

@@ -6,7 +6,7 @@
 //! diamond-types 1.0.0, notes §6). It deliberately avoids DT's buggy `version_union` (notes §7)
 //! and DT's `version_contains_time(&[], t) == true` quirk (the root contains nothing).
 
-use super::event::{validate_agent, EventId, ROOT_AGENT};
+use super::event::{validate_agent_name, EventId, ROOT_AGENT};
 use super::{TextDoc, TextError};
 use crate::protocol::VersionSet;
 use diamond_types::list::remote_ids::RemoteId;
@@ -68,11 +68,7 @@ pub(super) fn to_local(oplog: &OpLog, v: &VersionSet) -> Result<LocalVersion, Te
     let mut unknown = Vec::new();
     for s in v.ids() {
         let id = EventId::parse(s)?;
-        // `~` agents name the server's compaction bases: clients may name their events
-        // (as parents, or to read), only never write as them.
-        if !id.agent.starts_with('~') {
-            validate_agent(&id.agent)?;
-        }
+        validate_agent_name(&id.agent)?;
         match lookup(oplog, &id) {
             Some(t) => times.push(t),
             None => unknown.push(s.clone()),
