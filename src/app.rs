@@ -10,7 +10,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::ServeConfig;
+use crate::auth::Access;
+use crate::config::{AuthMode, ServeConfig};
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
 use crate::hub::{run_retention, Hub, RetentionPolicy};
 use crate::store::{track_close, CloseWatch, Committer, MemoryStore, Store};
@@ -48,6 +49,46 @@ pub fn store_description(cfg: &ServeConfig) -> String {
     }
 }
 
+/// A description of the access mode for the start-up line.
+pub fn auth_description(cfg: &ServeConfig) -> &'static str {
+    match cfg.auth {
+        AuthMode::Token => "token",
+        AuthMode::None => "none",
+    }
+}
+
+/// Access control for `cfg`: None with `--auth none` (after checking it is allowed there).
+fn open_access(cfg: &ServeConfig, store: &Arc<dyn Store>) -> anyhow::Result<Option<Access>> {
+    cfg.check_auth_mode()?;
+    if cfg.auth == AuthMode::None {
+        tracing::warn!(
+            listen = %cfg.listen,
+            "access control is OFF (--auth none): anyone who can connect reads and writes every document"
+        );
+        return Ok(None);
+    }
+    let admin = cfg.admin_secret()?;
+    let access = Access::open(store.clone(), admin.as_deref(), cfg.auth_failures_per_minute)
+        .context("loading tokens and share links")?;
+    anyhow::ensure!(
+        access.has_credentials(),
+        "--auth token needs an admin token to create the first tokens: set PLAIT_ADMIN_TOKEN or \
+         --admin-token-file (at least 32 characters, e.g. `openssl rand -hex 32`), or use --auth none on a \
+         loopback address"
+    );
+    let (tokens, shares) = access.counts();
+    tracing::info!(
+        admin_token = cfg.admin_source(),
+        tokens,
+        shares,
+        "access control is on (--auth token): every request needs a token or share link, except /.plait/health"
+    );
+    if admin.is_none() {
+        tracing::warn!("no admin token configured: tokens and share links cannot be managed until one is");
+    }
+    Ok(Some(access))
+}
+
 /// Everything needed to serve, built (store opened) before the listener is announced.
 pub struct App {
     router: axum::Router,
@@ -59,6 +100,8 @@ pub struct App {
     retention: Option<(RetentionPolicy, Duration)>,
     /// Fires once the store's last handle is gone and the engine has closed.
     store_closed: CloseWatch,
+    /// Tokens and share links (for the expiry task), when access control is on.
+    access: Option<Access>,
 }
 
 /// How long shutdown waits for the store to close after the last connection ended.
@@ -67,7 +110,9 @@ const STORE_CLOSE_LIMIT: Duration = Duration::from_secs(10);
 impl App {
     /// Opens the store and wires the hub and the router.
     pub fn build(cfg: &ServeConfig) -> anyhow::Result<App> {
+        cfg.check_auth_mode()?;
         let (store, store_closed) = track_close(open_store(cfg)?);
+        let access = open_access(cfg, &store)?;
         let committer = match cfg.unsafe_ack_before_durable_ms {
             Some(ms) => {
                 tracing::warn!(delay_ms = ms, "UNSAFE: acknowledging writes before they are durable (testing only)");
@@ -92,6 +137,14 @@ impl App {
             compression: !cfg.no_compression,
             editor: !cfg.no_editor,
             retention: policy.clone(),
+            client_ip_header: match &cfg.client_ip_header {
+                Some(name) => Some(
+                    axum::http::HeaderName::try_from(name.as_str())
+                        .with_context(|| format!("--client-ip-header {name:?} is not a header name"))?,
+                ),
+                None => None,
+            },
+            https: cfg.tls_cert.is_some(),
         };
         let (stop, stop_rx) = watch::channel(false);
         let limits = ConnLimits {
@@ -105,12 +158,13 @@ impl App {
             },
         };
         Ok(App {
-            router: http::router(AppState::new(hub, settings, stop_rx)),
+            router: http::router(AppState::new(hub, settings, stop_rx, access.clone())),
             stop,
             limits,
             hub: hub_handle,
             retention,
             store_closed,
+            access,
         })
     }
 
@@ -122,10 +176,12 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { router, stop, limits, hub, retention, store_closed } = self;
+        let App { router, stop, limits, hub, retention, store_closed, access } = self;
         let compaction = retention.map(|(policy, every)| tokio::spawn(run_retention(hub.clone(), policy, every)));
+        // The expiry task holds the store (through `Access`): it must be gone before the wait below.
+        let expiry = access.map(|a| tokio::spawn(a.run_expiry()));
         http::serve(listener, router, limits, stop, shutdown).await.context("serving HTTP")?;
-        if let Some(task) = compaction {
+        for task in [compaction, expiry].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }

@@ -45,6 +45,15 @@ pub struct NoopArgs {
     pub listen: SocketAddr,
 }
 
+/// Whether requests need credentials.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every request needs a token or a share link (except `/.plait/health`).
+    Token,
+    /// Anyone who can reach the server reads and writes everything.
+    None,
+}
+
 /// Everything `plait serve` can be told.
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
@@ -156,10 +165,43 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_UNSAFE_ACK_BEFORE_DURABLE_MS", hide = true)]
     pub unsafe_ack_before_durable_ms: Option<u64>,
 
+    /// Access control: `token` (every request needs a token or share link; see
+    /// docs/ACCESS.md) or `none` (anyone who can connect may read and write everything;
+    /// only on a loopback address unless `--allow-anonymous`).
+    #[arg(long, env = "PLAIT_AUTH", value_enum, default_value = "token")]
+    pub auth: AuthMode,
+
+    /// Allow `--auth none` on a non-loopback listen address.
+    #[arg(long, env = "PLAIT_ALLOW_ANONYMOUS", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_anonymous: bool,
+
+    /// The admin token (at least 32 characters, e.g. `openssl rand -hex 32`). Prefer the
+    /// environment variable or `--admin-token-file`: command lines are visible to other users.
+    #[arg(long, env = "PLAIT_ADMIN_TOKEN", hide_env_values = true, conflicts_with = "admin_token_file")]
+    pub admin_token: Option<String>,
+
+    /// Read the admin token from the first line of this file.
+    #[arg(long, env = "PLAIT_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Failed authentications allowed per client address per minute; then 429 until the
+    /// minute is over.
+    #[arg(long, env = "PLAIT_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
+
+    /// Take the client address for throttling from this request header (e.g. `X-Real-IP`),
+    /// as set by a trusted reverse proxy. Without it, the TCP peer address is used.
+    #[arg(long, env = "PLAIT_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `plait=debug`).
     #[arg(long, env = "PLAIT_LOG", default_value = "info")]
     pub log: String,
 }
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 impl ServeConfig {
     /// A configuration for tests: in memory or under `data_dir`, on a free loopback port.
@@ -189,8 +231,54 @@ impl ServeConfig {
             tls_key: None,
             max_rebase_delay_ms: 3000,
             unsafe_ack_before_durable_ms: None,
+            auth: AuthMode::None,
+            allow_anonymous: false,
+            admin_token: None,
+            admin_token_file: None,
+            auth_failures_per_minute: 20,
+            client_ip_header: None,
             log: "warn".into(),
         }
+    }
+
+    /// The admin token, from `--admin-token`/`PLAIT_ADMIN_TOKEN` or the file; an error when
+    /// it is too short to be a secret or the file cannot be read.
+    pub fn admin_secret(&self) -> anyhow::Result<Option<String>> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(t), _) => t.trim().to_string(),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| anyhow::anyhow!("reading the admin token file {}: {e}", file.display()))?;
+                text.lines().next().unwrap_or_default().trim().to_string()
+            }
+            (None, None) => return Ok(None),
+        };
+        anyhow::ensure!(
+            token.chars().count() >= MIN_ADMIN_TOKEN_CHARS,
+            "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} characters (try `openssl rand -hex 32`)"
+        );
+        Ok(Some(token))
+    }
+
+    /// Where the admin token comes from, for the start-up log (never the token itself).
+    pub fn admin_source(&self) -> &'static str {
+        match (&self.admin_token, &self.admin_token_file) {
+            (Some(_), _) => "PLAIT_ADMIN_TOKEN / --admin-token",
+            (None, Some(_)) => "--admin-token-file",
+            (None, None) => "none configured",
+        }
+    }
+
+    /// Refuses `--auth none` on an address others can reach, unless allowed explicitly.
+    pub fn check_auth_mode(&self) -> anyhow::Result<()> {
+        if self.auth == AuthMode::None && !self.listen.ip().is_loopback() && !self.allow_anonymous {
+            anyhow::bail!(
+                "--auth none on {} would let anyone who can reach it read and write every document; \
+                 listen on a loopback address, use --auth token, or add --allow-anonymous if that is what you want",
+                self.listen
+            );
+        }
+        Ok(())
     }
 
     /// The hub's part of the configuration.

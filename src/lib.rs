@@ -11,6 +11,7 @@
 //! - [`config`] and [`app`]: configuration and wiring.
 
 pub mod app;
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod http;

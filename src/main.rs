@@ -21,9 +21,10 @@ async fn main() -> anyhow::Result<()> {
             // Printed once the store is open and the port bound: tests and scripts read this
             // line to learn the port when --listen ends in :0.
             println!(
-                "plait listening on {}://{addr} (store: {})",
+                "plait listening on {}://{addr} (store: {}, auth: {})",
                 plait::app::scheme(&cfg),
-                plait::app::store_description(&cfg)
+                plait::app::store_description(&cfg),
+                plait::app::auth_description(&cfg)
             );
             app.serve(listener, shutdown_signal()).await
         }

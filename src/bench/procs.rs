@@ -79,6 +79,9 @@ fn spawn(args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
         .args(args)
         .arg("--listen")
         .arg("127.0.0.1:0")
+        // The servers it starts are on loopback and open: the benchmarks measure Braid, not
+        // authentication (only `plait serve` reads this).
+        .env("PLAIT_AUTH", "none")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

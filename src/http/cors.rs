@@ -6,7 +6,9 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-/// Which origins may read responses.
+/// Which origins may read responses. A listed origin is echoed exactly (with `Vary:
+/// Origin` and `Access-Control-Allow-Credentials: true`); any other gets no
+/// `Access-Control-Allow-Origin` at all.
 #[derive(Clone, Debug)]
 pub enum CorsOrigins {
     /// `Access-Control-Allow-Origin: *` (no credentials): the default.
@@ -48,6 +50,7 @@ const EXPOSED: &[&str] = &[
     "etag",
     "merge-horizon",
     "link",
+    "www-authenticate",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {
@@ -56,12 +59,15 @@ fn names(list: &[&'static str]) -> Vec<HeaderName> {
 
 /// The CORS middleware for `origins`.
 pub fn layer(origins: &CorsOrigins) -> CorsLayer {
-    let allow_origin = match origins {
-        CorsOrigins::Any => AllowOrigin::any(),
-        CorsOrigins::List(list) => AllowOrigin::list(list.clone()),
+    // Credentials only with an allow-list: `*` with credentials is invalid CORS (any site
+    // could read a signed-in user's documents), and tower-http refuses to build it.
+    let (allow_origin, credentials) = match origins {
+        CorsOrigins::Any => (AllowOrigin::any(), false),
+        CorsOrigins::List(list) => (AllowOrigin::list(list.clone()), true),
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
+        .allow_credentials(credentials)
         .allow_methods([
             Method::GET,
             Method::HEAD,

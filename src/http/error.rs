@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::ext::ReasonPhrase;
 
+use crate::auth::AuthError;
 use crate::hub::HubError;
 use crate::protocol::error::show;
 use crate::protocol::{ProtocolError, VersionSet};
@@ -100,6 +101,9 @@ pub enum ApiError {
     /// The application core refused or failed.
     #[error(transparent)]
     Hub(#[from] HubError),
+    /// Access control refused, or managing a credential failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl From<TextError> for ApiError {
@@ -130,6 +134,7 @@ impl ApiError {
             ApiError::BadJson(_) => (S::BAD_REQUEST, "bad_json", None),
             ApiError::BadQuery(_) => (S::BAD_REQUEST, "bad_query", None),
             ApiError::MultiplexingNotSupported => (S::NOT_IMPLEMENTED, "multiplexing_not_supported", None),
+            ApiError::Auth(a) => (auth_status(a), auth_code(a), None),
             ApiError::Hub(h) => match h {
                 HubError::Text(TextError::UnknownVersion(ids)) | HubError::UnknownVersion(ids) => {
                     (version_unknown(), "version_unknown", Some(ids))
@@ -151,6 +156,40 @@ impl ApiError {
                 HubError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
             },
         }
+    }
+}
+
+fn auth_status(e: &AuthError) -> StatusCode {
+    use StatusCode as S;
+    match e {
+        AuthError::Missing | AuthError::InvalidToken => S::UNAUTHORIZED,
+        AuthError::Doubled | AuthError::BadRequest(_) => S::BAD_REQUEST,
+        AuthError::InvalidLink | AuthError::Forbidden { .. } => S::FORBIDDEN,
+        AuthError::Throttled { .. } => S::TOO_MANY_REQUESTS,
+        AuthError::NoSuchToken(_) | AuthError::NoSuchShare(_) | AuthError::Disabled => S::NOT_FOUND,
+        AuthError::TooMany { .. } => S::CONFLICT,
+        AuthError::Storage(_) if e.is_disk_full() => S::INSUFFICIENT_STORAGE,
+        AuthError::Storage(_) => S::SERVICE_UNAVAILABLE,
+        AuthError::Random(_) | AuthError::Corrupt(_) => S::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn auth_code(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::Missing => "auth_required",
+        AuthError::Doubled => "duplicate_header",
+        AuthError::InvalidToken => "invalid_token",
+        AuthError::InvalidLink => "invalid_share_link",
+        AuthError::Forbidden { .. } => "forbidden",
+        AuthError::Throttled { .. } => "auth_throttled",
+        AuthError::NoSuchToken(_) => "no_such_token",
+        AuthError::NoSuchShare(_) => "no_such_share",
+        AuthError::Disabled => "auth_disabled",
+        AuthError::BadRequest(_) => "bad_credential_request",
+        AuthError::TooMany { .. } => "too_many_credentials",
+        AuthError::Storage(_) if e.is_disk_full() => "insufficient_storage",
+        AuthError::Storage(_) => "storage_unavailable",
+        AuthError::Random(_) | AuthError::Corrupt(_) => "internal",
     }
 }
 
@@ -207,6 +246,23 @@ impl IntoResponse for ApiError {
             super::reply::set_version(headers, "merge-horizon", &horizon);
             // RFC 5829's relation for "the current version of this resource".
             super::reply::set(headers, "link", &format!("<{snapshot}>; rel=\"latest-version\""));
+        }
+        match &self {
+            ApiError::Auth(AuthError::Missing) => {
+                headers
+                    .insert(axum::http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"plait\""));
+            }
+            ApiError::Auth(AuthError::InvalidToken) => {
+                headers.insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"plait\", error=\"invalid_token\""),
+                );
+            }
+            ApiError::Auth(AuthError::Throttled { retry_after_secs }) => {
+                headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                return res;
+            }
+            _ => {}
         }
         if let Some(ids) = unknown {
             if let Ok(v) = HeaderValue::from_str(&ids.to_header()) {

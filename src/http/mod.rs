@@ -5,9 +5,11 @@
 //! own endpoints) and `/.well-known/multiplexer/` (braid-http's multiplexer, answered 501
 //! so that clients fall back to plain requests).
 
+mod access;
 mod compact;
 mod compress;
 mod cors;
+mod credentials;
 mod diff;
 mod editor;
 mod error;
@@ -19,6 +21,7 @@ mod reply;
 mod resource;
 mod restore;
 mod server;
+mod share_link;
 mod stall;
 mod stream;
 mod tls;
@@ -32,6 +35,7 @@ use axum::routing::any;
 use axum::Router;
 use tokio::sync::watch;
 
+use crate::auth::Access;
 use crate::hub::{Hub, RetentionPolicy};
 
 pub use cors::CorsOrigins;
@@ -61,6 +65,10 @@ pub struct HttpSettings {
     pub editor: bool,
     /// How much history each path prefix keeps (for `POST /.plait/compact/{path}`).
     pub retention: RetentionPolicy,
+    /// The request header a trusted proxy puts the client address in (for throttling).
+    pub client_ip_header: Option<axum::http::HeaderName>,
+    /// Whether the server answers on HTTPS (for the absolute URLs of share links).
+    pub https: bool,
 }
 
 /// What every handler can reach.
@@ -70,12 +78,14 @@ pub struct AppState {
     pub(crate) settings: Arc<HttpSettings>,
     /// Flips to true at shutdown, ending every subscription stream so connections close.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Tokens and share links; None with `--auth none` (everything is open).
+    pub(crate) access: Option<Access>,
 }
 
 impl AppState {
-    /// Bundles the hub with the HTTP settings and the shutdown signal.
-    pub fn new(hub: Hub, settings: HttpSettings, shutdown: watch::Receiver<bool>) -> Self {
-        AppState { hub, settings: Arc::new(settings), shutdown }
+    /// Bundles the hub with the HTTP settings, the shutdown signal and access control.
+    pub fn new(hub: Hub, settings: HttpSettings, shutdown: watch::Receiver<bool>, access: Option<Access>) -> Self {
+        AppState { hub, settings: Arc::new(settings), shutdown, access }
     }
 }
 
@@ -91,21 +101,50 @@ pub fn router(state: AppState) -> Router {
         .route("/.plait/history/{*path}", any(history::history))
         .route("/.plait/compact/{*path}", any(compact::compact))
         .route("/.plait/checkpoints/{*path}", any(history::checkpoints))
+        .route("/.plait/tokens", any(credentials::tokens))
+        .route("/.plait/tokens/{*id}", any(credentials::tokens))
+        .route("/.plait/shares", any(credentials::shares))
+        .route("/.plait/shares/{*id}", any(credentials::shares))
+        .route("/.plait/s", any(share_link::serve_link))
+        .route("/.plait/s/", any(share_link::serve_link))
+        .route("/.plait/s/{*link}", any(share_link::serve_link))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))
         .fallback(resource::handle)
         .layer(axum::middleware::map_response(reply::add_vary));
-    if !compression {
-        return router.layer(cors).with_state(state);
-    }
+    // Inside CORS, so refusals carry CORS headers (browser apps can read the 401) and
+    // preflights, which carry no credentials, are answered before it. Without access control
+    // there is nothing to guard, and no layer costs nothing per request.
+    let guarded = state.access.is_some();
+    let router = match guarded {
+        true => router.layer(axum::middleware::from_fn_with_state(state.clone(), access::guard)),
+        false => router,
+    };
+    // tower-http's CORS layer answers every OPTIONS itself. With access control on, only real
+    // preflights (they carry `Access-Control-Request-Method`, and never credentials) may be
+    // answered that way; any other OPTIONS goes past CORS to the guard like any request.
+    let bare: Option<Router> = guarded.then(|| router.clone().with_state(state.clone()));
+    let plain: Router = router.clone().layer(cors.clone()).with_state(state.clone());
     // Subscriptions bypass the compression layer entirely, not just its predicate: its body
     // wrapper is as large as its biggest encoder (~6 KiB), and a 209 stream would carry it
     // for its whole life (B5 in docs/BENCHMARKS.md). Everything else may be compressed.
-    let plain: Router = router.clone().layer(cors.clone()).with_state(state.clone());
-    let compressed: Router = router.layer(compress::layer()).layer(cors).with_state(state);
+    let compressed: Option<Router> = compression.then(|| router.layer(compress::layer()).layer(cors).with_state(state));
+    if bare.is_none() && compressed.is_none() {
+        return plain;
+    }
     Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
-        let target = if req.headers().contains_key("subscribe") { plain.clone() } else { compressed.clone() };
+        let headers = req.headers();
+        let target = match (&bare, &compressed) {
+            (Some(bare), _)
+                if req.method() == axum::http::Method::OPTIONS
+                    && !headers.contains_key(axum::http::header::ACCESS_CONTROL_REQUEST_METHOD) =>
+            {
+                bare.clone()
+            }
+            (_, Some(compressed)) if !headers.contains_key("subscribe") => compressed.clone(),
+            _ => plain.clone(),
+        };
         tower::ServiceExt::oneshot(target, req)
     }))
 }

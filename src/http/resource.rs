@@ -28,6 +28,8 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
 async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
     let path = req.uri().path().to_string();
+    // Set by the access guard or a share link; None with access control off.
+    let grant = super::access::grant_of(&req);
     check_path(&path)?;
     check_transfer_encoding(req.headers())?;
     let braid = BraidHeaders::parse(req.headers())?;
@@ -45,13 +47,15 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         return Ok(super::editor::page());
     }
     match *req.method() {
-        Method::GET if braid.head_override && braid.subscribe.is_none() => read(&state, &path, braid, inm, false).await,
+        Method::GET if braid.head_override && braid.subscribe.is_none() => {
+            read(&state, &path, braid, inm, false, grant.is_some()).await
+        }
         Method::GET => match braid.subscribe.is_some() {
-            true => subscribe(&state, &path, braid).await,
-            false => read(&state, &path, braid, inm, true).await,
+            true => subscribe(&state, &path, braid, grant.and_then(|g| g.ended())).await,
+            false => read(&state, &path, braid, inm, true, grant.is_some()).await,
         },
-        Method::HEAD => read(&state, &path, braid, inm, false).await,
-        Method::PUT | Method::PATCH | Method::POST => write(&state, &path, braid, req).await,
+        Method::HEAD => read(&state, &path, braid, inm, false, grant.is_some()).await,
+        Method::PUT | Method::PATCH | Method::POST => write(&state, &path, braid, req, grant).await,
         Method::DELETE => {
             state.hub.delete(&path).await?;
             Ok(StatusCode::OK.into_response())
@@ -159,6 +163,9 @@ fn with_status(status: u16, reason: &'static [u8], body: Body) -> Response {
 
 /// `Cache-Control` of a snapshot at a named `Version`: the text of a version never changes.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// The same for a response that needed a credential: no shared cache may keep it (it would
+/// serve it to anyone, and after the credential is revoked).
+pub(crate) const PRIVATE_IMMUTABLE: &str = "private, max-age=31536000, immutable";
 /// `Cache-Control` of the current snapshot: caches may keep it but must revalidate (ETag).
 const REVALIDATE: &str = "no-cache";
 
@@ -168,8 +175,10 @@ async fn read(
     braid: BraidHeaders,
     if_none_match: Option<HeaderValue>,
     with_body: bool,
+    private: bool,
 ) -> Result<Response, ApiError> {
     let pinned = braid.version.is_some();
+    let immutable = if private { PRIVATE_IMMUTABLE } else { IMMUTABLE };
     let outcome = state.hub.read(path, ReadRequest { version: braid.version, parents: braid.parents }).await?;
     match outcome {
         ReadOutcome::Snapshot { text, version, current, digest, horizon } => {
@@ -187,7 +196,7 @@ async fn read(
             reply::resource_headers(h, &current, braid.merge_type);
             reply::set_version(h, "version", &version);
             reply::set(h, "etag", &etag);
-            reply::set(h, "cache-control", if pinned { IMMUTABLE } else { REVALIDATE });
+            reply::set(h, "cache-control", if pinned { immutable } else { REVALIDATE });
             reply::set(h, "repr-digest", &digest);
             reply::set(h, "content-type", REPR_TYPE);
             if let Some(horizon) = &horizon {
@@ -217,7 +226,14 @@ async fn read(
     }
 }
 
-async fn subscribe(state: &AppState, path: &str, braid: BraidHeaders) -> Result<Response, ApiError> {
+/// A subscription; `ended` fires when the credential that opened it is revoked or expires,
+/// and then the stream ends.
+async fn subscribe(
+    state: &AppState,
+    path: &str,
+    braid: BraidHeaders,
+    ended: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<Response, ApiError> {
     if braid.version.is_some() {
         return Err(ApiError::VersionWithSubscribe);
     }
@@ -235,7 +251,7 @@ async fn subscribe(state: &AppState, path: &str, braid: BraidHeaders) -> Result<
         .await?;
     let current = sub.current.clone();
     let heartbeat = braid.heartbeats.as_ref().map(|(secs, _)| std::time::Duration::from_secs_f64(*secs));
-    let body = stream::subscription_body(sub, heartbeat, state.shutdown.clone(), braid.head_override);
+    let body = stream::subscription_body(sub, heartbeat, state.shutdown.clone(), ended, braid.head_override);
     let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
     let h = res.headers_mut();
     reply::resource_headers(h, &current, braid.merge_type);
@@ -266,7 +282,13 @@ fn fallback_agent(peer: Option<&str>) -> String {
     }
 }
 
-async fn write(state: &AppState, path: &str, braid: BraidHeaders, req: Request) -> Result<Response, ApiError> {
+async fn write(
+    state: &AppState,
+    path: &str,
+    braid: BraidHeaders,
+    req: Request,
+    grant: Option<crate::auth::Grant>,
+) -> Result<Response, ApiError> {
     let version = match &braid.version {
         Some(v) if v.ids().len() > 1 => return Err(ApiError::MultipleVersionIds(v.to_header())),
         Some(v) => v.single().map(str::to_string),
@@ -288,8 +310,11 @@ async fn write(state: &AppState, path: &str, braid: BraidHeaders, req: Request) 
     };
     tracing::debug!(path, version = ?version, parents = ?braid.parents.as_ref().map(|p| p.to_header()), change = ?change, peer = ?braid.peer, "write");
     let edit = Edit { version, fallback_agent: fallback_agent(braid.peer.as_deref()), parents: braid.parents, change };
-    let request =
-        WriteRequest { expect_sha256: braid.repr_digest, ..WriteRequest::new(edit, braid.peer, braid.merge_type) };
+    let request = WriteRequest {
+        expect_sha256: braid.repr_digest,
+        principal: grant.as_ref().map(super::access::principal),
+        ..WriteRequest::new(edit, braid.peer, braid.merge_type)
+    };
     let outcome = state.hub.write(path, request).await?;
     let mut res = StatusCode::OK.into_response();
     reply::set_version(res.headers_mut(), "version", &outcome.current);

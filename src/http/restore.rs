@@ -35,6 +35,7 @@ pub async fn restore(State(state): State<AppState>, req: Request) -> Result<Resp
     let path = query::endpoint_target(&req, &[Method::POST])?;
     // The restorer's Peer, if it sent one, is the author the history listing shows.
     let peer = req.headers().get("peer").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let principal = super::access::grant_of(&req).as_ref().map(super::access::principal);
     let body: Body = req.into_body();
     let bytes = read_limited(body, MAX_BODY, state.settings.body_timeout).await?;
     let parsed: RestoreBody = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;
@@ -48,6 +49,7 @@ pub async fn restore(State(state): State<AppState>, req: Request) -> Result<Resp
     };
     let mut request = WriteRequest::new(edit, peer, MergeType::Simpleton);
     request.restored_from = Some(version.clone());
+    request.principal = principal;
     let outcome = state.hub.write(&path, request).await?;
     let json = serde_json::json!({
         "restored": version.ids(),

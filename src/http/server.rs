@@ -67,7 +67,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -80,7 +80,7 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(WithPeer { router: router.clone(), peer });
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let stall_timeout = limits.stall_timeout;
@@ -116,12 +116,35 @@ async fn serve_one<S>(
     watcher: Watcher,
     stream: S,
     stall_timeout: Duration,
-    service: TowerToHyperService<Router>,
+    service: TowerToHyperService<WithPeer>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(StallGuard::new(stream, stall_timeout));
     if let Err(e) = watcher.watch(builder.serve_connection_with_upgrades(io, service).into_owned()).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The router of one connection, which tells every request the client's address (as axum's
+/// `ConnectInfo`, read by the access guard's failed-authentication throttle).
+#[derive(Clone)]
+pub struct WithPeer {
+    router: Router,
+    peer: std::net::SocketAddr,
+}
+
+impl tower::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower::Service<hyper::Request<hyper::body::Incoming>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<hyper::Request<hyper::body::Incoming>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(self.peer));
+        self.router.call(req)
     }
 }

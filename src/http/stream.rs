@@ -18,6 +18,8 @@ struct StreamState {
     header_only: bool,
     heartbeat: Option<Interval>,
     shutdown: watch::Receiver<bool>,
+    /// Fires when the credential that opened the subscription is revoked or expires.
+    ended: Option<watch::Receiver<bool>>,
 }
 
 /// The streaming body. hyper polls it only when the socket can take more, so a client
@@ -28,6 +30,7 @@ pub fn subscription_body(
     sub: Subscription,
     heartbeat: Option<Duration>,
     shutdown: watch::Receiver<bool>,
+    ended: Option<watch::Receiver<bool>>,
     header_only: bool,
 ) -> Body {
     let heartbeat = heartbeat.map(|every| {
@@ -35,9 +38,9 @@ pub fn subscription_body(
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         interval
     });
-    let state = StreamState { sub, header_only, heartbeat, shutdown };
+    let state = StreamState { sub, header_only, heartbeat, shutdown, ended };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
-        if *st.shutdown.borrow() {
+        if *st.shutdown.borrow() || st.ended.as_ref().is_some_and(|e| *e.borrow()) {
             return None;
         }
         let chunk = tokio::select! {
@@ -54,10 +57,22 @@ pub fn subscription_body(
             }
             _ = tick(&mut st.heartbeat) => Bytes::from_static(HEARTBEAT),
             _ = st.shutdown.changed() => return None,
+            _ = revoked(&mut st.ended) => return None,
         };
         Some((Ok::<Bytes, std::convert::Infallible>(chunk), st))
     });
     Body::from_stream(stream)
+}
+
+/// Completes when the credential is revoked or expires (or its registry entry is gone);
+/// never for a subscription opened without a credential.
+async fn revoked(ended: &mut Option<watch::Receiver<bool>>) {
+    match ended {
+        Some(rx) => {
+            let _ = rx.wait_for(|ended| *ended).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn tick(interval: &mut Option<Interval>) {

@@ -435,7 +435,11 @@ fn history_entry(write: &AppliedWrite) -> HistoryEntry {
             .received
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        author: Author { agent: agent.unwrap_or_default(), peer: write.req.peer.clone(), principal: None },
+        author: Author {
+            agent: agent.unwrap_or_default(),
+            peer: write.req.peer.clone(),
+            principal: write.req.principal.clone(),
+        },
         inserted: applied.inserted as u64,
         deleted: applied.deleted as u64,
         restored_from: write.req.restored_from.as_ref().map(|v| v.ids().to_vec()),

@@ -42,9 +42,20 @@ pub struct Author {
     /// The writer's `Peer` header, if it sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
-    /// The authenticated principal, once access control names one.
+    /// The credential that made the write (None with access control off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub principal: Option<String>,
+    pub principal: Option<Principal>,
+}
+
+/// The credential behind a write, as history shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// `token`, `share` or `admin`.
+    pub kind: String,
+    /// The credential's public id.
+    pub id: String,
+    /// The credential's label.
+    pub label: String,
 }
 
 /// A stored entry with its number (newest = highest).

@@ -27,7 +27,7 @@ mod subscription;
 pub use browse::{Checkpoint, HistoryPage, MAX_CHECKPOINTS, MAX_CHECKPOINT_NAME};
 pub use compaction::{run_retention, CompactionReport};
 pub use error::HubError;
-pub use history::{Author, HistoryEntry, NumberedEntry};
+pub use history::{Author, HistoryEntry, NumberedEntry, Principal};
 pub use horizon::Horizon;
 pub use registry::{AckPolicy, Hub, HubSettings};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest, WriteOutcome, WriteRequest};

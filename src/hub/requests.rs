@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::protocol::{MergeType, Update, VersionSet};
 use crate::text::{Applied, Edit};
 
+use super::history::Principal;
+
 /// A non-subscribing read.
 #[derive(Clone, Debug, Default)]
 pub struct ReadRequest {
@@ -56,6 +58,8 @@ pub struct WriteRequest {
     pub received: std::time::SystemTime,
     /// For a restore: the version whose text this write brings back.
     pub restored_from: Option<VersionSet>,
+    /// Who is writing (shown in history), when access control names somebody.
+    pub principal: Option<Principal>,
 }
 
 impl WriteRequest {
@@ -68,6 +72,7 @@ impl WriteRequest {
             expect_sha256: None,
             received: std::time::SystemTime::now(),
             restored_from: None,
+            principal: None,
         }
     }
 }

@@ -8,6 +8,9 @@
 //! 'C' ‖ u32 BE path length ‖ path ‖ name        → checkpoint
 //! 'M' ‖ u32 BE path length ‖ path               → the document's history bookkeeping
 //! 'Z' ‖ u32 BE path length ‖ path               → the document's merge horizon (compaction)
+//! 'T' ‖ id                                      → an access token (hash, rights, expiry)
+//! 'N' ‖ id                                      → a share link (hash, path, rights, expiry)
+//! 'P' ‖ id                                      → the text a pinned share link serves
 //! ```
 //! The length prefix keeps one path's keys from being a prefix of another's
 //! (`/a` vs `/ab`), so "every log record of a document" is one prefix scan, in seq order.
@@ -19,6 +22,9 @@ const ID_INDEX: u8 = b'I';
 const CHECKPOINT: u8 = b'C';
 const META: u8 = b'M';
 const HORIZON: u8 = b'Z';
+const TOKEN: u8 = b'T';
+const SHARE: u8 = b'N';
+const PINNED: u8 = b'P';
 
 fn doc_prefix(tag: u8, path: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(5 + path.len() + 8);
@@ -117,6 +123,38 @@ pub fn meta_path(key: &[u8]) -> Option<String> {
     let (len, path) = rest.split_at_checked(4)?;
     let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
     (path.len() == len).then(|| String::from_utf8(path.to_vec()).ok()).flatten()
+}
+
+/// The prefix of every access token record.
+pub fn all_tokens() -> Vec<u8> {
+    vec![TOKEN]
+}
+
+/// The key of one access token record (by its public id).
+pub fn token(id: &str) -> Vec<u8> {
+    tagged(TOKEN, id)
+}
+
+/// The prefix of every share link record.
+pub fn all_shares() -> Vec<u8> {
+    vec![SHARE]
+}
+
+/// The key of one share link record (by its public id).
+pub fn share(id: &str) -> Vec<u8> {
+    tagged(SHARE, id)
+}
+
+/// The key of the text a pinned share link serves.
+pub fn pinned_text(id: &str) -> Vec<u8> {
+    tagged(PINNED, id)
+}
+
+fn tagged(tag: u8, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + id.len());
+    key.push(tag);
+    key.extend_from_slice(id.as_bytes());
+    key
 }
 
 /// Every prefix (and single key) that belongs to one document, for deleting it whole.

@@ -9,7 +9,7 @@ use crate::support::server::plait_binary;
 /// Starts `plait serve` with only environment configuration; returns its first stdout line.
 fn start_line(env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(plait_binary());
-    cmd.arg("serve").env("PLAIT_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.arg("serve").env("PLAIT_LOG", "warn").env("PLAIT_AUTH", "none").stdout(Stdio::piped()).stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -54,7 +54,7 @@ fn bad_configuration_is_refused_with_a_message() {
 fn tls_needs_both_files_and_says_which_one_is_wrong() {
     let serve = |args: &[&str]| {
         let out = Command::new(plait_binary())
-            .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--memory", "--listen", "127.0.0.1:0", "--auth", "none"])
             .args(args)
             .output()
             .unwrap();

@@ -304,6 +304,7 @@ impl Proc {
             .arg(data)
             .args(args)
             .env("PLAIT_LOG", "warn")
+            .env("PLAIT_AUTH", "none")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))

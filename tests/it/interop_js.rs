@@ -106,3 +106,78 @@ async fn live_editor_over_https_h2() {
         .await;
     s.stop().await;
 }
+
+/// Share links in headless Chromium on a server that requires tokens
+/// (tests/js/share_browser.mjs): a write link edits with no account, a subscribe link
+/// watches live, the document's own URL stays closed, and revoking the write link stops the
+/// page that used it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_links_in_a_real_browser() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    use crate::support::client::request;
+
+    let admin: String = (0..40).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+    let s = TestServer::start_with(Engine::Rocks, |cfg| {
+        cfg.auth = plait::config::AuthMode::Token;
+        cfg.admin_token = Some(admin.clone());
+    })
+    .await;
+    let bearer = format!("Bearer {admin}");
+    let auth = [("authorization", bearer.as_str())];
+    let doc = "/shared/browser-doc";
+    assert_eq!(request(s.addr, "PUT", doc, &auth, b"shared").await.status, 200);
+    let share = |rights: &'static str| {
+        let body = format!(r#"{{"path": "{doc}", "rights": "{rights}"}}"#);
+        async move {
+            let res = request(s.addr, "POST", "/.plait/shares", &auth, body.as_bytes()).await;
+            assert_eq!(res.status, 201, "{}", res.text());
+            let json = res.json();
+            (json["href"].as_str().unwrap().to_string(), json["id"].as_str().unwrap().to_string())
+        }
+    };
+    let (write_href, write_id) = share("write").await;
+    let (watch_href, _) = share("subscribe").await;
+
+    let mut child = tokio::process::Command::new("node")
+        .arg(repo().join("tests/js/share_browser.mjs"))
+        .args([format!("http://{}", s.addr), write_href, watch_href, doc.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is required for the interop tests");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let ready = tokio::time::timeout(Duration::from_secs(100), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line == "READY-TO-REVOKE";
+            seen.push(line);
+            if done {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let stderr = child.stderr.take().unwrap();
+    if ready != Ok(true) {
+        let mut err = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(stderr), &mut err).await;
+        panic!("share_browser.mjs did not get to the revocation step:\n{}\n{err}", seen.join("\n"));
+    }
+    let revoked = request(s.addr, "DELETE", &format!("/.plait/shares/{write_id}"), &auth, b"").await;
+    assert_eq!(revoked.status, 204);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"revoked\n").await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("script timed out").unwrap();
+    while let Ok(Some(line)) = lines.next_line().await {
+        seen.push(line);
+    }
+    let mut err = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(stderr), &mut err).await;
+    let out = seen.join("\n");
+    assert!(status.success() && out.contains(" passed, 0 failed"), "share_browser.mjs failed:\n{out}\n{err}");
+    s.stop().await;
+}

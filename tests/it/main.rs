@@ -4,6 +4,8 @@
 
 mod support;
 
+mod auth;
+mod auth_live;
 mod bench;
 mod cli;
 mod compression;

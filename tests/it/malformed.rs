@@ -1180,6 +1180,7 @@ impl Server {
             .arg(data_dir)
             .args(["--max-body-bytes", &MAX_BODY.to_string(), "--parents-wait-ms", PARENTS_WAIT_MS])
             .env("PLAIT_LOG", "warn")
+            .env("PLAIT_AUTH", "none")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()

@@ -51,7 +51,12 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     ("text/", &["tokio", "axum", "hyper", "rocksdb", "crate::store", "crate::hub", "crate::http"]),
     ("store/", &["axum", "hyper", "diamond_types", "crate::protocol", "crate::text", "crate::hub", "crate::http"]),
-    ("hub/", &["axum", "hyper::", "diamond_types", "rocksdb", "crate::http", "crate::config"]),
+    ("hub/", &["axum", "hyper::", "diamond_types", "rocksdb", "crate::http", "crate::config", "crate::auth"]),
+    // Access control knows credentials and the store's bytes, not documents or HTTP.
+    (
+        "auth/",
+        &["axum", "hyper", "diamond_types", "rocksdb", "crate::http", "crate::hub", "crate::text", "crate::config"],
+    ),
     ("http/", &["diamond_types", "rocksdb", "crate::store", "crate::config"]),
     // The load generator is a client: it drives servers over sockets, never their core.
     ("bench/", &["axum", "diamond_types", "rocksdb", "crate::hub", "crate::app"]),

@@ -79,6 +79,8 @@ impl ChildServer {
             .arg(data_dir)
             .args(extra)
             .env("PLAIT_LOG", "warn")
+            // Access control has its own tests (auth, auth_live); these servers are open.
+            .env("PLAIT_AUTH", "none")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
