@@ -71,21 +71,33 @@ pub struct HttpSettings {
     pub https: bool,
 }
 
-/// What every handler can reach.
+/// What every handler can reach. One `Arc`: axum clones the state for every request and
+/// every layer, so a clone must cost one atomic increment, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+/// The parts of [`AppState`].
+pub struct AppParts {
     pub(crate) hub: Hub,
-    pub(crate) settings: Arc<HttpSettings>,
+    pub(crate) settings: HttpSettings,
     /// Flips to true at shutdown, ending every subscription stream so connections close.
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Tokens and share links; None with `--auth none` (everything is open).
     pub(crate) access: Option<Access>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
 impl AppState {
     /// Bundles the hub with the HTTP settings, the shutdown signal and access control.
     pub fn new(hub: Hub, settings: HttpSettings, shutdown: watch::Receiver<bool>, access: Option<Access>) -> Self {
-        AppState { hub, settings: Arc::new(settings), shutdown, access }
+        AppState(Arc::new(AppParts { hub, settings, shutdown, access }))
     }
 }
 
@@ -142,7 +154,12 @@ pub fn router(state: AppState) -> Router {
             {
                 bare.clone()
             }
-            (_, Some(compressed)) if !headers.contains_key("subscribe") => compressed.clone(),
+            // Nothing to compress for a client that accepts no coding: skip the layer's cost.
+            (_, Some(compressed))
+                if !headers.contains_key("subscribe") && headers.contains_key(axum::http::header::ACCEPT_ENCODING) =>
+            {
+                compressed.clone()
+            }
             _ => plain.clone(),
         };
         tower::ServiceExt::oneshot(target, req)

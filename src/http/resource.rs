@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::ext::ReasonPhrase;
 use rand::Rng;
@@ -194,16 +194,21 @@ async fn read(
             };
             let h = res.headers_mut();
             reply::resource_headers(h, &current, braid.merge_type);
-            reply::set_version(h, "version", &version);
-            reply::set(h, "etag", &etag);
-            reply::set(h, "cache-control", if pinned { immutable } else { REVALIDATE });
-            reply::set(h, "repr-digest", &digest);
-            reply::set(h, "content-type", REPR_TYPE);
+            match (version == current, h.get(reply::CURRENT_VERSION).cloned()) {
+                (true, Some(same)) => {
+                    h.insert(reply::VERSION, same);
+                }
+                _ => reply::set_version(h, reply::VERSION, &version),
+            }
+            reply::set(h, header::ETAG, &etag);
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(if pinned { immutable } else { REVALIDATE }));
+            reply::set(h, reply::REPR_DIGEST, &digest);
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(REPR_TYPE));
             if let Some(horizon) = &horizon {
-                reply::set_version(h, "merge-horizon", horizon);
+                reply::set_version(h, reply::MERGE_HORIZON, horizon);
             }
             if !not_modified {
-                reply::set(h, "content-length", &len.to_string());
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             }
             Ok(res)
         }
