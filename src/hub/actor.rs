@@ -76,15 +76,32 @@ pub(crate) struct Actor {
     /// How many parked writes this actor has counted in `HubStats::parked_writes`.
     reported_parked: usize,
     last_activity: Instant,
+    /// No quiet fold before this (pushed back after a failed one, so a full disk is not
+    /// retried in a loop).
+    fold_not_before: Instant,
 }
 
 /// Commands taken per turn, so one turn's commit stays bounded.
 const MAX_TURN: usize = 512;
+/// How long writes must pause before the log is folded into a snapshot.
+const QUIET_FOLD_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long after a failed fold the next is tried.
+const FOLD_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Actor {
     pub fn new(shared: Arc<DocShared>, rx: mpsc::Receiver<Command>, env: ActorEnv, persisted: Persisted) -> Self {
         shared.report_bytes(Some(&persisted));
-        Actor { shared, rx, env, persisted, parked: Vec::new(), reported_parked: 0, last_activity: Instant::now() }
+        let now = Instant::now();
+        Actor {
+            shared,
+            rx,
+            env,
+            persisted,
+            parked: Vec::new(),
+            reported_parked: 0,
+            last_activity: now,
+            fold_not_before: now,
+        }
     }
 
     pub async fn run(mut self) {
@@ -124,6 +141,7 @@ impl Actor {
                 None => {
                     self.expire_parked();
                     self.report_parked();
+                    self.fold_if_quiet().await;
                     if self.try_unload() {
                         break;
                     }
@@ -146,7 +164,35 @@ impl Actor {
 
     fn next_deadline(&self) -> Instant {
         let idle = self.last_activity + self.env.settings.idle_unload;
-        self.parked.iter().map(|p| p.deadline).fold(idle, Instant::min)
+        let first = self.parked.iter().map(|p| p.deadline).fold(idle, Instant::min);
+        match self.persisted.worth_folding() {
+            true => first.min(self.fold_due()),
+            false => first,
+        }
+    }
+
+    fn fold_due(&self) -> Instant {
+        (self.last_activity + QUIET_FOLD_AFTER).max(self.fold_not_before)
+    }
+
+    /// Folds the log into a snapshot once writes have paused (see `Persisted::fold_batch`).
+    /// A failed fold changes nothing durable and is only logged: the log stays loadable.
+    async fn fold_if_quiet(&mut self) {
+        if !self.persisted.worth_folding() || Instant::now() < self.fold_due() {
+            return;
+        }
+        let batch = {
+            let state = self.shared.lock();
+            self.persisted.fold_batch(&self.shared.path, &state.doc)
+        };
+        if let Err(e) = self.env.committer.commit(batch).await {
+            tracing::warn!(path = %self.shared.path, error = %e, "folding the log failed; retrying in 30 s");
+            self.fold_not_before = Instant::now() + FOLD_RETRY;
+            // The fold reset the log counters; the store still has the log: read them back.
+            let version = self.shared.current_head().version;
+            self.reload(&version);
+        }
+        self.shared.report_bytes(Some(&self.persisted));
     }
 
     /// Leaves the registry when idle, with no subscriber and nothing parked. Done under

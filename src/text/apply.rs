@@ -131,11 +131,12 @@ impl TextDoc {
             let agent_id = self.oplog.get_or_create_agent_id(&agent);
             self.oplog.add_operations_at(agent_id, &parents, &ops)
         };
-        self.branch.merge(&self.oplog, self.oplog.local_version_ref());
+        self.advance_branch();
         // Remember the lengths clients are likely to name as Parents next: this edit's own
         // version (what the PUT answers) and the new tip (what a GET answers).
         self.lengths.insert(smallvec![last_lv], new_len);
-        self.lengths.insert(self.oplog.local_version(), self.branch.len());
+        let tip_len = self.branch().len();
+        self.lengths.insert(self.oplog.local_version(), tip_len);
         let id = EventId { agent, seq: last };
         let version = VersionSet::new([id.to_string()]);
         self.next_seq.insert(id.agent, last + 1);
@@ -180,7 +181,7 @@ impl TextDoc {
             .map_err(|e| TextError::CorruptEncoding(format!("adding at explicit seqs: {e:?}")))?;
         if self.oplog.len() != before + len {
             // Cannot happen (every event is new); keep the branch at the tip all the same.
-            self.branch.merge(&self.oplog, self.oplog.local_version_ref());
+            self.advance_branch();
             return Err(TextError::CorruptEncoding("adding at explicit seqs: wrong event count".into()));
         }
         Ok(self.oplog.len() - 1)

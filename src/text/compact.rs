@@ -218,7 +218,7 @@ impl TextDoc {
             }
             self.replay_after(&es, &h, start, base.as_ref(), &mut oplog)?;
             let branch = oplog.checkout_tip();
-            Ok(TextDoc::from_parts(oplog, branch))
+            Ok(TextDoc::from_parts(oplog, Some(branch)))
         }));
         let mut doc = built.map_err(|_| TextError::CorruptEncoding("compaction: diamond-types panicked".into()))??;
         if doc.text() != self.text() || doc.event_count() != base_len + self.event_count() - start {

@@ -1,4 +1,5 @@
-//! [`TextDoc`]: a diamond-types OpLog, a Branch kept at its tip, and the next seq per agent.
+//! [`TextDoc`]: a diamond-types OpLog, a Branch kept at its tip (checked out on first use),
+//! and the next seq per agent.
 //!
 //! This file holds the state and the read-only accessors (text, version, old texts, lengths).
 //! Writing lives in `apply.rs`, subscriber views in `xf.rs` / `history.rs`, bytes in `codec.rs`.
@@ -11,10 +12,13 @@ use diamond_types::list::operation::OpKind;
 use diamond_types::list::{Branch, OpLog};
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// One text resource's full history and current state.
 ///
-/// Invariants: `branch` is always at `oplog`'s tip; `next_seq[agent]` is one past the agent's
+/// Invariants: `branch`, once checked out, is always at `oplog`'s tip (it is checked out
+/// lazily: a document loaded to answer a read of an old version or of the updates since one
+/// never pays for building its current text, measured as B3 in docs/BENCHMARKS.md); `next_seq[agent]` is one past the agent's
 /// highest known seq (diamond-types 1.0.0 has no public accessor for it, notes §2.1); every
 /// entry of `lengths` is the true text length at its version; `pruned[agent]` holds the
 /// agent's seq ranges dropped by compaction (sorted, merged; see `pruned.rs`), and
@@ -23,7 +27,7 @@ use std::ops::Range;
 #[derive(Clone, Debug)]
 pub struct TextDoc {
     pub(super) oplog: OpLog,
-    pub(super) branch: Branch,
+    branch: OnceLock<Branch>,
     pub(super) next_seq: HashMap<String, u64>,
     pub(super) lengths: Lengths,
     pub(super) pruned: HashMap<String, Vec<Range<u64>>>,
@@ -38,14 +42,41 @@ impl Default for TextDoc {
 impl TextDoc {
     /// An empty document at the root version.
     pub fn new() -> Self {
-        TextDoc::from_parts(OpLog::new(), Branch::new())
+        TextDoc::from_parts(OpLog::new(), Some(Branch::new()))
     }
 
-    /// Builds a document around a decoded log and its checked-out tip: rebuilds the seq map.
-    /// No pruned ranges: see [`set_pruned`](Self::set_pruned).
-    pub(super) fn from_parts(oplog: OpLog, branch: Branch) -> Self {
+    /// Builds a document around a decoded log and, if already checked out, its tip (else the
+    /// tip is checked out on first use): rebuilds the seq map. No pruned ranges: see
+    /// [`set_pruned`](Self::set_pruned).
+    pub(super) fn from_parts(oplog: OpLog, branch: Option<Branch>) -> Self {
         let next_seq = seq_map(&oplog);
+        let branch = branch.map_or_else(OnceLock::new, OnceLock::from);
         TextDoc { oplog, branch, next_seq, lengths: Lengths::default(), pruned: HashMap::new() }
+    }
+
+    /// The tip, checked out now if it was not yet.
+    pub(super) fn branch(&self) -> &Branch {
+        self.branch.get_or_init(|| self.oplog.checkout_tip())
+    }
+
+    /// Brings a checked-out tip up to the log after events were added (a tip not checked out
+    /// yet needs nothing: it will be checked out with them).
+    pub(super) fn advance_branch(&mut self) {
+        if let Some(branch) = self.branch.get_mut() {
+            branch.merge(&self.oplog, self.oplog.local_version_ref());
+        }
+    }
+
+    /// The tip if it is checked out (to advance a copy of it somewhere safe).
+    pub(super) fn checked_out(&self) -> Option<&Branch> {
+        self.branch.get()
+    }
+
+    /// Swaps in a log that has this document's events and more, with its tip if checked out.
+    pub(super) fn install(&mut self, oplog: OpLog, branch: Option<Branch>) {
+        self.next_seq = seq_map(&oplog);
+        self.oplog = oplog;
+        self.branch = branch.map_or_else(OnceLock::new, OnceLock::from);
     }
 
     /// The current frontier as wire ids, sorted.
@@ -55,12 +86,12 @@ impl TextDoc {
 
     /// The current text.
     pub fn text(&self) -> String {
-        self.branch.content().to_string()
+        self.branch().content().to_string()
     }
 
     /// The current length in code points.
     pub fn len_chars(&self) -> usize {
-        self.branch.len()
+        self.branch().len()
     }
 
     /// Number of events (inserted or deleted code points) in the history.
@@ -102,7 +133,7 @@ impl TextDoc {
     /// without checking out the old text.
     pub(super) fn len_at_local(&self, lv: &[usize]) -> Result<usize, TextError> {
         if self.is_tip(lv) {
-            return Ok(self.branch.len());
+            return Ok(self.branch().len());
         }
         if let Some(len) = self.lengths.get(lv) {
             return Ok(len);
@@ -117,7 +148,7 @@ impl TextDoc {
                 }
             }
         }
-        (self.branch.len() + del)
+        (self.branch().len() + del)
             .checked_sub(ins)
             .ok_or_else(|| TextError::CorruptEncoding("history lengths are inconsistent".into()))
     }
