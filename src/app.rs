@@ -180,8 +180,16 @@ impl App {
         let compaction = retention.map(|(policy, every)| tokio::spawn(run_retention(hub.clone(), policy, every)));
         // The expiry task holds the store (through `Access`): it must be gone before the wait below.
         let expiry = access.map(|a| tokio::spawn(a.run_expiry()));
+        // At shutdown, subscriptions end through their documents (see `Hub::end_subscriptions`).
+        let mut stopping = stop.subscribe();
+        let ending_hub = hub.clone();
+        let ender = tokio::spawn(async move {
+            if stopping.wait_for(|stop| *stop).await.is_ok() {
+                ending_hub.end_subscriptions();
+            }
+        });
         http::serve(listener, router, limits, stop, shutdown).await.context("serving HTTP")?;
-        for task in [compaction, expiry].into_iter().flatten() {
+        for task in [compaction, expiry, Some(ender)].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }

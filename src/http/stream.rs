@@ -17,6 +17,8 @@ struct StreamState {
     sub: Subscription,
     header_only: bool,
     heartbeat: Option<Interval>,
+    /// Checked before each update, never waited on: at shutdown the hub ends subscriptions
+    /// through their documents (`Hub::end_subscriptions`), so a stream waits on one channel.
     shutdown: watch::Receiver<bool>,
     /// Fires when the credential that opened the subscription is revoked or expires.
     ended: Option<watch::Receiver<bool>>,
@@ -56,7 +58,6 @@ pub fn subscription_body(
                 Bytes::from(out)
             }
             _ = tick(&mut st.heartbeat) => Bytes::from_static(HEARTBEAT),
-            _ = st.shutdown.changed() => return None,
             _ = revoked(&mut st.ended) => return None,
         };
         Some((Ok::<Bytes, std::convert::Infallible>(chunk), st))

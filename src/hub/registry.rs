@@ -118,6 +118,11 @@ impl Registry {
         }
     }
 
+    /// Every loaded document's shared state.
+    fn loaded(&self) -> Vec<Arc<DocShared>> {
+        self.lock().values().filter_map(|slot| slot.cell.get().map(|h| h.shared.clone())).collect()
+    }
+
     /// Forgets every document. Each actor then sees its mailbox close once the requests
     /// still holding its handle are gone, and exits.
     fn clear(&self) {
@@ -150,6 +155,16 @@ impl Hub {
     /// this they would keep each other (and the store) alive until idle unloading.
     pub fn close(&self) {
         self.env.registry.clear();
+    }
+
+    /// Ends every open subscription (their streams finish; clients resume with `Parents`),
+    /// for shutdown. Done here, through each document's head, so that a stream waits on one
+    /// channel, not also on a server-wide shutdown signal that every one of 10,000 streams
+    /// would register with and leave again on every update (B4 in docs/BENCHMARKS.md).
+    pub fn end_subscriptions(&self) {
+        for shared in self.env.registry.loaded() {
+            shared.head.send_modify(|h| h.generation += 1);
+        }
     }
 
     /// How many documents are in memory now.
