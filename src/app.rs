@@ -91,7 +91,7 @@ fn open_access(cfg: &ServeConfig, store: &Arc<dyn Store>) -> anyhow::Result<Opti
 
 /// Everything needed to serve, built (store opened) before the listener is announced.
 pub struct App {
-    router: http::Api,
+    router: axum::Router,
     stop: watch::Sender<bool>,
     limits: ConnLimits,
     /// Closed after the last connection ends, so its document actors exit.

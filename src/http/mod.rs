@@ -102,7 +102,7 @@ impl AppState {
 }
 
 /// The whole API on one screen.
-pub fn router(state: AppState) -> Api {
+pub fn router(state: AppState) -> Router {
     let cors = cors::layer(&state.settings.cors);
     let compression = state.settings.compression;
     let router = Router::new()
@@ -142,63 +142,28 @@ pub fn router(state: AppState) -> Api {
     // wrapper is as large as its biggest encoder (~6 KiB), and a 209 stream would carry it
     // for its whole life (B5 in docs/BENCHMARKS.md). Everything else may be compressed.
     let compressed: Option<Router> = compression.then(|| router.layer(compress::layer()).layer(cors).with_state(state));
-    Api { plain, compressed, bare }
-}
-
-/// The whole service: the routes behind the layers each request needs (see [`router`]). A
-/// plain struct rather than one more axum `Router` around the three: that would route every
-/// request twice and box it once more (B7 in docs/BENCHMARKS.md).
-#[derive(Clone)]
-pub struct Api {
-    plain: Router,
-    compressed: Option<Router>,
-    bare: Option<Router>,
-}
-
-impl Api {
-    /// A single router, served as it is (the no-op reference server).
-    pub fn single(router: Router) -> Api {
-        Api { plain: router, compressed: None, bare: None }
+    if bare.is_none() && compressed.is_none() {
+        return plain;
     }
-
-    fn pick<B>(&mut self, req: &axum::http::Request<B>) -> &mut Router {
+    Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
         let headers = req.headers();
-        if let Some(bare) = self.bare.as_mut() {
-            if req.method() == axum::http::Method::OPTIONS
-                && !headers.contains_key(axum::http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        let target = match (&bare, &compressed) {
+            (Some(bare), _)
+                if req.method() == axum::http::Method::OPTIONS
+                    && !headers.contains_key(axum::http::header::ACCESS_CONTROL_REQUEST_METHOD) =>
             {
-                return bare;
+                bare.clone()
             }
-        }
-        match self.compressed.as_mut() {
             // Nothing to compress for a client that accepts no coding: skip the layer's cost.
-            Some(compressed)
+            (_, Some(compressed))
                 if !headers.contains_key("subscribe") && headers.contains_key(axum::http::header::ACCEPT_ENCODING) =>
             {
-                compressed
+                compressed.clone()
             }
-            _ => &mut self.plain,
-        }
-    }
-}
-
-impl<B> tower::Service<axum::http::Request<B>> for Api
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = <Router as tower::Service<axum::http::Request<B>>>::Future;
-
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        // axum routers are always ready.
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
-        tower::Service::call(self.pick(&req), req)
-    }
+            _ => plain.clone(),
+        };
+        tower::ServiceExt::oneshot(target, req)
+    }))
 }
 
 async fn health(State(state): State<AppState>, method: axum::http::Method) -> Response {

@@ -33,5 +33,5 @@ pub async fn serve_noop(
         tls: None,
     };
     let (stop, _) = tokio::sync::watch::channel(false);
-    serve(listener, super::Api::single(Router::new().fallback(nothing)), limits, stop, shutdown).await
+    serve(listener, Router::new().fallback(nothing), limits, stop, shutdown).await
 }

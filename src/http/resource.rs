@@ -51,13 +51,13 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
             read(&state, &path, braid, inm, false, grant.is_some()).await
         }
         Method::GET => match braid.subscribe.is_some() {
-            true => Box::pin(subscribe(&state, &path, braid, grant.and_then(|g| g.ended()))).await,
+            true => subscribe(&state, &path, braid, grant.and_then(|g| g.ended())).await,
             false => read(&state, &path, braid, inm, true, grant.is_some()).await,
         },
         Method::HEAD => read(&state, &path, braid, inm, false, grant.is_some()).await,
-        Method::PUT | Method::PATCH | Method::POST => Box::pin(write(&state, &path, braid, req, grant)).await,
+        Method::PUT | Method::PATCH | Method::POST => write(&state, &path, braid, req, grant).await,
         Method::DELETE => {
-            Box::pin(state.hub.delete(&path)).await?;
+            state.hub.delete(&path).await?;
             Ok(StatusCode::OK.into_response())
         }
         Method::OPTIONS => {
@@ -193,8 +193,6 @@ async fn read(
                 Response::new(if with_body { Body::from(text) } else { Body::empty() })
             };
             let h = res.headers_mut();
-            // Every header below at once, instead of growing the map three times.
-            h.reserve(16);
             reply::resource_headers(h, &current, braid.merge_type);
             match (version == current, h.get(reply::CURRENT_VERSION).cloned()) {
                 (true, Some(same)) => {

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -19,7 +20,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::stall::StallGuard;
-use super::Api;
 use tokio_rustls::TlsAcceptor;
 
 /// Connection-level limits (and whether connections speak TLS).
@@ -47,7 +47,7 @@ const MIN_BUF: usize = 8192;
 /// `limits.shutdown_grace` for open connections to finish.
 pub async fn serve(
     listener: TcpListener,
-    router: Api,
+    router: Router,
     limits: ConnLimits,
     stop: watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -130,14 +130,14 @@ async fn serve_one<S>(
 /// `ConnectInfo`, read by the access guard's failed-authentication throttle).
 #[derive(Clone)]
 pub struct WithPeer {
-    router: Api,
+    router: Router,
     peer: std::net::SocketAddr,
 }
 
 impl tower::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
-    type Future = <Api as tower::Service<hyper::Request<hyper::body::Incoming>>>::Future;
+    type Future = <Router as tower::Service<hyper::Request<hyper::body::Incoming>>>::Future;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         tower::Service::<hyper::Request<hyper::body::Incoming>>::poll_ready(&mut self.router, cx)
