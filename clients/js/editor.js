@@ -19,6 +19,8 @@ export function mountEditor(textarea, indicator, url, options = {}) {
     ...options,
     onText: (text) => replaceKeepingSelection(textarea, text),
     onStatus: setStatus,
+    // A read-only credential (say, a "subscribe" share link): watch, do not type.
+    onEditable: (editable) => { textarea.readOnly = !editable },
     onError: (e) => console.warn('plait:', e),
   })
   textarea.addEventListener('input', () => doc.changed(textarea.value))

@@ -25,6 +25,9 @@ const defaultDelay = (attempt) => Math.min(attempt, 3) * 1000 * (1 + 0.3 * Math.
  *               versions ("<peer>-<n>") and lets the server recognise our PUTs
  *   onText      (text) => void, after each remote change has been applied
  *   onStatus    (status) => void: 'connecting' | 'connected' | 'syncing' | 'offline'
+ *   onEditable  (editable) => void, on each subscription: false when the server says
+ *               (`Editable: false`) that this client may read but not write (a
+ *               read-only token or share link)
  *   onError     (error) => void, for server/protocol problems (the client keeps
  *               going unless error.fatal is true)
  *   heartbeats  seconds between server heartbeats (0 = don't ask)
@@ -36,6 +39,7 @@ export function simpleton(url, {
   peer = Math.random().toString(36).slice(2, 12),
   onText = () => {},
   onStatus = () => {},
+  onEditable = () => {},
   onError = () => {},
   heartbeats = 20,
   fetch = globalThis.fetch,
@@ -172,6 +176,7 @@ export function simpleton(url, {
     }
     try {
       arm()
+      try { onEditable(res.headers.get('editable') !== 'false') } catch (e) { report(e) }
       online = true
       setStatus('connected')
       pumpPuts(true) // queued PUTs are (re)sent once we are back online

@@ -40,11 +40,12 @@ pub fn set_version(headers: &mut HeaderMap, name: impl IntoHeaderName, v: &Versi
 }
 
 /// Headers common to reads of a resource: what it is, where it is, how it merges.
-pub fn resource_headers(headers: &mut HeaderMap, current: &VersionSet, merge_type: MergeType) {
+/// `editable` is false for a client that may read but not write (a read-only credential).
+pub fn resource_headers(headers: &mut HeaderMap, current: &VersionSet, merge_type: MergeType, editable: bool) {
     set_version(headers, CURRENT_VERSION, current);
     headers.insert(MERGE_TYPE, HeaderValue::from_static(merge_type.as_str()));
     headers.insert(ACCEPT_SUBSCRIBE, HeaderValue::from_static("true"));
-    headers.insert(EDITABLE, HeaderValue::from_static("true"));
+    headers.insert(EDITABLE, HeaderValue::from_static(if editable { "true" } else { "false" }));
     headers.insert(REPR_TYPE_NAME, HeaderValue::from_static(REPR_TYPE));
 }
 

@@ -46,15 +46,19 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
     if req.method() == Method::GET && navigation && state.settings.editor && super::editor::wants_page(req.headers()) {
         return Ok(super::editor::page());
     }
+    let reader = Reader {
+        private: grant.is_some(),
+        editable: grant.as_ref().is_none_or(|g| g.allows(crate::auth::Action::Write, &path)),
+    };
     match *req.method() {
         Method::GET if braid.head_override && braid.subscribe.is_none() => {
-            read(&state, &path, braid, inm, false, grant.is_some()).await
+            read(&state, &path, braid, inm, false, reader).await
         }
         Method::GET => match braid.subscribe.is_some() {
-            true => subscribe(&state, &path, braid, grant.and_then(|g| g.ended())).await,
-            false => read(&state, &path, braid, inm, true, grant.is_some()).await,
+            true => subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable).await,
+            false => read(&state, &path, braid, inm, true, reader).await,
         },
-        Method::HEAD => read(&state, &path, braid, inm, false, grant.is_some()).await,
+        Method::HEAD => read(&state, &path, braid, inm, false, reader).await,
         Method::PUT | Method::PATCH | Method::POST => write(&state, &path, braid, req, grant).await,
         Method::DELETE => {
             state.hub.delete(&path).await?;
@@ -161,6 +165,15 @@ fn with_status(status: u16, reason: &'static [u8], body: Body) -> Response {
     res
 }
 
+/// Who is reading, as far as the response headers care.
+#[derive(Clone, Copy)]
+struct Reader {
+    /// The request needed a credential: no shared cache may keep the answer.
+    private: bool,
+    /// The reader may also write (`Editable: true`); false for read-only credentials.
+    editable: bool,
+}
+
 /// `Cache-Control` of a snapshot at a named `Version`: the text of a version never changes.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The same for a response that needed a credential: no shared cache may keep it (it would
@@ -175,10 +188,10 @@ async fn read(
     braid: BraidHeaders,
     if_none_match: Option<HeaderValue>,
     with_body: bool,
-    private: bool,
+    reader: Reader,
 ) -> Result<Response, ApiError> {
     let pinned = braid.version.is_some();
-    let immutable = if private { PRIVATE_IMMUTABLE } else { IMMUTABLE };
+    let immutable = if reader.private { PRIVATE_IMMUTABLE } else { IMMUTABLE };
     let outcome = state.hub.read(path, ReadRequest { version: braid.version, parents: braid.parents }).await?;
     match outcome {
         ReadOutcome::Snapshot { text, version, current, digest, horizon } => {
@@ -193,7 +206,7 @@ async fn read(
                 Response::new(if with_body { Body::from(text) } else { Body::empty() })
             };
             let h = res.headers_mut();
-            reply::resource_headers(h, &current, braid.merge_type);
+            reply::resource_headers(h, &current, braid.merge_type, reader.editable);
             match (version == current, h.get(reply::CURRENT_VERSION).cloned()) {
                 (true, Some(same)) => {
                     h.insert(reply::VERSION, same);
@@ -220,7 +233,7 @@ async fn read(
             let body = if with_body { Body::from(bytes) } else { Body::empty() };
             let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
             let h = res.headers_mut();
-            reply::resource_headers(h, &current, braid.merge_type);
+            reply::resource_headers(h, &current, braid.merge_type, reader.editable);
             reply::set(h, "content-type", HISTORY_TYPE);
             reply::set(h, "cache-control", "no-store");
             if let Some(horizon) = &horizon {
@@ -238,6 +251,7 @@ async fn subscribe(
     path: &str,
     braid: BraidHeaders,
     ended: Option<tokio::sync::watch::Receiver<bool>>,
+    editable: bool,
 ) -> Result<Response, ApiError> {
     if braid.version.is_some() {
         return Err(ApiError::VersionWithSubscribe);
@@ -259,7 +273,7 @@ async fn subscribe(
     let body = stream::subscription_body(sub, heartbeat, state.shutdown.clone(), ended, braid.head_override);
     let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
     let h = res.headers_mut();
-    reply::resource_headers(h, &current, braid.merge_type);
+    reply::resource_headers(h, &current, braid.merge_type, editable);
     reply::set(h, "subscribe", protocol::subscribe_echo(braid.subscribe.as_deref().unwrap_or_default()));
     reply::set(h, "content-type", HISTORY_TYPE);
     reply::set(h, "cache-control", "no-cache, no-transform, no-store");

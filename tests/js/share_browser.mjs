@@ -46,6 +46,12 @@ await runSteps('share_browser', [
     watcher = await open(watchUrl)
     assertEq(await textOf(writer), 'shared', 'text on the write-link page')
     assertEq(await textOf(watcher), 'shared', 'text on the watch-link page')
+    // The server says which links may write (`Editable`), and the editor follows it.
+    assertEq((await fetch(watchUrl, plain)).headers.get('editable'), 'false', 'Editable through the watch link')
+    assertEq((await fetch(writeUrl, plain)).headers.get('editable'), 'true', 'Editable through the write link')
+    const readOnly = (page) => page.locator('#text').evaluate((t) => t.readOnly)
+    assertEq(await readOnly(watcher), true, 'the watch-link page is read-only')
+    assertEq(await readOnly(writer), false, 'the write-link page is editable')
   }],
   ['typing through the write link saves, and the watcher sees it live', async () => {
     await writer.locator('#text').focus()
