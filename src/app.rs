@@ -57,9 +57,8 @@ pub fn auth_description(cfg: &ServeConfig) -> &'static str {
     }
 }
 
-/// Access control for `cfg`: None with `--auth none` (after checking it is allowed there).
+/// Access control for `cfg`: None with `--auth none` (`check_auth_mode` has allowed it).
 fn open_access(cfg: &ServeConfig, store: &Arc<dyn Store>) -> anyhow::Result<Option<Access>> {
-    cfg.check_auth_mode()?;
     if cfg.auth == AuthMode::None {
         tracing::warn!(
             listen = %cfg.listen,

@@ -16,7 +16,7 @@ mod throttle;
 pub use error::AuthError;
 pub use grant::{Grant, Kind};
 pub use records::{ShareRecord, TokenRecord};
-pub use registry::{Access, NewShare, NewToken, MAX_SHARES, MAX_TOKENS};
+pub use registry::{check_pinned_rights, Access, NewShare, NewToken, MAX_SHARES, MAX_TOKENS};
 pub use rights::{covers, prefix_problem, Action, Right, ShareRight};
 pub use secret::{is_id, TOKEN_PREFIX};
 pub use throttle::{Throttle, WINDOW as THROTTLE_WINDOW};

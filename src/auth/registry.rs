@@ -93,6 +93,13 @@ impl<R> Live<R> {
     }
 }
 
+impl<R: Stored> Live<R> {
+    /// Whether `presented` is this credential's secret (constant time) and it has not expired.
+    fn accepts(&self, presented: &str) -> bool {
+        secret::matches(presented, &self.hash) && !expired(self.record.expires_ms(), now_ms())
+    }
+}
+
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access").field("admin", &self.inner.admin.map(|_| "<configured>")).finish_non_exhaustive()
@@ -161,16 +168,18 @@ impl Access {
         self.inner.throttle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Ok when `addr` may try to authenticate now.
-    pub fn check_throttle(&self, addr: IpAddr) -> Result<(), AuthError> {
+    /// Runs one authentication attempt from `addr` under the throttle: refused at once while
+    /// `addr` is throttled, and counted as a failure when it presents an invalid token or
+    /// link (a missing or doubled header is not a guess, so it does not count).
+    pub fn attempt<T>(&self, addr: IpAddr, check: impl FnOnce(&Self) -> Result<T, AuthError>) -> Result<T, AuthError> {
         self.throttle()
             .check(addr, Instant::now())
-            .map_err(|wait| AuthError::Throttled { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 })
-    }
-
-    /// Counts a failed authentication from `addr`.
-    pub fn note_failure(&self, addr: IpAddr) {
-        self.throttle().fail(addr, Instant::now());
+            .map_err(|wait| AuthError::Throttled { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 })?;
+        let result = check(self);
+        if matches!(result, Err(AuthError::InvalidToken | AuthError::InvalidLink)) {
+            self.throttle().fail(addr, Instant::now());
+        }
+        result
     }
 
     /// Checks a bearer token: the admin token, or a stored, unexpired one.
@@ -182,10 +191,7 @@ impl Access {
         }
         let (id, presented) = secret::parse_token(token).ok_or(AuthError::InvalidToken)?;
         let creds = self.creds();
-        let live = creds.tokens.get(id).ok_or(AuthError::InvalidToken)?;
-        if !secret::matches(presented, &live.hash) || expired(live.record.expires_ms, now_ms()) {
-            return Err(AuthError::InvalidToken);
-        }
+        let live = creds.tokens.get(id).filter(|l| l.accepts(presented)).ok_or(AuthError::InvalidToken)?;
         let rec = &live.record;
         Ok(Grant::token(&rec.id, &rec.label, rec.rights, live.prefixes.clone(), live.ended.subscribe()))
     }
@@ -194,10 +200,7 @@ impl Access {
     pub fn authenticate_link(&self, link: &str) -> Result<(Grant, Arc<ShareRecord>), AuthError> {
         let (id, presented) = secret::parse_link(link).ok_or(AuthError::InvalidLink)?;
         let creds = self.creds();
-        let live = creds.shares.get(id).ok_or(AuthError::InvalidLink)?;
-        if !secret::matches(presented, &live.hash) || expired(live.record.expires_ms, now_ms()) {
-            return Err(AuthError::InvalidLink);
-        }
+        let live = creds.shares.get(id).filter(|l| l.accepts(presented)).ok_or(AuthError::InvalidLink)?;
         let rec = &live.record;
         let grant =
             Grant::share(&rec.id, &rec.label, &rec.path, rec.rights, rec.version.is_some(), live.ended.subscribe());
@@ -266,8 +269,8 @@ impl Access {
             Some(l) => check_label(l)?,
             None => new.path.chars().take(MAX_LABEL_CHARS).collect(),
         };
-        if new.pinned.is_some() && new.rights != ShareRight::Read {
-            return Err(AuthError::BadRequest("a pinned link serves one version: its rights must be \"read\"".into()));
+        if new.pinned.is_some() {
+            check_pinned_rights(new.rights)?;
         }
         if self.creds().shares.len() >= MAX_SHARES {
             return Err(AuthError::TooMany { what: "share links", limit: MAX_SHARES });
@@ -389,6 +392,14 @@ impl Access {
     }
 }
 
+/// A pinned link serves one version, so it may only read. (Checked before its text is read.)
+pub fn check_pinned_rights(rights: ShareRight) -> Result<(), AuthError> {
+    if rights != ShareRight::Read {
+        return Err(AuthError::BadRequest("a pinned link serves one version: its rights must be \"read\"".into()));
+    }
+    Ok(())
+}
+
 fn check_label(label: &str) -> Result<String, AuthError> {
     let n = label.chars().count();
     if n == 0 || n > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
@@ -415,24 +426,32 @@ fn encode<R: serde::Serialize>(record: &R) -> Result<Vec<u8>, AuthError> {
 }
 
 /// A stored record and the hash it carries; None when either does not parse.
-fn decode<R: serde::de::DeserializeOwned + HasHash>(bytes: &[u8]) -> Option<(R, SecretHash)> {
+fn decode<R: serde::de::DeserializeOwned + Stored>(bytes: &[u8]) -> Option<(R, SecretHash)> {
     let rec: R = serde_json::from_slice(bytes).ok()?;
     let hash = secret::unhex32(rec.hash_hex())?;
     Some((rec, hash))
 }
 
-trait HasHash {
+/// What the checks read from either kind of record.
+trait Stored {
     fn hash_hex(&self) -> &str;
+    fn expires_ms(&self) -> Option<u64>;
 }
 
-impl HasHash for TokenRecord {
+impl Stored for TokenRecord {
     fn hash_hex(&self) -> &str {
         &self.hash
     }
+    fn expires_ms(&self) -> Option<u64> {
+        self.expires_ms
+    }
 }
 
-impl HasHash for ShareRecord {
+impl Stored for ShareRecord {
     fn hash_hex(&self) -> &str {
         &self.hash
+    }
+    fn expires_ms(&self) -> Option<u64> {
+        self.expires_ms
     }
 }

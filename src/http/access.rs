@@ -35,15 +35,9 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         return next.run(req).await;
     }
     let client = client_addr(&req, state.settings.client_ip_header.as_ref());
-    if let Err(e) = access.check_throttle(client) {
-        return ApiError::from(e).into_response();
-    }
-    let grant = match bearer(req.headers()).and_then(|token| access.authenticate_token(token)) {
+    let grant = match access.attempt(client, |a| bearer(req.headers()).and_then(|token| a.authenticate_token(token))) {
         Ok(grant) => grant,
         Err(e) => {
-            if matches!(e, AuthError::InvalidToken) {
-                access.note_failure(client);
-            }
             // Paths here are never share links (those go to their own handler), and the
             // token itself is never logged.
             tracing::debug!(method = %req.method(), path = req.uri().path(), %client, error = %e, "refused");
@@ -86,11 +80,8 @@ fn need(req: &Request) -> Need {
     }
     let method = req.method();
     let reading = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if let Some(rest) = path.strip_prefix("/.plait/") {
-        let (endpoint, target) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].to_string()),
-            None => (rest, "/".to_string()),
-        };
+    if let Some((endpoint, target)) = super::query::split_endpoint(path) {
+        let target = target.to_string();
         return match endpoint {
             "tokens" => Need::On(Action::Admin, "/".into()),
             "history" | "diff" => Need::On(Action::Read, target),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::auth::{self, Access, Action, Grant, NewShare, NewToken, Right, ShareRight};
 
 use super::query;
-use super::resource::{check_path, read_limited, text_at};
+use super::resource::{check_path, text_at};
 use super::{ApiError, AppState};
 
 /// Largest create request body.
@@ -115,12 +115,7 @@ async fn create_share(state: &AppState, access: &Access, grant: &Grant, req: Req
                 VersionField::Ids(ids) => crate::protocol::VersionSet::new(ids),
                 VersionField::Header(h) => query::parse_version(&h).map_err(ApiError::BadJson)?,
             };
-            if body.rights != ShareRight::Read {
-                return Err(auth::AuthError::BadRequest(
-                    "a pinned link serves one version: its rights must be \"read\"".into(),
-                )
-                .into());
-            }
+            auth::check_pinned_rights(body.rights)?;
             let (text, at) = text_at(state, &body.path, Some(version)).await?;
             Some((at.ids().to_vec(), text))
         }
@@ -163,9 +158,8 @@ fn enabled(state: &AppState) -> Result<&Access, ApiError> {
 
 /// The `{id}` of `/.plait/<endpoint>/{id}`, None for the collection itself.
 fn item_id(req: &Request, endpoint: &str) -> Result<Option<String>, ApiError> {
-    let path = req.uri().path();
-    let rest = path.strip_prefix("/.plait/").and_then(|p| p.strip_prefix(endpoint)).unwrap_or_default();
-    match rest.strip_prefix('/') {
+    let target = query::split_endpoint(req.uri().path()).map_or("/", |(_, target)| target);
+    match target.strip_prefix('/') {
         None | Some("") => Ok(None),
         Some(id) if auth::is_id(id) => Ok(Some(id.to_string())),
         Some(_) => Err(ApiError::NotFound(format!("/.plait/{endpoint}/<not an id>"))),
@@ -173,8 +167,7 @@ fn item_id(req: &Request, endpoint: &str) -> Result<Option<String>, ApiError> {
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(state: &AppState, req: Request) -> Result<T, ApiError> {
-    let bytes = read_limited(req.into_body(), MAX_BODY, state.settings.body_timeout).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))
+    query::read_json(req, MAX_BODY, state.settings.body_timeout).await
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response {

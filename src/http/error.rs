@@ -134,7 +134,10 @@ impl ApiError {
             ApiError::BadJson(_) => (S::BAD_REQUEST, "bad_json", None),
             ApiError::BadQuery(_) => (S::BAD_REQUEST, "bad_query", None),
             ApiError::MultiplexingNotSupported => (S::NOT_IMPLEMENTED, "multiplexing_not_supported", None),
-            ApiError::Auth(a) => (auth_status(a), auth_code(a), None),
+            ApiError::Auth(a) => {
+                let (status, code) = auth_class(a);
+                (status, code, None)
+            }
             ApiError::Hub(h) => match h {
                 HubError::Text(TextError::UnknownVersion(ids)) | HubError::UnknownVersion(ids) => {
                     (version_unknown(), "version_unknown", Some(ids))
@@ -159,37 +162,23 @@ impl ApiError {
     }
 }
 
-fn auth_status(e: &AuthError) -> StatusCode {
+fn auth_class(e: &AuthError) -> (StatusCode, &'static str) {
     use StatusCode as S;
     match e {
-        AuthError::Missing | AuthError::InvalidToken => S::UNAUTHORIZED,
-        AuthError::Doubled | AuthError::BadRequest(_) => S::BAD_REQUEST,
-        AuthError::InvalidLink | AuthError::Forbidden { .. } => S::FORBIDDEN,
-        AuthError::Throttled { .. } => S::TOO_MANY_REQUESTS,
-        AuthError::NoSuchToken(_) | AuthError::NoSuchShare(_) | AuthError::Disabled => S::NOT_FOUND,
-        AuthError::TooMany { .. } => S::CONFLICT,
-        AuthError::Storage(_) if e.is_disk_full() => S::INSUFFICIENT_STORAGE,
-        AuthError::Storage(_) => S::SERVICE_UNAVAILABLE,
-        AuthError::Random(_) | AuthError::Corrupt(_) => S::INTERNAL_SERVER_ERROR,
-    }
-}
-
-fn auth_code(e: &AuthError) -> &'static str {
-    match e {
-        AuthError::Missing => "auth_required",
-        AuthError::Doubled => "duplicate_header",
-        AuthError::InvalidToken => "invalid_token",
-        AuthError::InvalidLink => "invalid_share_link",
-        AuthError::Forbidden { .. } => "forbidden",
-        AuthError::Throttled { .. } => "auth_throttled",
-        AuthError::NoSuchToken(_) => "no_such_token",
-        AuthError::NoSuchShare(_) => "no_such_share",
-        AuthError::Disabled => "auth_disabled",
-        AuthError::BadRequest(_) => "bad_credential_request",
-        AuthError::TooMany { .. } => "too_many_credentials",
-        AuthError::Storage(_) if e.is_disk_full() => "insufficient_storage",
-        AuthError::Storage(_) => "storage_unavailable",
-        AuthError::Random(_) | AuthError::Corrupt(_) => "internal",
+        AuthError::Missing => (S::UNAUTHORIZED, "auth_required"),
+        AuthError::InvalidToken => (S::UNAUTHORIZED, "invalid_token"),
+        AuthError::Doubled => (S::BAD_REQUEST, "duplicate_header"),
+        AuthError::BadRequest(_) => (S::BAD_REQUEST, "bad_credential_request"),
+        AuthError::InvalidLink => (S::FORBIDDEN, "invalid_share_link"),
+        AuthError::Forbidden { .. } => (S::FORBIDDEN, "forbidden"),
+        AuthError::Throttled { .. } => (S::TOO_MANY_REQUESTS, "auth_throttled"),
+        AuthError::NoSuchToken(_) => (S::NOT_FOUND, "no_such_token"),
+        AuthError::NoSuchShare(_) => (S::NOT_FOUND, "no_such_share"),
+        AuthError::Disabled => (S::NOT_FOUND, "auth_disabled"),
+        AuthError::TooMany { .. } => (S::CONFLICT, "too_many_credentials"),
+        AuthError::Storage(_) if e.is_disk_full() => (S::INSUFFICIENT_STORAGE, "insufficient_storage"),
+        AuthError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable"),
+        AuthError::Random(_) | AuthError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 

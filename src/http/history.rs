@@ -14,7 +14,6 @@ use crate::hub::{Checkpoint, HistoryPage};
 use crate::protocol::VersionSet;
 
 use super::query;
-use super::resource::read_limited;
 use super::{reply, ApiError, AppState};
 
 /// Entries per page when `limit` is not given.
@@ -130,8 +129,7 @@ pub async fn checkpoints(State(state): State<AppState>, req: Request) -> Result<
         state.hub.delete_checkpoint(&path, name).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let bytes = read_limited(req.into_body(), MAX_BODY, state.settings.body_timeout).await?;
-    let body: CheckpointBody = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    let body: CheckpointBody = query::read_json(req, MAX_BODY, state.settings.body_timeout).await?;
     let (checkpoint, created) =
         state.hub.create_checkpoint(&path, body.name, body.version.map(VersionSet::new)).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };

@@ -17,10 +17,20 @@ pub fn endpoint_target(req: &Request, methods: &[Method]) -> Result<String, ApiE
         return Err(ApiError::MethodNotAllowed(req.method().to_string()));
     }
     let raw = req.uri().path();
-    let after_plait = raw.strip_prefix("/.plait/").unwrap_or(raw);
-    let path = after_plait.find('/').map_or("/", |i| &after_plait[i..]).to_string();
+    let path = split_endpoint(raw).map_or("/", |(_, target)| target).to_string();
     super::resource::check_path(&path)?;
     Ok(path)
+}
+
+/// `/.plait/<endpoint>/<path>` (raw) → (`endpoint`, `/<path>`), the path being `/` when
+/// absent; None outside `/.plait/`. Shared by the handlers and the access guard, so both
+/// read the same document path from a request.
+pub fn split_endpoint(raw: &str) -> Option<(&str, &str)> {
+    let rest = raw.strip_prefix("/.plait/")?;
+    Some(match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    })
 }
 
 /// The decoded `key=value` pairs of `req`'s query, in order. A pair without `=` has an
@@ -35,6 +45,17 @@ pub fn params(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
         out.push((key, value));
     }
     Ok(out)
+}
+
+/// The request's body as JSON of type `T`: at most `limit` bytes, within the body timeout;
+/// a body that does not parse is a 400 `bad_json`.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<T, ApiError> {
+    let bytes = super::resource::read_limited(req.into_body(), limit, timeout).await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))
 }
 
 /// A `Version` header value, or bare comma-separated ids; empty = the empty document.

@@ -7,7 +7,6 @@
 //! parented on the version current when it is applied, so a write that lands between reading
 //! the old text and writing it is undone too: the result is exactly the old text.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +17,7 @@ use crate::protocol::{MergeType, VersionSet};
 use crate::text::{Change, Edit};
 
 use super::query;
-use super::resource::{read_limited, text_at};
+use super::resource::text_at;
 use super::{reply, ApiError, AppState};
 
 /// Largest restore request body: a list of ids, never large.
@@ -36,9 +35,7 @@ pub async fn restore(State(state): State<AppState>, req: Request) -> Result<Resp
     // The restorer's Peer, if it sent one, is the author the history listing shows.
     let peer = req.headers().get("peer").and_then(|v| v.to_str().ok()).map(str::to_string);
     let principal = super::access::grant_of(&req).as_ref().map(super::access::principal);
-    let body: Body = req.into_body();
-    let bytes = read_limited(body, MAX_BODY, state.settings.body_timeout).await?;
-    let parsed: RestoreBody = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    let parsed: RestoreBody = query::read_json(req, MAX_BODY, state.settings.body_timeout).await?;
     let version = VersionSet::new(parsed.version);
     let (old, _) = text_at(&state, &path, Some(version.clone())).await?;
     let edit = Edit {

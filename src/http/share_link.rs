@@ -25,14 +25,12 @@ pub async fn serve_link(State(state): State<AppState>, req: Request) -> Response
 async fn serve(state: AppState, mut req: Request) -> Result<Response, ApiError> {
     let access = state.access.clone().ok_or(ApiError::Auth(crate::auth::AuthError::Disabled))?;
     let client = client_addr(&req, state.settings.client_ip_header.as_ref());
-    access.check_throttle(client)?;
     let raw = req.uri().path();
     let link = raw.strip_prefix("/.plait/s/").or_else(|| raw.strip_prefix("/.plait/s")).unwrap_or_default();
     // Logs name a link by its public id only: the rest of the path is its secret.
-    let (grant, record) = match access.authenticate_link(link) {
+    let (grant, record) = match access.attempt(client, |a| a.authenticate_link(link)) {
         Ok(found) => found,
         Err(e) => {
-            access.note_failure(client);
             tracing::debug!(method = %req.method(), %client, "refused share link");
             return Err(e.into());
         }
