@@ -521,6 +521,13 @@ pub fn run_text_edit(data: &[u8]) -> TextDoc {
                     }
                 }
                 if added > 0 {
+                    // As the server's actor does after each write round.
+                    let round = doc.take_delta_since(&before.1).unwrap_or_else(|e| panic!("take_delta_since: {e:?}"));
+                    let mut rebuilt = prev.clone();
+                    for file in &round {
+                        rebuilt.apply_encoded(file).unwrap_or_else(|e| panic!("own round delta refused: {e:?}"));
+                    }
+                    same_doc(&doc, &rebuilt, "apply_encoded(take_delta_since)");
                     check_doc(&doc, &prev, &before.1, &seen);
                 }
             }
@@ -530,7 +537,8 @@ pub fn run_text_edit(data: &[u8]) -> TextDoc {
     doc
 }
 
-/// After a successful edit: the snapshot encoding round-trips, the delta since the previous
+/// After a successful edit (whose round delta, from the runs `apply` recorded, was checked
+/// by the caller): the snapshot encoding round-trips, the delta since the previous
 /// version rebuilds the document from `prev`, and xf patches from seen versions reach the tip.
 fn check_doc(doc: &TextDoc, prev: &TextDoc, prev_version: &VersionSet, seen: &[VersionSet]) {
     assert_eq!(doc.text_at(&doc.version()).as_deref(), Ok(doc.text().as_str()), "text_at(current)");

@@ -7,7 +7,10 @@
 //! - server CPU per PUT, against R_http (the same client sending the same bytes to the no-op
 //!   handler on the same HTTP stack, CPU per request) plus R_dt (bare diamond-types applying
 //!   the same edits in process, CPU per edit). Target: ≤ 1.5 × (R_http + R_dt);
-//! - batched server CPU per edit, against R_dt per edit. Target: ≤ 3 ×.
+//! - batched server CPU per edit, against R_dt per edit. Target: ≤ 3 ×;
+//! - R_sync, the durability floor: RocksDB alone writing the same records synced, one thread
+//!   (`rocks_ref`), CPU per write. R_http syncs nothing, but every PUT here is synced before
+//!   its 2xx, so R_http + R_dt + R_sync is the least any durable server pays per PUT.
 //!
 //! Both documents must end with the trace's text (a `--smoke` prefix: that prefix's text).
 //! The one-edit-per-PUT document is handed to B3 (cold open) when it runs later in the same
@@ -21,6 +24,7 @@ use super::client::Conn;
 use super::procs::{cpu_ns, thread_cpu_ns, ServerProc};
 use super::replay::{self, Put, SeqEdit};
 use super::report::{Row, Target};
+use super::rocks_ref::{synced_writes, Load};
 use super::{Ctx, Server};
 use crate::text::reference::{self, Replayed};
 
@@ -35,6 +39,9 @@ const SMOKE_PER_PUT: usize = 100;
 /// reading (the kernel accounts thread CPU time in ~4 ms ticks).
 const REFERENCE_MIN: Duration = Duration::from_millis(500);
 const SMOKE_REFERENCE_MIN: Duration = Duration::from_millis(40);
+/// Synced RocksDB writes behind R_sync.
+const SYNC_WRITES: usize = 2000;
+const SMOKE_SYNC_WRITES: usize = 50;
 
 /// A document built the way B1 builds it, and the server holding it.
 pub struct Built {
@@ -142,6 +149,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let (_, dt_local_cpu) = per_run(reference_min(ctx), || Ok(prepared.replay_local()))?;
     let (r_dt, r_dt_local) = (us(dt_cpu, n), us(dt_local_cpu, n));
     tracing::info!(edits = n, r_dt_us = r_dt, "B1: reference replayed");
+    let sync_writes = if ctx.smoke { SMOKE_SYNC_WRITES } else { SYNC_WRITES };
+    let sync_load = Load { writers: 1, per_writer: sync_writes, duration: None };
+    let r_sync = tokio::task::spawn_blocking(move || synced_writes(sync_load, 10)).await??.cpu_per_write_us();
 
     let sequential = replay::sequential_puts("b1", &trace.edits);
     let batched = replay::batched_puts("b1b", &trace.edits, per_put)?;
@@ -185,6 +195,18 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
         },
         Row::info(scenario, "R_http: no-op handler CPU per request (same bytes)", r_http, "µs"),
         Row::info(scenario, "R_dt: diamond-types CPU per edit (add_operations_at + merge)", r_dt, "µs"),
+        Row::info(scenario, "R_sync: RocksDB alone, one synced write of the same records, CPU", r_sync, "µs"),
+        Row {
+            scenario: scenario.into(),
+            metric: "server CPU per PUT against the durable floor (every PUT synced before its 2xx)".into(),
+            value: per_put_cpu,
+            unit: "µs",
+            reference: Some((
+                format!("R_http {r_http:.1} + R_dt {r_dt:.2} + R_sync {r_sync:.1}"),
+                r_http + r_dt + r_sync,
+            )),
+            target: Target::None,
+        },
         Row::info(scenario, "diamond-types CPU per edit, local edits (Branch floor)", r_dt_local, "µs"),
         Row::info(
             scenario,

@@ -3,6 +3,11 @@
 //! the same number of threads (its group commit), writing batches shaped like the server's
 //! (log record, history entry, id index, bookkeeping) to a temp dir on the same disk.
 //! Target: writes/s ≥ 0.8 × the RocksDB rate.
+//!
+//! Also measured, to tell a slow server from a full machine: the no-op handler's CPU per PATCH
+//! under the same writers, RocksDB's own CPU per synced write, and the load generator's CPU
+//! per write. Their sum is what any server on this HTTP stack and disk spends at least per
+//! write, so the machine's cores divided by it bound the rate any server could reach here.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,8 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 
 use super::client::Conn;
-use super::procs::{cpu_ns, own_cpu_ns};
+use super::procs::{cpu_ns, own_cpu_ns, ServerProc};
 use super::report::{Row, Target};
+use super::rocks_ref::{synced_writes, Load};
 use super::Ctx;
 
 /// Concurrent writers (and documents) at full size.
@@ -23,22 +29,10 @@ const SMOKE_WRITES: usize = 20;
 const FULL_DURATION: Duration = Duration::from_secs(10);
 /// Writes per writer before measuring (documents created and loaded, connections warm).
 const WARM_UP: usize = 3;
+/// How long the no-op handler is measured at full size (its CPU per request is steady).
+const NOOP_DURATION: Duration = Duration::from_secs(3);
 /// Longest wait for one acknowledgement.
 const STALL: Duration = Duration::from_secs(30);
-
-/// How much each side writes: a count per writer, or as many as fit in a duration.
-#[derive(Clone, Copy)]
-struct Load {
-    writers: usize,
-    per_writer: usize,
-    duration: Option<Duration>,
-}
-
-impl Load {
-    fn more(&self, done: usize, started: Instant) -> bool {
-        done < self.per_writer && self.duration.is_none_or(|d| started.elapsed() < d)
-    }
-}
 
 /// The text writer `w` appends with its `n`th write: about as much as a typing burst.
 fn line(w: usize, n: usize) -> String {
@@ -80,48 +74,6 @@ async fn server_writes(
     Ok((counts, started.elapsed()))
 }
 
-/// RocksDB alone: `load.writers` threads, each writing synced batches shaped like one
-/// server write, to a fresh database in a temp dir. Returns writes per second.
-fn rocks_rate(load: Load) -> anyhow::Result<f64> {
-    use crate::store::{keys, open_synced, Batch};
-
-    let dir = tempfile::tempdir().context("creating a temp dir for RocksDB")?;
-    let store = open_synced(dir.path())?;
-    let batch = |w: usize, n: usize| {
-        let path = format!("/bench/{}/b6-{w:02}", std::process::id());
-        let mut b = Batch::new();
-        b.put(keys::log_entry(&path, n as u64), vec![b'L'; 80]);
-        b.put(keys::history_entry(&path, n as u64), vec![b'H'; 160]);
-        b.put(keys::id_index(&path, &format!("w{w}-{}", n * 48 + 47)), (n as u64).to_be_bytes().to_vec());
-        b.put(keys::meta(&path), vec![b'M'; 40]);
-        b
-    };
-    let run = |load: Load, first: usize| -> anyhow::Result<(usize, Duration)> {
-        let started = Instant::now();
-        let threads: Vec<_> = (0..load.writers)
-            .map(|w| {
-                let store = store.clone();
-                std::thread::spawn(move || -> anyhow::Result<usize> {
-                    let mut done = 0;
-                    while load.more(done, started) {
-                        store.write(&batch(w, first + done))?;
-                        done += 1;
-                    }
-                    Ok(done)
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for t in threads {
-            total += t.join().map_err(|_| anyhow::anyhow!("a RocksDB writer thread panicked"))??;
-        }
-        Ok((total, started.elapsed()))
-    };
-    run(Load { per_writer: WARM_UP, duration: None, ..load }, 0)?;
-    let (total, elapsed) = run(load, WARM_UP)?;
-    Ok(total as f64 / elapsed.as_secs_f64())
-}
-
 /// Runs B6.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let load = if ctx.smoke {
@@ -129,7 +81,19 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     } else {
         Load { writers: WRITERS, per_writer: usize::MAX, duration: Some(FULL_DURATION) }
     };
-    let reference = tokio::task::spawn_blocking(move || rocks_rate(load)).await??;
+    let rocks = tokio::task::spawn_blocking(move || synced_writes(load, WARM_UP)).await??;
+    let reference = rocks.rate();
+
+    // The HTTP floor under the same load: the same writers against the no-op handler.
+    let noop = ServerProc::noop()?;
+    let noop_docs: Vec<String> = (0..load.writers).map(|w| ctx.doc(&format!("b6-noop-{w:02}"))).collect();
+    let noop_load = Load { duration: load.duration.map(|_| NOOP_DURATION), ..load };
+    server_writes(noop.addr, &noop_docs, Load { per_writer: WARM_UP, duration: None, ..load }, 0).await?;
+    let noop_before = cpu_ns(noop.pid())?;
+    let (noop_counts, _) = server_writes(noop.addr, &noop_docs, noop_load, WARM_UP).await?;
+    let noop_cpu = cpu_ns(noop.pid())?.saturating_sub(noop_before);
+    let noop_per_write = noop_cpu as f64 / 1000.0 / noop_counts.iter().sum::<usize>().max(1) as f64;
+    drop(noop);
 
     let server = ctx.server(&[])?;
     let docs: Vec<String> = (0..load.writers).map(|w| ctx.doc(&format!("b6-{w:02}"))).collect();
@@ -172,5 +136,28 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     }
     let machine = std::thread::available_parallelism().map_or(0, |n| n.get());
     rows.push(Row::info(&scenario, &format!("load generator CPU busy (of {machine} cores)"), cores(own_cpu), "cores"));
+    // What any server on this stack and disk could reach here: every write needs at least the
+    // no-op handler's CPU, RocksDB's own CPU for a synced write, and the load generator's CPU,
+    // and the machine's cores are all there is.
+    let generator_per_write = own_cpu as f64 / 1000.0 / total.max(1) as f64;
+    let floor = noop_per_write + rocks.cpu_per_write_us() + generator_per_write;
+    rows.push(Row::info(
+        &scenario,
+        "RocksDB reference: CPU per synced write (its own threads)",
+        rocks.cpu_per_write_us(),
+        "µs",
+    ));
+    rows.push(Row::info(&scenario, "no-op handler CPU per PATCH (same writers, same bytes)", noop_per_write, "µs"));
+    rows.push(Row::info(&scenario, "load generator CPU per PATCH", generator_per_write, "µs"));
+    rows.push(Row {
+        scenario: scenario.clone(),
+        metric: format!(
+            "CPU-bound ceiling: {machine} cores ÷ (no-op handler + RocksDB + load generator CPU per write, {floor:.1} µs)"
+        ),
+        value: machine as f64 * 1e6 / floor.max(f64::MIN_POSITIVE),
+        unit: "writes/s",
+        reference: Some((format!("RocksDB synced writes, {} threads", load.writers), reference)),
+        target: Target::None,
+    });
     Ok(rows)
 }

@@ -24,6 +24,7 @@ pub mod fleet;
 pub mod procs;
 pub mod replay;
 pub mod report;
+mod rocks_ref;
 pub mod sink;
 pub mod trace;
 

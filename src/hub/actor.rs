@@ -295,7 +295,7 @@ impl Actor {
                 }
             }
             let added = done.iter().any(|d| d.applied.added > 0);
-            let batch = if added { Some(self.batch_for(&state.doc, &before, &done)) } else { None };
+            let batch = if added { Some(self.batch_for(&mut state.doc, &before, &done)) } else { None };
             if added && self.env.settings.ack == AckPolicy::UnsafeBeforeDurable {
                 // Test-only: answer now, before the commit, so crash tests can prove they
                 // notice acknowledged writes that were lost.
@@ -343,7 +343,7 @@ impl Actor {
 
     /// The durable form of this round: the document's new record and one history entry per
     /// write that added events.
-    fn batch_for(&mut self, doc: &TextDoc, before: &VersionSet, done: &[AppliedWrite]) -> Result<Batch, HubError> {
+    fn batch_for(&mut self, doc: &mut TextDoc, before: &VersionSet, done: &[AppliedWrite]) -> Result<Batch, HubError> {
         let mut batch = self.persisted.batch_for(&self.shared.path, doc, before)?;
         let entries: Vec<HistoryEntry> = done.iter().filter(|d| d.applied.added > 0).map(history_entry).collect();
         self.persisted.history.record(&self.shared.path, &entries, &mut batch)?;

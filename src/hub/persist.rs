@@ -15,8 +15,11 @@ use super::history::HistoryMeta;
 use super::horizon::Horizon;
 use super::HubError;
 
-/// The record format tag: bumped if the envelope ever changes.
+/// The record format tags. V1: one diamond-types file. V2: several, each behind its u32
+/// little-endian length, added in order (a write round that applied several writes: see
+/// `TextDoc::take_delta_since`).
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
 /// Fold the log into a snapshot after this many records...
 const MAX_LOG_RECORDS: u64 = 512;
 /// ...or when the log's bytes exceed this many times the snapshot's (plus a floor).
@@ -47,10 +50,40 @@ fn wrap(bytes: Vec<u8>) -> Vec<u8> {
     out
 }
 
-fn unwrap_record<'a>(key: &[u8], value: &'a [u8]) -> Result<&'a [u8], HubError> {
+/// One file as V1 (the common case: a round of one write), several as V2.
+fn wrap_files(mut files: Vec<Vec<u8>>) -> Vec<u8> {
+    if files.len() == 1 {
+        return wrap(files.remove(0));
+    }
+    let mut out = Vec::with_capacity(1 + files.iter().map(|f| f.len() + 4).sum::<usize>());
+    out.push(FORMAT_V2);
+    for file in &files {
+        out.extend_from_slice(&(file.len() as u32).to_le_bytes());
+        out.extend_from_slice(file);
+    }
+    out
+}
+
+/// The diamond-types files of a record, in order.
+fn unwrap_record<'a>(key: &[u8], value: &'a [u8]) -> Result<Vec<&'a [u8]>, HubError> {
+    let corrupt = |what: &str| HubError::Corrupt(format!("record {} {what}", String::from_utf8_lossy(key)));
     match value.split_first() {
-        Some((&FORMAT_V1, rest)) => Ok(rest),
-        _ => Err(HubError::Corrupt(format!("record {} has an unknown format", String::from_utf8_lossy(key)))),
+        Some((&FORMAT_V1, rest)) => Ok(vec![rest]),
+        Some((&FORMAT_V2, mut rest)) => {
+            let mut files = Vec::new();
+            while !rest.is_empty() {
+                let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt("has a truncated length"))?;
+                let len = u32::from_le_bytes(*len) as usize;
+                if len > tail.len() {
+                    return Err(corrupt("has a truncated file"));
+                }
+                let (file, tail) = tail.split_at(len);
+                files.push(file);
+                rest = tail;
+            }
+            Ok(files)
+        }
+        _ => Err(corrupt("has an unknown format")),
     }
 }
 
@@ -70,12 +103,16 @@ pub(crate) fn load(store: &dyn Store, path: &str) -> Result<(TextDoc, Persisted)
     let mut deltas = Vec::with_capacity(log.len());
     for (key, value) in &log {
         let Some(seq) = keys::log_seq(path, key) else { continue };
-        deltas.push(unwrap_record(key, value)?);
+        deltas.extend(unwrap_record(key, value)?);
         persisted.next_seq = seq + 1;
         persisted.log_records += 1;
         persisted.log_bytes += value.len();
     }
-    let snapshot = snapshot.as_deref().map(|value| unwrap_record(&snapshot_key, value)).transpose()?;
+    let snapshot = match snapshot.as_deref().map(|value| unwrap_record(&snapshot_key, value)).transpose()? {
+        None => None,
+        Some(files) if files.len() == 1 => files.first().copied(),
+        Some(_) => return Err(HubError::Corrupt(format!("the snapshot of {path} holds several files"))),
+    };
     let mut doc = TextDoc::decode_stored(snapshot, &deltas).map_err(|e| HubError::Corrupt(e.to_string()))?;
     if let Some(h) = &persisted.horizon {
         // Not inside diamond-types' encoding: agents whose events were all folded away must
@@ -88,14 +125,15 @@ pub(crate) fn load(store: &dyn Store, path: &str) -> Result<(TextDoc, Persisted)
 impl Persisted {
     /// The batch that makes everything since `before` durable: a log record, or a fresh
     /// snapshot that replaces the whole log when the log has grown too large.
-    pub fn batch_for(&mut self, path: &str, doc: &TextDoc, before: &VersionSet) -> Result<Batch, HubError> {
+    pub fn batch_for(&mut self, path: &str, doc: &mut TextDoc, before: &VersionSet) -> Result<Batch, HubError> {
         let mut batch = Batch::new();
         let log_is_large = self.log_records >= MAX_LOG_RECORDS
             || self.log_bytes > LOG_BYTES_FLOOR.max(self.snapshot_bytes * LOG_TO_SNAPSHOT_RATIO);
         if log_is_large {
+            doc.restart_delta();
             self.fold_into(path, doc, &mut batch);
         } else {
-            let record = wrap(doc.encode_since(before)?);
+            let record = wrap_files(doc.take_delta_since(before)?);
             self.log_records += 1;
             self.log_bytes += record.len();
             batch.put(keys::log_entry(path, self.next_seq), record);
@@ -195,6 +233,60 @@ mod tests {
             ReadOutcome::Snapshot { text, .. } => text,
             ReadOutcome::History { .. } => panic!("a plain read returned history"),
         }
+    }
+
+    #[test]
+    fn records_of_several_files_round_trip_and_truncations_are_refused() {
+        let files = vec![b"first".to_vec(), Vec::new(), b"third file".to_vec()];
+        let record = super::wrap_files(files.clone());
+        assert_eq!(record[0], super::FORMAT_V2);
+        let back: Vec<Vec<u8>> = super::unwrap_record(b"k", &record).unwrap().into_iter().map(<[u8]>::to_vec).collect();
+        assert_eq!(back, files);
+        let single = super::wrap_files(vec![b"only".to_vec()]);
+        assert_eq!(super::unwrap_record(b"k", &single).unwrap(), vec![b"only".as_slice()]);
+        for cut in 1..record.len() {
+            let ok = matches!(super::unwrap_record(b"k", &record[..cut]), Ok(f) if f.len() < files.len());
+            let err = super::unwrap_record(b"k", &record[..cut]).is_err();
+            assert!(ok || err, "a record cut at {cut} read as whole");
+        }
+        assert!(super::unwrap_record(b"k", &[9, 1, 2]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_round_of_concurrent_writes_reloads_from_its_record() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let h = Arc::new(hub(&store));
+        let path = "/rounds";
+        let first =
+            Edit { version: None, fallback_agent: "w".into(), parents: None, change: Change::Snapshot("base".into()) };
+        h.write(path, WriteRequest::new(first, None, MergeType::Simpleton)).await.unwrap();
+        // Many writers at once: the actor takes several per round, so some log records hold
+        // several files.
+        let writes = (0..32).map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let patch = crate::protocol::Patch {
+                    range: crate::protocol::TextRange::absolute(0, 0),
+                    content: format!("{i};"),
+                };
+                let edit = Edit {
+                    version: None,
+                    fallback_agent: format!("a{i}"),
+                    parents: None,
+                    change: Change::Patches(vec![patch]),
+                };
+                h.write(path, WriteRequest::new(edit, None, MergeType::Simpleton)).await.unwrap();
+            })
+        });
+        for w in writes.collect::<Vec<_>>() {
+            w.await.unwrap();
+        }
+        let expected = text(&h, path).await;
+        assert_eq!(expected.matches(';').count(), 32);
+        let records = store.scan_prefix(&keys::log_prefix(path)).unwrap();
+        let multi = records.iter().filter(|(_, v)| v.first() == Some(&super::FORMAT_V2)).count();
+        assert!(multi > 0, "no record of several files among {}", records.len());
+        assert_eq!(text(&hub(&store), path).await, expected);
     }
 
     #[tokio::test]

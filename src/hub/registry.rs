@@ -202,9 +202,7 @@ impl Hub {
     async fn load(&self, path: &str) -> Result<Arc<DocHandle>, HubError> {
         let store = self.env.store.clone();
         let owned = path.to_string();
-        let (doc, persisted) = tokio::task::spawn_blocking(move || persist::load(store.as_ref(), &owned))
-            .await
-            .map_err(|_| HubError::Unavailable)??;
+        let (doc, persisted) = run_load(move || persist::load(store.as_ref(), &owned)).await?;
         let shared = Arc::new(DocShared::new(path.to_string(), doc));
         shared.lock().horizon = persisted.horizon.clone();
         let (tx, rx) = mpsc::channel(1024);
@@ -302,4 +300,20 @@ impl Hub {
         }
         Err(HubError::Unavailable)
     }
+}
+
+/// Runs a document load off the async scheduler. On the multi-threaded runtime it runs in place
+/// (`block_in_place`: the worker's other tasks move to another thread meanwhile), so the load
+/// and the read that follows it share the calling thread's warm heap instead of a fresh
+/// blocking-pool thread and its fresh malloc arena (measured as B3's cold reads in
+/// docs/BENCHMARKS.md). Elsewhere (the current-thread runtime of unit tests) it goes to the
+/// blocking pool.
+async fn run_load<T: Send + 'static>(
+    load: impl FnOnce() -> Result<T, HubError> + Send + 'static,
+) -> Result<T, HubError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        return tokio::task::block_in_place(load);
+    }
+    tokio::task::spawn_blocking(load).await.map_err(|_| HubError::Unavailable)?
 }

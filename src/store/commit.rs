@@ -83,9 +83,10 @@ fn run(store: &dyn Store, rx: mpsc::Receiver<(Batch, Reply)>, stats: &CommitStat
                 Err(_) => break,
             }
         }
+        // Moved, not copied: the group's keys and values are written once, as they are.
         let mut merged = Batch::new();
-        for (batch, _) in &group {
-            merged.ops.extend(batch.ops.iter().cloned());
+        for (batch, _) in &mut group {
+            merged.ops.append(&mut batch.ops);
         }
         let result = store.write(&merged).map_err(Arc::new);
         stats.writes.fetch_add(1, Ordering::Relaxed);

@@ -123,15 +123,26 @@ impl TextDoc {
         let added: usize = ops.iter().map(|op| op.end() - op.start()).sum();
         let inserted: usize = ops.iter().filter(|op| op.kind == OpKind::Ins).map(|op| op.end() - op.start()).sum();
         let parent_ids = to_remote(&self.oplog, &parents);
+        // The run as the round's delta will encode it (see `delta.rs`): the first new event
+        // is `next` in every case (fresh: low == next; partial: the tail starts there).
+        let first_seq = usize::try_from(next).map_err(|_| TextError::TooLarge(format!("seq {next}")))?;
+        let run_parents = remote_pairs(&self.oplog, &parents);
 
         let last_lv = if outcome == Outcome::Fresh && known_next < next {
             // The agent's latest events were pruned: DT would number these from `known_next`.
-            self.add_at_seq(&agent, low, added, &parents, ops)?
+            let lv = self.add_at_seq(&agent, low, added, &parents, ops.clone())?;
+            self.advance_branch();
+            lv
+        } else if self.is_tip(&parents) {
+            let agent_id = self.oplog.get_or_create_agent_id(&agent);
+            self.add_at_tip(agent_id, &ops)
         } else {
             let agent_id = self.oplog.get_or_create_agent_id(&agent);
-            self.oplog.add_operations_at(agent_id, &parents, &ops)
+            let lv = self.oplog.add_operations_at(agent_id, &parents, &ops);
+            self.advance_branch();
+            lv
         };
-        self.advance_branch();
+        self.recent.push(Run { agent: agent.clone(), seq: first_seq, len: added, parents: run_parents, ops });
         // Remember the lengths clients are likely to name as Parents next: this edit's own
         // version (what the PUT answers) and the new tip (what a GET answers).
         self.lengths.insert(smallvec![last_lv], new_len);
@@ -167,13 +178,7 @@ impl TextDoc {
         ops: Vec<Operation>,
     ) -> Result<usize, TextError> {
         let seq = usize::try_from(low).map_err(|_| TextError::TooLarge(format!("seq {low}")))?;
-        let parents = parents
-            .iter()
-            .map(|&t| {
-                let r = self.oplog.local_to_remote_time(t);
-                (r.agent.to_string(), r.seq)
-            })
-            .collect();
+        let parents = remote_pairs(&self.oplog, parents);
         let run = Run { agent: agent.to_string(), seq, len, parents, ops };
         let before = self.oplog.len();
         self.oplog
@@ -186,6 +191,17 @@ impl TextDoc {
         }
         Ok(self.oplog.len() - 1)
     }
+}
+
+/// `parents` as (agent, seq) pairs, the form a hand-built chunk names them in.
+fn remote_pairs(oplog: &diamond_types::list::OpLog, parents: &[usize]) -> Vec<(String, usize)> {
+    parents
+        .iter()
+        .map(|&t| {
+            let r = oplog.local_to_remote_time(t);
+            (r.agent.to_string(), r.seq)
+        })
+        .collect()
 }
 
 /// Refuses unless sha-256(`text` with `spans` applied) is `expected`.

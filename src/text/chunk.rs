@@ -12,6 +12,7 @@ use diamond_types::list::operation::{OpKind, Operation};
 /// next; the first event's parents are `parents` (remote ids, all known to the target log, or
 /// empty for the root). `ops` are read as `add_operations_at` reads them: each against the
 /// document left by the previous one.
+#[derive(Clone, Debug)]
 pub(super) struct Run {
     pub agent: String,
     pub seq: usize,

@@ -4,12 +4,14 @@
 //! This file holds the state and the read-only accessors (text, version, old texts, lengths).
 //! Writing lives in `apply.rs`, subscriber views in `xf.rs` / `history.rs`, bytes in `codec.rs`.
 
+use super::delta::RecentRuns;
 use super::frontier::{to_local, to_remote};
 use super::lengths::Lengths;
 use super::TextError;
 use crate::protocol::VersionSet;
-use diamond_types::list::operation::OpKind;
+use diamond_types::list::operation::{OpKind, Operation};
 use diamond_types::list::{Branch, OpLog};
+use diamond_types::AgentId;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -31,6 +33,8 @@ pub struct TextDoc {
     pub(super) next_seq: HashMap<String, u64>,
     pub(super) lengths: Lengths,
     pub(super) pruned: HashMap<String, Vec<Range<u64>>>,
+    /// What `apply` added since the last persisted delta (see `delta.rs`).
+    pub(super) recent: RecentRuns,
 }
 
 impl Default for TextDoc {
@@ -51,7 +55,8 @@ impl TextDoc {
     pub(super) fn from_parts(oplog: OpLog, branch: Option<Branch>) -> Self {
         let next_seq = seq_map(&oplog);
         let branch = branch.map_or_else(OnceLock::new, OnceLock::from);
-        TextDoc { oplog, branch, next_seq, lengths: Lengths::default(), pruned: HashMap::new() }
+        let recent = RecentRuns::starting_at(oplog.local_version_ref(), oplog.len());
+        TextDoc { oplog, branch, next_seq, lengths: Lengths::default(), pruned: HashMap::new(), recent }
     }
 
     /// The tip, checked out now if it was not yet.
@@ -67,6 +72,25 @@ impl TextDoc {
         }
     }
 
+    /// Adds `ops` (validated against the tip) as `agent`'s next events on top of the tip, and
+    /// brings the tip along in the same step: diamond-types' local-edit path, which skips the
+    /// merge `advance_branch` would run. Why: a merge walks the ops since the tip's version
+    /// through diamond-types' run-length spans, and splitting a long typing run there counts
+    /// characters from the run's start, so each write cost O(document length) (B6 in
+    /// docs/BENCHMARKS.md). Returns the last event's local time.
+    pub(super) fn add_at_tip(&mut self, agent: AgentId, ops: &[Operation]) -> usize {
+        self.branch(); // checked out now if it was not yet: the caller needs the tip anyway
+        match self.branch.get_mut() {
+            Some(branch) => branch.apply_local_operations(&mut self.oplog, agent, ops),
+            None => {
+                let tip = self.oplog.local_version();
+                let lv = self.oplog.add_operations_at(agent, &tip, ops);
+                self.advance_branch();
+                lv
+            }
+        }
+    }
+
     /// The tip if it is checked out (to advance a copy of it somewhere safe).
     pub(super) fn checked_out(&self) -> Option<&Branch> {
         self.branch.get()
@@ -77,6 +101,7 @@ impl TextDoc {
         self.next_seq = seq_map(&oplog);
         self.oplog = oplog;
         self.branch = branch.map_or_else(OnceLock::new, OnceLock::from);
+        self.restart_delta();
     }
 
     /// The current frontier as wire ids, sorted.

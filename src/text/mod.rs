@@ -15,6 +15,7 @@ mod apply;
 mod chunk;
 mod codec;
 mod compact;
+mod delta;
 mod diff;
 mod doc;
 mod edit;
