@@ -24,7 +24,7 @@ use super::client::Conn;
 use super::procs::{cpu_ns, thread_cpu_ns, ServerProc};
 use super::replay::{self, Put, SeqEdit};
 use super::report::{Row, Target};
-use super::rocks_ref::{synced_writes, Load};
+use super::rocks_ref::sync_cpu_per_write;
 use super::{Ctx, Server};
 use crate::text::reference::{self, Replayed};
 
@@ -150,8 +150,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let (r_dt, r_dt_local) = (us(dt_cpu, n), us(dt_local_cpu, n));
     tracing::info!(edits = n, r_dt_us = r_dt, "B1: reference replayed");
     let sync_writes = if ctx.smoke { SMOKE_SYNC_WRITES } else { SYNC_WRITES };
-    let sync_load = Load { writers: 1, per_writer: sync_writes, duration: None };
-    let r_sync = tokio::task::spawn_blocking(move || synced_writes(sync_load, 10)).await??.cpu_per_write_us();
+    let r_sync = sync_cpu_per_write(1, sync_writes).await?;
 
     let sequential = replay::sequential_puts("b1", &trace.edits);
     let batched = replay::batched_puts("b1b", &trace.edits, per_put)?;

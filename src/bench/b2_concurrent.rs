@@ -26,7 +26,7 @@ use super::b2_follow::{subscribe, Follower};
 use super::client::Conn;
 use super::procs::{cpu_ns, thread_cpu_ns, ServerProc};
 use super::report::{Row, Target};
-use super::rocks_ref::{synced_writes, Load};
+use super::rocks_ref::sync_cpu_per_write;
 use super::trace::{self, ConcurrentTrace};
 use super::Ctx;
 
@@ -290,8 +290,7 @@ async fn measure(ctx: &Ctx, name: &str) -> anyhow::Result<Measured> {
     let dt_arrival_cpu = dt_arrival.cpu.unwrap_or(dt_arrival.wall);
     // The durability floor: RocksDB alone, one writer thread per agent, the same records.
     let per_writer = if ctx.smoke { SMOKE_SYNC_WRITES } else { SYNC_WRITES };
-    let sync_load = Load { writers: plan.agents, per_writer, duration: None };
-    let sync_per_write = tokio::task::spawn_blocking(move || synced_writes(sync_load, 5)).await??.cpu_per_write_us();
+    let sync_per_write = sync_cpu_per_write(plan.agents, per_writer).await?;
     Ok(Measured {
         sync_cpu: Duration::from_secs_f64(sync_per_write * plan.puts.len() as f64 / 1e6),
         server_cpu,

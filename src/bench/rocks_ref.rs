@@ -111,3 +111,10 @@ pub fn synced_writes(load: Load, warm_up: usize) -> anyhow::Result<Synced> {
     let cpu = Duration::from_nanos(writers_cpu + others);
     Ok(Synced { writes, elapsed, cpu })
 }
+
+/// RocksDB's own CPU per synced write (µs) with `writers` threads writing `writes_each` each
+/// (after a short warm-up): the durability floor B1 and B2 set beside their references.
+pub async fn sync_cpu_per_write(writers: usize, writes_each: usize) -> anyhow::Result<f64> {
+    let load = Load { writers, per_writer: writes_each, duration: None };
+    Ok(tokio::task::spawn_blocking(move || synced_writes(load, 5)).await??.cpu_per_write_us())
+}

@@ -18,7 +18,7 @@ use super::frontier::{lookup, to_local, to_remote};
 use super::plan::{apply_spans, build_ops, check_ops_fit, count, minimal_diff, resolve, trim_front, whole_replace};
 use super::{Applied, Change, Edit, Outcome, TextDoc, TextError};
 use crate::protocol::VersionSet;
-use diamond_types::list::operation::{OpKind, Operation};
+use diamond_types::list::operation::OpKind;
 use diamond_types::LocalVersion;
 use smallvec::smallvec;
 
@@ -123,26 +123,26 @@ impl TextDoc {
         let added: usize = ops.iter().map(|op| op.end() - op.start()).sum();
         let inserted: usize = ops.iter().filter(|op| op.kind == OpKind::Ins).map(|op| op.end() - op.start()).sum();
         let parent_ids = to_remote(&self.oplog, &parents);
-        // The run as the round's delta will encode it (see `delta.rs`): the first new event
-        // is `next` in every case (fresh: low == next; partial: the tail starts there).
-        let first_seq = usize::try_from(next).map_err(|_| TextError::TooLarge(format!("seq {next}")))?;
-        let run_parents = remote_pairs(&self.oplog, &parents);
+        // The run as a hand-built chunk and the round's delta (`delta.rs`) name it: the first
+        // new event is `next` in every case (fresh: low == next; partial: the tail starts there).
+        let seq = usize::try_from(next).map_err(|_| TextError::TooLarge(format!("seq {next}")))?;
+        let run = Run { agent: agent.clone(), seq, len: added, parents: remote_pairs(&self.oplog, &parents), ops };
 
         let last_lv = if outcome == Outcome::Fresh && known_next < next {
             // The agent's latest events were pruned: DT would number these from `known_next`.
-            let lv = self.add_at_seq(&agent, low, added, &parents, ops.clone())?;
+            let lv = self.add_at_seq(&run)?;
             self.advance_branch();
             lv
         } else if self.is_tip(&parents) {
             let agent_id = self.oplog.get_or_create_agent_id(&agent);
-            self.add_at_tip(agent_id, &ops)
+            self.add_at_tip(agent_id, &run.ops)
         } else {
             let agent_id = self.oplog.get_or_create_agent_id(&agent);
-            let lv = self.oplog.add_operations_at(agent_id, &parents, &ops);
+            let lv = self.oplog.add_operations_at(agent_id, &parents, &run.ops);
             self.advance_branch();
             lv
         };
-        self.recent.push(Run { agent: agent.clone(), seq: first_seq, len: added, parents: run_parents, ops });
+        self.recent.push(run);
         // Remember the lengths clients are likely to name as Parents next: this edit's own
         // version (what the PUT answers) and the new tip (what a GET answers).
         self.lengths.insert(smallvec![last_lv], new_len);
@@ -166,25 +166,14 @@ impl TextDoc {
         }
     }
 
-    /// Adds `ops` (`len` events, validated against `parents`) as `agent`'s seqs `low..`,
-    /// through a hand-built chunk (`decode_and_add` rolls back on `Err`). Returns the last
-    /// event's local time.
-    fn add_at_seq(
-        &mut self,
-        agent: &str,
-        low: u64,
-        len: usize,
-        parents: &[usize],
-        ops: Vec<Operation>,
-    ) -> Result<usize, TextError> {
-        let seq = usize::try_from(low).map_err(|_| TextError::TooLarge(format!("seq {low}")))?;
-        let parents = remote_pairs(&self.oplog, parents);
-        let run = Run { agent: agent.to_string(), seq, len, parents, ops };
+    /// Adds `run` (validated against its parents) at its explicit seqs, through a hand-built
+    /// chunk (`decode_and_add` rolls back on `Err`). Returns the last event's local time.
+    fn add_at_seq(&mut self, run: &Run) -> Result<usize, TextError> {
         let before = self.oplog.len();
         self.oplog
-            .decode_and_add(&encode_run(&run))
+            .decode_and_add(&encode_run(run))
             .map_err(|e| TextError::CorruptEncoding(format!("adding at explicit seqs: {e:?}")))?;
-        if self.oplog.len() != before + len {
+        if self.oplog.len() != before + run.len {
             // Cannot happen (every event is new); keep the branch at the tip all the same.
             self.advance_branch();
             return Err(TextError::CorruptEncoding("adding at explicit seqs: wrong event count".into()));

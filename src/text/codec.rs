@@ -24,6 +24,14 @@ pub(super) fn crc32c(data: &[u8]) -> u32 {
     crc32c::crc32c(data)
 }
 
+/// Appends the trailing CRC chunk [`verify_crc`] checks, to a file encoded by hand.
+pub(super) fn with_crc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let crc = crc32c(&bytes);
+    bytes.extend_from_slice(&[0x64, 4]);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
 /// The trailing CRC chunk is `0x64 0x04` + crc32c(everything before it), little endian.
 /// DT skips its own check when the chunk is missing or damaged, so this one is strict.
 /// Returns the bytes without the chunk: DT's check would only repeat ours (the chunk is

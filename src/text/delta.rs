@@ -17,7 +17,7 @@
 use diamond_types::LocalVersion;
 
 use super::chunk::{encode_run, Run};
-use super::codec::crc32c;
+use super::codec::with_crc;
 use super::frontier::to_local;
 use super::{TextDoc, TextError};
 use crate::protocol::VersionSet;
@@ -54,15 +54,6 @@ impl RecentRuns {
             self.runs.push(run);
         }
     }
-}
-
-/// Appends DT's trailing CRC chunk (`0x64 0x04` + CRC-32C of everything before it, little
-/// endian): every stored record carries one, and loading checks it before DT sees a byte.
-fn with_crc(mut bytes: Vec<u8>) -> Vec<u8> {
-    let crc = crc32c(&bytes);
-    bytes.extend_from_slice(&[0x64, 4]);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    bytes
 }
 
 impl TextDoc {
