@@ -415,7 +415,7 @@ impl Actor {
     /// the copy, commits snapshot, horizon and listing changes at once, then publishes and ends
     /// the document's subscriptions (their versions may be gone; clients resume or get 410).
     async fn install_compaction(&mut self, plan: Plan) -> Result<(), HubError> {
-        let Plan { compacted, based_on, horizon, drop_keys, drop_bytes, .. } = plan;
+        let Plan { compacted, based_on, horizon, drop_entries, .. } = plan;
         let mut doc = compacted.doc;
         let (before, batch) = {
             let state = self.shared.lock();
@@ -427,7 +427,13 @@ impl Actor {
             if doc.text() != state.doc.text() {
                 return Err(HubError::Corrupt("the compacted document differs; compaction dropped".into()));
             }
-            let batch = self.persisted.compaction_batch(&self.shared.path, &doc, &horizon, &drop_keys, drop_bytes);
+            let batch = self.persisted.compaction_batch(
+                self.env.store.as_ref(),
+                &self.shared.path,
+                &doc,
+                &horizon,
+                &drop_entries,
+            );
             (state.doc.version(), batch)
         };
         let committed = match batch {

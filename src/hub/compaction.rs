@@ -49,9 +49,9 @@ pub(crate) struct Plan {
     /// The document version the copy was taken at.
     pub based_on: VersionSet,
     pub horizon: Horizon,
-    /// Listing entries and index records to remove, and their bytes.
-    pub drop_keys: Vec<Vec<u8>>,
-    pub drop_bytes: u64,
+    /// Listing entries to remove (their records are rewritten when the plan is installed,
+    /// by the actor, which owns the open block).
+    pub drop_entries: Vec<u64>,
     pub folded_writes: u64,
 }
 
@@ -183,7 +183,7 @@ fn build(
     let base_agent = old.next_base_agent();
     let compacted = doc.compact(horizon, &base_agent)?;
     // Listing entries whose version the horizon covers go; later ones stay.
-    let (mut drop_keys, mut drop_bytes, mut folded_writes, mut first_kept) = (Vec::new(), 0u64, 0u64, old.first_entry);
+    let (mut drop_entries, mut folded_writes, mut first_kept) = (Vec::new(), 0u64, old.first_entry);
     let mut below = Some(through + 1);
     while let Some(b) = below {
         let page = history::page(store, path, Some(b), PAGE)?;
@@ -193,14 +193,7 @@ fn build(
                 continue;
             }
             first_kept = first_kept.max(numbered.n + 1);
-            let key = keys::history_entry(path, numbered.n);
-            drop_bytes += (key.len() + serde_json::to_vec(&numbered.entry).map_or(0, |v| v.len())) as u64;
-            drop_keys.push(key);
-            for id in &numbered.entry.version {
-                let index = keys::id_index(path, id);
-                drop_bytes += (index.len() + 8) as u64;
-                drop_keys.push(index);
-            }
+            drop_entries.push(numbered.n);
             folded_writes += 1;
         }
     }
@@ -214,5 +207,5 @@ fn build(
         path: path.to_string(),
     };
     next.add_pruned(compacted.pruned.clone());
-    Ok(Plan { compacted, based_on: doc.version(), horizon: next, drop_keys, drop_bytes, folded_writes })
+    Ok(Plan { compacted, based_on: doc.version(), horizon: next, drop_entries, folded_writes })
 }

@@ -17,6 +17,9 @@ mod compaction;
 mod doc;
 mod error;
 mod history;
+mod history_block;
+#[cfg(test)]
+mod history_tests;
 mod horizon;
 mod persist;
 mod registry;

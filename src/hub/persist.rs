@@ -167,21 +167,19 @@ impl Persisted {
     }
 
     /// The batch that replaces the document by its compacted form: a fresh snapshot, the log
-    /// gone, the horizon record, and the folded history entries (`drop_keys`, `drop_bytes`)
-    /// removed, all at once.
+    /// gone, the horizon record, and the folded history entries (`drop_entries`) removed, all
+    /// at once. Reads the listing records it rewrites from `store`.
     pub fn compaction_batch(
         &mut self,
+        store: &dyn Store,
         path: &str,
         doc: &TextDoc,
         horizon: &Horizon,
-        drop_keys: &[Vec<u8>],
-        drop_bytes: u64,
+        drop_entries: &[u64],
     ) -> Result<Batch, HubError> {
         let mut batch = Batch::new();
         batch.delete_prefix(keys::log_prefix(path));
-        for key in drop_keys {
-            batch.ops.push(crate::store::Op::Delete(key.clone()));
-        }
+        self.history.drop_entries(store, path, drop_entries, &mut batch)?;
         let record = wrap(doc.encode_full());
         self.snapshot_bytes = record.len();
         self.log_records = 0;
@@ -189,7 +187,6 @@ impl Persisted {
         self.next_seq += 1;
         batch.put(keys::snapshot(path), record);
         horizon.save(path, &mut batch)?;
-        self.history.bytes = self.history.bytes.saturating_sub(drop_bytes);
         self.history.save(path, &mut batch)?;
         self.horizon = Some(horizon.clone());
         Ok(batch)

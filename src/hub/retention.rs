@@ -9,9 +9,8 @@
 
 use std::str::FromStr;
 
-use crate::store::{keys, Store};
+use crate::store::Store;
 
-use super::history::HistoryEntry;
 use super::HubError;
 
 /// One prefix's rule.
@@ -135,10 +134,7 @@ pub fn foldable_through(
 }
 
 fn received_ms(store: &dyn Store, path: &str, n: u64) -> Result<Option<u64>, HubError> {
-    let Some(bytes) = store.get(&keys::history_entry(path, n))? else { return Ok(None) };
-    let entry: HistoryEntry =
-        serde_json::from_slice(&bytes).map_err(|e| HubError::Corrupt(format!("history entry {n} of {path}: {e}")))?;
-    Ok(Some(entry.received_ms))
+    Ok(super::history::entry_at(store, path, n)?.map(|e| e.received_ms))
 }
 
 #[cfg(test)]
@@ -157,7 +153,7 @@ mod tests {
 
     /// Ten writes received at 1 s, 2 s, … 10 s (entries 0..=9).
     fn ten_writes() -> crate::store::MemoryStore {
-        use super::super::history::{Author, HistoryMeta};
+        use super::super::history::{Author, HistoryEntry, HistoryMeta};
         let store = crate::store::MemoryStore::new();
         let mut meta = HistoryMeta::default();
         let mut batch = crate::store::Batch::new();

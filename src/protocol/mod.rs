@@ -30,7 +30,7 @@ pub mod version;
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 
 pub use body::{classify_body, parse_patches, patch_count, UpdateBody, MAX_PATCHES};
 pub use cache::{etag, if_none_match};

@@ -3,8 +3,11 @@
 //! ```text
 //! 'S' ‖ u32 BE path length ‖ path               → snapshot record
 //! 'L' ‖ u32 BE path length ‖ path ‖ u64 BE seq  → log record (one per durable write round)
-//! 'H' ‖ u32 BE path length ‖ path ‖ u64 BE n    → history entry n (one per accepted write)
-//! 'I' ‖ u32 BE path length ‖ path ‖ event id    → n of the history entry that wrote that id
+//! 'H' ‖ u32 BE path length ‖ path ‖ u64 BE n    → history block from entry n (legacy: entry n)
+//! 'R' ‖ u32 BE path length ‖ path ‖ u32 BE agent length ‖ agent ‖ u64 BE seq ‖ u64 BE n
+//!                                               → (empty) a run of that agent's events starts
+//!                                                 at seq in the history block from entry n
+//! 'I' ‖ u32 BE path length ‖ path ‖ event id    → legacy: n of the history entry of that id
 //! 'C' ‖ u32 BE path length ‖ path ‖ name        → checkpoint
 //! 'M' ‖ u32 BE path length ‖ path               → the document's history bookkeeping
 //! 'Z' ‖ u32 BE path length ‖ path               → the document's merge horizon (compaction)
@@ -19,6 +22,7 @@ const SNAPSHOT: u8 = b'S';
 const LOG: u8 = b'L';
 const HISTORY: u8 = b'H';
 const ID_INDEX: u8 = b'I';
+const RUN_INDEX: u8 = b'R';
 const CHECKPOINT: u8 = b'C';
 const META: u8 = b'M';
 const HORIZON: u8 = b'Z';
@@ -87,6 +91,35 @@ pub fn id_index(path: &str, id: &str) -> Vec<u8> {
     let mut key = id_index_prefix(path);
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+/// The prefix of a document's run index.
+pub fn run_index_prefix(path: &str) -> Vec<u8> {
+    doc_prefix(RUN_INDEX, path)
+}
+
+/// The prefix of one agent's runs in a document's run index.
+pub fn run_index_agent(path: &str, agent: &str) -> Vec<u8> {
+    let mut key = run_index_prefix(path);
+    key.extend_from_slice(&(agent.len() as u32).to_be_bytes());
+    key.extend_from_slice(agent.as_bytes());
+    key
+}
+
+/// The run-index key of the run of `agent`'s events starting at `seq` in the history block
+/// whose first entry is `block`.
+pub fn run_index(path: &str, agent: &str, seq: u64, block: u64) -> Vec<u8> {
+    let mut key = run_index_agent(path, agent);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(&block.to_be_bytes());
+    key
+}
+
+/// The `(seq, block)` of a key made by [`run_index`].
+pub fn run_index_parts(key: &[u8]) -> Option<(u64, u64)> {
+    let (_, tail) = key.split_last_chunk::<16>()?;
+    let (seq, block) = tail.split_at(8);
+    Some((u64::from_be_bytes(seq.try_into().ok()?), u64::from_be_bytes(block.try_into().ok()?)))
 }
 
 /// The prefix of a document's checkpoints.
@@ -158,11 +191,12 @@ fn tagged(tag: u8, id: &str) -> Vec<u8> {
 }
 
 /// Every prefix (and single key) that belongs to one document, for deleting it whole.
-pub fn all_of(path: &str) -> [Vec<u8>; 7] {
+pub fn all_of(path: &str) -> [Vec<u8>; 8] {
     [
         snapshot(path),
         log_prefix(path),
         history_prefix(path),
+        run_index_prefix(path),
         id_index_prefix(path),
         checkpoint_prefix(path),
         meta(path),
@@ -186,6 +220,9 @@ mod tests {
         assert_eq!(history_n("/a", &history_entry("/a", 9)), Some(9));
         assert_eq!(history_n("/ab", &history_entry("/a", 9)), None);
         assert!(!id_index("/ab", "x-1").starts_with(&id_index_prefix("/a")));
+        assert!(!run_index("/a", "xy", 1, 0).starts_with(&run_index_agent("/a", "x")));
+        assert!(run_index("/a", "x", 255, 9) < run_index("/a", "x", 256, 0));
+        assert_eq!(run_index_parts(&run_index("/a", "x", 255, 9)), Some((255, 9)));
         assert!(!checkpoint("/ab", "v1").starts_with(&checkpoint_prefix("/a")));
         assert_eq!(meta_path(&meta("/a/b")).as_deref(), Some("/a/b"));
         assert!(meta("/a").starts_with(&all_meta()));

@@ -47,6 +47,11 @@ impl Batch {
         self.ops.push(Op::Put(key, value));
     }
 
+    /// Adds a delete of one key.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.ops.push(Op::Delete(key));
+    }
+
     /// Adds a delete of every key under `prefix`.
     pub fn delete_prefix(&mut self, prefix: Vec<u8>) {
         self.ops.push(Op::DeletePrefix(prefix));
