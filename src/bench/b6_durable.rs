@@ -1,7 +1,7 @@
 //! B6, durable throughput: 64 concurrent writers, one document each, every PATCH synced to
 //! disk before its 2xx (the server's default). Reference: RocksDB's own synced write rate with
 //! the same number of threads (its group commit), writing batches shaped like the server's
-//! (log record, history entry, id index, bookkeeping) to a temp dir on the same disk.
+//! (log record, the history listing's open block, bookkeeping) to a temp dir on the same disk.
 //! Target: writes/s ≥ 0.8 × the RocksDB rate.
 //!
 //! Also measured, to tell a slow server from a full machine: the no-op handler's CPU per PATCH
