@@ -70,9 +70,10 @@ impl Hub {
         let (owned, rule) = (path.to_string(), rule.clone());
         let foldable = self
             .with_store(move |store| {
-                let meta = HistoryMeta::load(store, &owned)?;
+                // The count alone: reopening the newest block is the actor's business.
+                let next_n = HistoryMeta::next_n(store, &owned)?;
                 let first = Horizon::load(store, &owned)?.map_or(0, |h| h.first_entry);
-                foldable_through(store, &owned, &rule, first, meta.next_n, now_ms())
+                foldable_through(store, &owned, &rule, first, next_n, now_ms())
             })
             .await?;
         // Writes arriving from here on only move the bound forward: this one stays valid.

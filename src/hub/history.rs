@@ -95,6 +95,16 @@ struct MetaRecord {
     bytes: u64,
 }
 
+impl MetaRecord {
+    fn load(store: &dyn Store, path: &str) -> Result<Option<Self>, HubError> {
+        store
+            .get(&keys::meta(path))?
+            .map(|bytes| serde_json::from_slice(&bytes))
+            .transpose()
+            .map_err(|e| HubError::Corrupt(format!("history bookkeeping of {path}: {e}")))
+    }
+}
+
 /// The block the next entries go into, as last written.
 #[derive(Clone, Debug)]
 struct OpenBlock {
@@ -111,14 +121,15 @@ struct OpenBlock {
 }
 
 impl HistoryMeta {
+    /// The number the next entry gets, from the bookkeeping record alone (no block read).
+    pub fn next_n(store: &dyn Store, path: &str) -> Result<u64, HubError> {
+        Ok(MetaRecord::load(store, path)?.map_or(0, |r| r.next_n))
+    }
+
     /// Reads the bookkeeping record (zero when the document has none yet) and reopens the
     /// newest block if it has room.
     pub fn load(store: &dyn Store, path: &str) -> Result<Self, HubError> {
-        let record: MetaRecord = match store.get(&keys::meta(path))? {
-            None => return Ok(HistoryMeta::default()),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| HubError::Corrupt(format!("history bookkeeping of {path}: {e}")))?,
-        };
+        let Some(record) = MetaRecord::load(store, path)? else { return Ok(HistoryMeta::default()) };
         let mut meta = HistoryMeta { next_n: record.next_n, bytes: record.bytes, open: None };
         if let Some((key, value)) = store.scan_prefix_rev(&keys::history_prefix(path), None, 1)?.pop() {
             let first_n = record_n(path, &key)?;

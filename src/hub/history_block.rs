@@ -74,10 +74,15 @@ fn event_range(e: &HistoryEntry) -> Option<(String, u64, u64)> {
 
 /// Whether `e`'s events directly follow `prev`'s, by the same agent (one run of typing).
 fn continues(prev: &HistoryEntry, e: &HistoryEntry) -> bool {
-    match (single_id(prev), event_range(e)) {
-        (Some(p), Some((agent, first, _))) => p.agent == agent && p.seq.checked_add(1) == Some(first),
+    match (single_id(prev), single_id(e)) {
+        (Some(p), Some(id)) => follows(&p, &id, e),
         _ => false,
     }
+}
+
+/// Whether `e`, whose version is `id`, adds the events right after `prev` by the same agent.
+fn follows(prev: &EventId, id: &EventId, e: &HistoryEntry) -> bool {
+    prev.agent == id.agent && prev.seq.checked_add(e.inserted.saturating_add(e.deleted)) == Some(id.seq)
 }
 
 /// Encodes a whole block.
@@ -100,10 +105,9 @@ pub fn encode_block(slots: &[Option<HistoryEntry>]) -> Vec<u8> {
 pub fn encode_entry(prev: Option<&HistoryEntry>, e: &HistoryEntry, out: &mut Vec<u8>) {
     let id = single_id(e);
     let prev_id = prev.and_then(single_id);
-    let same_agent = matches!((&id, &prev_id), (Some(a), Some(b)) if a.agent == b.agent);
-    let mode = match (&id, prev) {
-        (Some(_), Some(p)) if continues(p, e) => VERSION_CONTIGUOUS,
-        (Some(_), _) if same_agent => VERSION_SAME_AGENT,
+    let mode = match (&id, &prev_id) {
+        (Some(id), Some(p)) if follows(p, id, e) => VERSION_CONTIGUOUS,
+        (Some(id), Some(p)) if id.agent == p.agent => VERSION_SAME_AGENT,
         (Some(_), _) => VERSION_ID,
         (None, _) => VERSION_LIST,
     };
