@@ -14,6 +14,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod document;
 pub mod http;
 pub mod hub;
 pub mod protocol;

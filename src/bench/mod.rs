@@ -1,6 +1,6 @@
 //! `plait bench`: the load generator behind docs/BENCHMARKS.md.
 //!
-//! Each scenario (B1–B7, see the issue and docs/BENCHMARKS.md) drives a Braid server over real
+//! Each scenario (B1–B8, see the issue and docs/BENCHMARKS.md) drives a Braid server over real
 //! sockets and measures, in the same run, the reference it is judged against (the same client
 //! against the no-op handler on the same HTTP stack, diamond-types in process, RocksDB's own
 //! synced write rate, plain `write()`s), then prints one Markdown table of figures, ratios and
@@ -19,6 +19,7 @@ mod b4_fanout;
 mod b5_idle_memory;
 mod b6_durable;
 mod b7_reads;
+mod b8_merge;
 pub mod client;
 pub mod fleet;
 pub mod procs;
@@ -40,8 +41,11 @@ use report::Row;
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Scenarios to run, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7")]
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8")]
     pub scenarios: Vec<String>,
+    /// B8: the history sizes (writes) after which the cost of a write is measured.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    pub merge_checkpoints: Vec<usize>,
     /// Measure this running Braid server (e.g. http://127.0.0.1:8080) instead of starting
     /// `plait serve`. Scenarios that must restart the server are then skipped.
     #[arg(long)]
@@ -66,6 +70,8 @@ pub struct Ctx {
     external: Option<(SocketAddr, Option<u32>)>,
     /// B1's document, for B3 when both run.
     handover: b1_sequential::Handover,
+    /// B8's checkpoints.
+    pub merge_checkpoints: Vec<usize>,
 }
 
 /// The server a scenario measures.
@@ -137,7 +143,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         Some(url) => Some((parse_url(url)?, args.server_pid)),
         None => None,
     };
-    let ctx = Ctx { smoke: args.smoke, traces: args.traces.clone(), external, handover: Default::default() };
+    let ctx = Ctx {
+        smoke: args.smoke,
+        traces: args.traces.clone(),
+        external,
+        handover: Default::default(),
+        merge_checkpoints: args.merge_checkpoints.clone(),
+    };
     let mut rows = Vec::new();
     for name in &args.scenarios {
         let started = std::time::Instant::now();
@@ -149,7 +161,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
             "B5" => b5_idle_memory::run(&ctx).await?,
             "B6" => b6_durable::run(&ctx).await?,
             "B7" => b7_reads::run(&ctx).await?,
-            other => bail!("unknown scenario {other:?}; use B1 … B7"),
+            "B8" => b8_merge::run(&ctx).await?,
+            other => bail!("unknown scenario {other:?}; use B1 … B8"),
         };
         tracing::info!(scenario = %name, seconds = started.elapsed().as_secs_f64(), "scenario done");
         rows.extend(got);

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::ext::ReasonPhrase;
 
 use crate::auth::AuthError;
+use crate::document::DocError;
 use crate::hub::HubError;
 use crate::protocol::error::show;
 use crate::protocol::{ProtocolError, VersionSet};
@@ -108,7 +109,7 @@ pub enum ApiError {
 
 impl From<TextError> for ApiError {
     fn from(e: TextError) -> Self {
-        ApiError::Hub(HubError::Text(e))
+        ApiError::Hub(HubError::from(e))
     }
 }
 
@@ -138,27 +139,36 @@ impl ApiError {
                 let (status, code) = auth_class(a);
                 (status, code, None)
             }
+            ApiError::Hub(HubError::Doc(d)) => doc_class(d),
             ApiError::Hub(h) => match h {
-                HubError::Text(TextError::UnknownVersion(ids)) | HubError::UnknownVersion(ids) => {
-                    (version_unknown(), "version_unknown", Some(ids))
-                }
-                HubError::Text(t) => (text_status(t), t.code(), None),
-                HubError::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", None),
+                HubError::Doc(d) => doc_class(d),
                 HubError::TooManySubscriptions(_) => (S::TOO_MANY_REQUESTS, "too_many_subscriptions", None),
-                HubError::DocumentTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "document_too_large", None),
-                HubError::Deleted => (S::CONFLICT, "deleted", None),
-                HubError::Storage(_) if h.is_disk_full() => (S::INSUFFICIENT_STORAGE, "insufficient_storage", None),
-                HubError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable", None),
-                HubError::BehindHorizon { .. } => (S::GONE, "behind_horizon", None),
                 HubError::NotListed(_) => (S::BAD_REQUEST, "not_in_history", None),
                 HubError::BadCheckpointName(_) => (S::BAD_REQUEST, "bad_checkpoint_name", None),
                 HubError::CheckpointExists(_) => (S::CONFLICT, "checkpoint_exists", None),
                 HubError::TooManyCheckpoints(_) => (S::CONFLICT, "too_many_checkpoints", None),
                 HubError::NoSuchCheckpoint(_) => (S::NOT_FOUND, "no_such_checkpoint", None),
                 HubError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", None),
-                HubError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
             },
         }
+    }
+}
+
+fn doc_class(d: &DocError) -> (StatusCode, &'static str, Option<&VersionSet>) {
+    use StatusCode as S;
+    match d {
+        DocError::Text(TextError::UnknownVersion(ids)) | DocError::UnknownVersion(ids) => {
+            (version_unknown(), "version_unknown", Some(ids))
+        }
+        DocError::Text(t) => (text_status(t), t.code(), None),
+        DocError::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", None),
+        DocError::DocumentTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "document_too_large", None),
+        DocError::Deleted => (S::CONFLICT, "deleted", None),
+        DocError::Storage(_) if d.is_disk_full() => (S::INSUFFICIENT_STORAGE, "insufficient_storage", None),
+        DocError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable", None),
+        DocError::BehindHorizon { .. } => (S::GONE, "behind_horizon", None),
+        DocError::CompactionRaced => (S::SERVICE_UNAVAILABLE, "unavailable", None),
+        DocError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
     }
 }
 
@@ -219,7 +229,9 @@ impl IntoResponse for ApiError {
         };
         let mut body = serde_json::json!({ "error": code, "message": message });
         let gone = match &self {
-            ApiError::Hub(HubError::BehindHorizon { horizon, snapshot }) => Some((horizon.clone(), snapshot.clone())),
+            ApiError::Hub(HubError::Doc(DocError::BehindHorizon { horizon, snapshot })) => {
+                Some((horizon.clone(), snapshot.clone()))
+            }
             _ => None,
         };
         if let Some((horizon, snapshot)) = &gone {

@@ -170,14 +170,15 @@ async fn health(State(state): State<AppState>, method: axum::http::Method) -> Re
     if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
         return ApiError::MethodNotAllowed(method.to_string()).into_response();
     }
-    let commits = state.hub.committer().stats();
+    let count = |c: Option<&std::sync::atomic::AtomicU64>| c.map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
+    let commits = state.hub.commit_stats();
     let body = serde_json::json!({
         "status": "ok",
         "loaded_documents": state.hub.loaded_documents(),
         "parked_writes": state.hub.parked_writes(),
         "subscriptions": state.hub.subscriptions(),
-        "commit_batches": commits.batches.load(std::sync::atomic::Ordering::Relaxed),
-        "commit_writes": commits.writes.load(std::sync::atomic::Ordering::Relaxed),
+        "commit_batches": count(commits.map(|c| &c.batches)),
+        "commit_writes": count(commits.map(|c| &c.writes)),
     });
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

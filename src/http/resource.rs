@@ -136,10 +136,17 @@ pub(crate) async fn text_at(
         return Ok((String::new(), VersionSet::new(Vec::<String>::new())));
     }
     match state.hub.read(path, ReadRequest { version, parents: None }).await? {
-        ReadOutcome::Snapshot { text, version, .. } => Ok((text, version)),
+        ReadOutcome::Snapshot { text, version, .. } => {
+            let text = String::from_utf8(text.to_vec()).map_err(|_| corrupt("a document's text is not UTF-8"))?;
+            Ok((text, version))
+        }
         // A read without Parents is always a snapshot.
-        ReadOutcome::History { .. } => Err(ApiError::Hub(HubError::Corrupt("a snapshot read returned history".into()))),
+        ReadOutcome::History { .. } => Err(corrupt("a snapshot read returned history")),
     }
+}
+
+fn corrupt(what: &str) -> ApiError {
+    ApiError::Hub(HubError::Doc(crate::document::DocError::Corrupt(what.into())))
 }
 
 /// Accepts no `Transfer-Encoding`, or exactly one `chunked` coding. hyper de-chunks the body

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::VersionSet;
 use crate::store::{keys, Batch, Store};
 
-use super::history::{self, NumberedEntry};
+use crate::document::{DocError, NumberedEntry};
+
+use super::history;
+use super::loading::blocking;
 use super::{Hub, HubError};
 
 /// The longest checkpoint name, in bytes.
@@ -44,7 +47,7 @@ pub struct HistoryPage {
     /// The part of `stored_bytes` that is this listing's own records.
     pub listing_bytes: u64,
     /// The merge horizon, once the document was compacted.
-    pub horizon: Option<super::Horizon>,
+    pub horizon: Option<crate::document::Horizon>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -59,7 +62,8 @@ pub(super) fn checkpoints_of(store: &dyn Store, path: &str) -> Result<Vec<Checkp
         .scan_prefix(&keys::checkpoint_prefix(path))?
         .into_iter()
         .map(|(_, value)| {
-            serde_json::from_slice(&value).map_err(|e| HubError::Corrupt(format!("checkpoint of {path}: {e}")))
+            serde_json::from_slice(&value)
+                .map_err(|e| HubError::from(DocError::Corrupt(format!("checkpoint of {path}: {e}"))))
         })
         .collect::<Result<_, _>>()?;
     out.sort_by(|a, b| (a.created_ms, &a.name).cmp(&(b.created_ms, &b.name)));
@@ -84,7 +88,7 @@ impl Hub {
         &self,
         job: impl FnOnce(&dyn Store) -> Result<T, HubError> + Send + 'static,
     ) -> Result<T, HubError> {
-        let store = self.env.store.clone();
+        let store = self.0.store.clone();
         tokio::task::spawn_blocking(move || job(store.as_ref())).await.map_err(|_| HubError::Unavailable)?
     }
 
@@ -92,13 +96,14 @@ impl Hub {
     /// version from an earlier page) when given.
     pub async fn history(&self, path: &str, before: Option<String>, limit: usize) -> Result<HistoryPage, HubError> {
         let handle = self.doc(path).await?;
-        let current = handle.shared.current_head().version;
+        let published = handle.shared.published();
+        let current = published.head.clone();
         let stored_bytes = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
         let listing_bytes = handle.shared.listing_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        let horizon = handle.shared.lock().horizon.clone();
+        let horizon = published.horizon.as_deref().cloned();
         if let (Some(h), Some(id)) = (&horizon, &before) {
             if h.behind(&VersionSet::new([id.clone()])) {
-                return Err(h.gone());
+                return Err(h.gone().into());
             }
         }
         let owned = path.to_string();
@@ -134,15 +139,17 @@ impl Hub {
     ) -> Result<(Checkpoint, bool), HubError> {
         check_name(&name)?;
         let handle = self.doc(path).await?;
-        let head = handle.shared.current_head().version;
-        let version = version.unwrap_or_else(|| head.clone());
-        {
-            let state = handle.shared.lock();
-            let unknown = state.unpublished_ids(&head, &version)?;
-            if !unknown.is_empty() {
-                return Err(HubError::UnknownVersion(unknown));
-            }
-        }
+        let (shared, store) = (handle.shared.clone(), self.0.store.clone());
+        let version = blocking(|| {
+            shared.with_replica(store.as_ref(), |replica, published| {
+                let version = version.unwrap_or_else(|| published.head.clone());
+                let unknown = replica.unpublished_ids(&published.head, &version, published.horizon.as_deref())?;
+                match unknown.is_empty() {
+                    true => Ok(version),
+                    false => Err(DocError::UnknownVersion(unknown).into()),
+                }
+            })
+        })?;
         let owned = path.to_string();
         let checkpoint = Checkpoint { name, version: version.ids().to_vec(), created_ms: now_ms() };
         let (checkpoint, batch) = self
@@ -159,13 +166,13 @@ impl Hub {
                     return Err(HubError::TooManyCheckpoints(MAX_CHECKPOINTS));
                 }
                 let mut batch = Batch::new();
-                let value = serde_json::to_vec(&checkpoint).map_err(|e| HubError::Corrupt(e.to_string()))?;
+                let value = serde_json::to_vec(&checkpoint).map_err(|e| DocError::Corrupt(e.to_string()))?;
                 batch.put(keys::checkpoint(&owned, &checkpoint.name), value);
                 Ok((checkpoint, Some(batch)))
             })
             .await?;
         let Some(batch) = batch else { return Ok((checkpoint, false)) };
-        self.env.committer.commit(batch).await.map_err(HubError::Storage)?;
+        self.0.durability.commit(batch).await.map_err(DocError::Storage)?;
         Ok((checkpoint, true))
     }
 
@@ -178,6 +185,6 @@ impl Hub {
         }
         let mut batch = Batch::new();
         batch.ops.push(crate::store::Op::Delete(key));
-        self.env.committer.commit(batch).await.map_err(HubError::Storage)
+        Ok(self.0.durability.commit(batch).await.map_err(DocError::Storage)?)
     }
 }

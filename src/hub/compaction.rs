@@ -11,16 +11,14 @@
 //!    swaps the document in, and ends its subscriptions (clients resume with `Parents`, or
 //!    get 410 Gone if they were behind the horizon).
 
-use tokio::sync::oneshot;
-
+use crate::document::{next_n_of, CompactionPlan, Horizon};
 use crate::protocol::VersionSet;
 use crate::store::{keys, Store};
-use crate::text::{Compacted, TextDoc};
+use crate::text::TextDoc;
 
-use super::actor::Command;
 use super::browse::{checkpoints_of, now_ms};
-use super::history::{self, HistoryMeta};
-use super::horizon::Horizon;
+use super::history;
+use super::loading::blocking;
 use super::retention::{foldable_through, RetentionPolicy, RetentionRule};
 use super::{Hub, HubError};
 
@@ -43,18 +41,6 @@ pub struct CompactionReport {
     pub bytes_after: Option<u64>,
 }
 
-/// A compaction ready to install.
-pub(crate) struct Plan {
-    pub compacted: Compacted,
-    /// The document version the copy was taken at.
-    pub based_on: VersionSet,
-    pub horizon: Horizon,
-    /// Listing entries to remove (their records are rewritten when the plan is installed,
-    /// by the actor, which owns the open block).
-    pub drop_entries: Vec<u64>,
-    pub folded_writes: u64,
-}
-
 impl Hub {
     /// Every document with history records, for a retention pass.
     pub async fn stored_paths(&self) -> Result<Vec<String>, HubError> {
@@ -70,9 +56,10 @@ impl Hub {
         let (owned, rule) = (path.to_string(), rule.clone());
         let foldable = self
             .with_store(move |store| {
-                // The count alone: reopening the newest block is the actor's business.
-                let next_n = HistoryMeta::next_n(store, &owned)?;
-                let first = Horizon::load(store, &owned)?.map_or(0, |h| h.first_entry);
+                // The count alone: reopening the newest block is the core's business.
+                let next_n = next_n_of(&owned, store.get(&keys::meta(&owned))?.as_deref())?;
+                let horizon = store.get(&keys::horizon(&owned))?;
+                let first = Horizon::from_stored(&owned, horizon.as_deref())?.map_or(0, |h| h.first_entry);
                 foldable_through(store, &owned, &rule, first, next_n, now_ms())
             })
             .await?;
@@ -80,10 +67,13 @@ impl Hub {
         let Some(through) = foldable else { return Ok(nothing) };
         let handle = self.doc(path).await?;
         let bytes_before = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        let (doc, old_horizon) = {
-            let state = handle.shared.lock();
-            (state.doc.clone(), state.horizon.clone().unwrap_or_default())
-        };
+        // A copy of the readers' copy: the writer never waits for this.
+        let (shared, store) = (handle.shared.clone(), self.0.store.clone());
+        let (doc, old_horizon) = blocking(|| {
+            shared.with_replica(store.as_ref(), |replica, published| {
+                Ok((replica.doc().clone(), published.horizon.as_deref().cloned().unwrap_or_default()))
+            })
+        })?;
         let owned = path.to_string();
         let plan = self.with_store(move |store| plan(store, &owned, through, doc, old_horizon)).await?;
         let Some(plan) = plan else {
@@ -91,9 +81,7 @@ impl Hub {
             return Ok(CompactionReport { bytes_before: bytes, bytes_after: bytes, ..nothing });
         };
         let (folded_writes, version) = (plan.folded_writes, plan.horizon.version_set());
-        let (reply, answer) = oneshot::channel();
-        handle.tx.send(Command::Compact { plan: Box::new(plan), reply }).await.map_err(|_| HubError::Unavailable)?;
-        answer.await.map_err(|_| HubError::Unavailable)??;
+        self.install_compaction(&handle, plan).await?;
         let bytes_after = handle.shared.stored_bytes.load(std::sync::atomic::Ordering::Relaxed);
         Ok(CompactionReport {
             horizon: Some(version),
@@ -134,7 +122,13 @@ pub async fn run_retention(hub: Hub, policy: RetentionPolicy, every: std::time::
 
 /// Steps 1 and 2, on a copy of the document.
 /// `through`: the newest listing entry the retention rule lets go.
-fn plan(store: &dyn Store, path: &str, mut through: u64, doc: TextDoc, old: Horizon) -> Result<Option<Plan>, HubError> {
+fn plan(
+    store: &dyn Store,
+    path: &str,
+    mut through: u64,
+    doc: TextDoc,
+    old: Horizon,
+) -> Result<Option<CompactionPlan>, HubError> {
     let checkpoints: Vec<VersionSet> =
         checkpoints_of(store, path)?.into_iter().map(|c| VersionSet::new(c.version)).collect();
     for _ in 0..MAX_STEPS {
@@ -180,7 +174,7 @@ fn build(
     horizon: &VersionSet,
     old: Horizon,
     through: u64,
-) -> Result<Plan, HubError> {
+) -> Result<CompactionPlan, HubError> {
     let base_agent = old.next_base_agent();
     let compacted = doc.compact(horizon, &base_agent)?;
     // Listing entries whose version the horizon covers go; later ones stay.
@@ -208,5 +202,6 @@ fn build(
         path: path.to_string(),
     };
     next.add_pruned(compacted.pruned.clone());
-    Ok(Plan { compacted, based_on: doc.version(), horizon: next, drop_entries, folded_writes })
+    let stored_blocks = history::records_holding(store, path, &drop_entries)?;
+    Ok(CompactionPlan { compacted, based_on: doc.version(), horizon: next, drop_entries, stored_blocks, folded_writes })
 }

@@ -1,14 +1,16 @@
 //! The history listing's blocks: the codec round-trips every shape of entry and refuses bad
 //! bytes without panicking; the records, pages, lookups, drops and byte counts agree with
-//! what is in the store, across block boundaries, reloads and legacy records.
+//! what is in the store, across block boundaries, reloads and drops.
 
 use std::collections::BTreeMap;
 
 use crate::protocol::test_util::Rng;
 use crate::store::{keys, Batch, MemoryStore, Store};
 
-use super::history::{self, Author, HistoryEntry, HistoryMeta, Principal};
-use super::history_block::{decode_block, encode_block, BLOCK_SLOTS};
+use crate::document::{Author, HistoryEntry, Listing as HistoryMeta, Principal, BLOCK_SLOTS};
+use crate::document::{decode_block, encode_block};
+
+use super::history;
 
 const PATH: &str = "/t/doc";
 
@@ -145,7 +147,7 @@ fn damaged_blocks_are_refused_without_panicking() {
 /// Sum of key and value bytes of every listing record in the store.
 fn listing_bytes(store: &MemoryStore) -> u64 {
     let mut total = 0;
-    for prefix in [keys::history_prefix(PATH), keys::run_index_prefix(PATH), keys::id_index_prefix(PATH)] {
+    for prefix in [keys::history_prefix(PATH), keys::run_index_prefix(PATH)] {
         total += store.scan_prefix(&prefix).unwrap().iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
     }
     total
@@ -162,7 +164,7 @@ fn record_in_rounds(store: &MemoryStore, rng: &mut Rng, meta: &mut HistoryMeta, 
         store.write(&batch).unwrap();
         rest = &rest[take..];
         if rng.chance(20) {
-            *meta = HistoryMeta::load(store, PATH).unwrap();
+            *meta = reload(store);
         }
     }
 }
@@ -237,47 +239,39 @@ fn an_id_inside_a_write_or_unknown_is_not_listed() {
     }
 }
 
-/// Writes `entries` the way the listing stored them before blocks: one JSON record and one
-/// index key per id.
-fn write_legacy(store: &MemoryStore, entries: &[HistoryEntry]) -> HistoryMeta {
-    let mut batch = Batch::new();
-    let mut bytes = 0u64;
-    for (n, e) in entries.iter().enumerate() {
-        let (key, value) = (keys::history_entry(PATH, n as u64), serde_json::to_vec(e).unwrap());
-        bytes += (key.len() + value.len()) as u64;
-        batch.put(key, value);
-        for id in &e.version {
-            let index = keys::id_index(PATH, id);
-            bytes += (index.len() + 8) as u64;
-            batch.put(index, (n as u64).to_be_bytes().to_vec());
-        }
-    }
-    let meta = serde_json::json!({"next_n": entries.len(), "bytes": bytes});
-    batch.put(keys::meta(PATH), serde_json::to_vec(&meta).unwrap());
-    store.write(&batch).unwrap();
-    HistoryMeta::load(store, PATH).unwrap()
+/// The bookkeeping as a load reads it back from the store.
+fn reload(store: &MemoryStore) -> HistoryMeta {
+    let meta = store.get(&keys::meta(PATH)).unwrap();
+    let newest = store.scan_prefix_rev(&keys::history_prefix(PATH), None, 1).unwrap().pop();
+    HistoryMeta::from_stored(PATH, meta.as_deref(), newest.as_ref().map(|(k, v)| (k.as_slice(), v.as_slice()))).unwrap()
+}
+
+/// Adds to `batch` the removal of entries `drop`, reading their records the way a compaction
+/// plan does.
+fn drop_entries(store: &MemoryStore, meta: &mut HistoryMeta, drop: &[u64], batch: &mut Batch) {
+    let stored = history::records_holding(store, PATH, drop).unwrap();
+    meta.drop_entries(PATH, &stored, drop, batch).unwrap();
 }
 
 #[test]
-fn legacy_records_are_read_extended_and_dropped() {
+fn records_are_extended_dropped_and_reloaded() {
     for seed in 0..8 {
         let mut rng = Rng::new(100 + seed);
         let store = MemoryStore::new();
         let entries = random_entries(&mut rng, 300);
-        let mut meta = write_legacy(&store, &entries[..20]);
-        assert_eq!(meta.next_n, 20);
-        record_in_rounds(&store, &mut rng, &mut meta, &entries[20..]);
+        let mut meta = HistoryMeta::default();
+        record_in_rounds(&store, &mut rng, &mut meta, &entries);
         let mut live: BTreeMap<u64, HistoryEntry> =
             entries.iter().cloned().enumerate().map(|(n, e)| (n as u64, e)).collect();
         check_listing(&store, &meta, &live);
 
-        // Compaction drops: a prefix (legacy records and whole blocks), then scattered ones.
-        // Twice, so the second pass names entries already gone (legacy ones included).
+        // Compaction drops: a prefix (whole blocks), then scattered ones. Twice, so the second
+        // pass names entries already gone.
         for _ in 0..2 {
             let mut drop: Vec<u64> = (0..rng.below(150) as u64).collect();
             drop.extend((0..30).map(|_| rng.below(300) as u64));
             let mut batch = Batch::new();
-            meta.drop_entries(&store, PATH, &drop, &mut batch).unwrap();
+            drop_entries(&store, &mut meta, &drop, &mut batch);
             meta.save(PATH, &mut batch).unwrap();
             store.write(&batch).unwrap();
             for n in &drop {
@@ -285,14 +279,13 @@ fn legacy_records_are_read_extended_and_dropped() {
             }
             check_listing(&store, &meta, &live);
         }
-        assert!(store.scan_prefix(&keys::id_index_prefix(PATH)).unwrap().len() <= 20);
 
         // Writing on after the drop, and after a reload, keeps everything consistent.
         let more = random_entries_from(&mut rng, 100, 1 << 20);
         let first = meta.next_n;
         record_in_rounds(&store, &mut rng, &mut meta, &more);
         live.extend(more.into_iter().enumerate().map(|(i, e)| (first + i as u64, e)));
-        let reloaded = HistoryMeta::load(&store, PATH).unwrap();
+        let reloaded = reload(&store);
         assert_eq!((reloaded.next_n, reloaded.bytes), (meta.next_n, meta.bytes));
         check_listing(&store, &meta, &live);
     }
@@ -307,7 +300,7 @@ fn dropping_every_entry_leaves_no_listing_record() {
     record_in_rounds(&store, &mut rng, &mut meta, &entries);
     let mut batch = Batch::new();
     let all: Vec<u64> = (0..200).collect();
-    meta.drop_entries(&store, PATH, &all, &mut batch).unwrap();
+    drop_entries(&store, &mut meta, &all, &mut batch);
     store.write(&batch).unwrap();
     assert_eq!((listing_bytes(&store), meta.bytes), (0, 0));
     assert!(history::page(&store, PATH, None, 10).unwrap().is_empty());

@@ -1,22 +1,31 @@
-//! The hub: finds or loads the actor of a path, and offers reads, writes and subscriptions.
+//! The registry of loaded documents, and [`Hub`], the entry point of the application core:
+//! finds or loads a document's shell, and offers writes, deletes, reads and subscriptions.
+//!
+//! Lifetime of a loaded document, decided in one place: it enters the registry when first
+//! needed (concurrent first requests share one load) and leaves it under the registry's lock,
+//! either because its shell is idle with no subscription ([`WeakRegistry::remove_if`]) or
+//! because its shell ended. Subscriptions are added under the same lock ([`Registry::attach`]),
+//! so a document is never unloaded while one is being opened. The shells hold the registry
+//! only weakly: when the hub goes, every shell's mailbox closes and they exit.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, OnceCell};
 use tokio::time::Instant;
 
-use crate::protocol::VersionSet;
-use crate::store::{Committer, Store};
+use crate::document::{AckPolicy, Command, CoreSettings, DocCore};
+use crate::store::{CommitStats, Committer, Store};
 
-use super::actor::{Actor, ActorEnv, Command};
-use super::doc::DocShared;
+use super::durability::Durability;
 use super::error::SubscriptionLimit;
-use super::persist;
-use super::subscription::Subscription;
-use super::{HubError, ReadOutcome, ReadRequest, SubscribeRequest, WriteOutcome, WriteRequest};
+use super::loading::{blocking, read_stored};
+use super::replica::Replica;
+use super::shared::DocShared;
+use super::shell::{Mail, Responder, Shell, ShellEnv};
+use super::{HubError, WriteOutcome, WriteRequest};
 
 /// Tunables of the hub, set from the configuration.
 #[derive(Clone, Debug)]
@@ -37,16 +46,6 @@ pub struct HubSettings {
     pub max_document_chars: usize,
 }
 
-/// When a write is acknowledged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AckPolicy {
-    /// After it is durable: the only policy for real use.
-    AfterDurable,
-    /// Before it is durable. Exists only so crash tests can prove that they detect lost
-    /// acknowledged writes (hidden flag `--unsafe-ack-before-durable-ms`).
-    UnsafeBeforeDurable,
-}
-
 impl HubSettings {
     /// The defaults of `plait serve`.
     pub fn standard() -> Self {
@@ -60,51 +59,82 @@ impl HubSettings {
             max_document_chars: 32 << 20,
         }
     }
+
+    fn core(&self) -> CoreSettings {
+        CoreSettings {
+            max_parked_writes: self.max_parked_writes,
+            max_document_chars: self.max_document_chars,
+            ack: self.ack,
+            idle_unload: self.idle_unload,
+        }
+    }
 }
 
 /// Hub-wide gauges, for the health endpoint and tests.
 #[derive(Debug, Default)]
 pub struct HubStats {
     /// Writes currently waiting for parents they name.
-    pub parked_writes: std::sync::atomic::AtomicUsize,
+    pub parked_writes: AtomicUsize,
     /// Live subscriptions on the whole server.
-    pub subscriptions: std::sync::atomic::AtomicUsize,
+    pub subscriptions: AtomicUsize,
+    /// Documents loaded since the start (each load reads the store and starts a shell).
+    pub loads: AtomicUsize,
 }
 
 /// A loaded document as the registry hands it out.
 pub(crate) struct DocHandle {
-    pub tx: mpsc::Sender<Command>,
+    pub tx: mpsc::Sender<Mail>,
     pub shared: Arc<DocShared>,
 }
 
 /// One registry entry. The cell lets concurrent first requests share one load.
 #[derive(Default)]
-pub(crate) struct Slot {
+struct Slot {
     cell: OnceCell<Arc<DocHandle>>,
 }
 
+type Map = HashMap<String, Arc<Slot>>;
+
 /// Path → loaded document.
 #[derive(Clone, Default)]
-pub(crate) struct Registry(Arc<Mutex<HashMap<String, Arc<Slot>>>>);
+pub(crate) struct Registry(Arc<Mutex<Map>>);
 
-impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Slot>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// The registry as a shell holds it: weakly, so that shells and registry do not keep each other.
+#[derive(Clone)]
+pub(crate) struct WeakRegistry(Weak<Mutex<Map>>);
 
-    /// Removes the entry of `doc` if it is still the registered one for its path and
-    /// `decide` (run under the registry lock) agrees. Returns whether `decide` agreed.
-    pub(crate) fn remove_if(&self, doc: &Arc<DocShared>, decide: impl FnOnce() -> bool) -> bool {
-        let mut map = self.lock();
+fn lock_map(map: &Mutex<Map>) -> MutexGuard<'_, Map> {
+    map.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl WeakRegistry {
+    /// Removes `doc` if it is still the registered one for its path and `decide` (run under the
+    /// registry lock) agrees; marks it closed then. Returns whether `decide` agreed.
+    pub fn remove_if(&self, doc: &Arc<DocShared>, decide: impl FnOnce() -> bool) -> bool {
+        let Some(map) = self.0.upgrade() else {
+            doc.closed.store(true, Ordering::Relaxed);
+            return true;
+        };
+        let mut map = lock_map(&map);
         if !decide() {
             return false;
         }
-        let ours =
-            map.get(&doc.path).and_then(|slot| slot.cell.get()).is_some_and(|handle| Arc::ptr_eq(&handle.shared, doc));
+        doc.closed.store(true, Ordering::Relaxed);
+        let ours = map.get(&doc.path).and_then(|slot| slot.cell.get()).is_some_and(|h| Arc::ptr_eq(&h.shared, doc));
         if ours {
             map.remove(&doc.path);
         }
         true
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, Map> {
+        lock_map(&self.0)
+    }
+
+    fn weak(&self) -> WeakRegistry {
+        WeakRegistry(Arc::downgrade(&self.0))
     }
 
     fn slot(&self, path: &str) -> Arc<Slot> {
@@ -118,177 +148,211 @@ impl Registry {
         }
     }
 
+    /// Counts a new subscription on `doc`, unless the document is closing (then look it up
+    /// again). Under the registry lock, like the unload decision.
+    fn attach(&self, doc: &DocShared) -> Option<usize> {
+        let _map = self.lock();
+        if doc.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(doc.subscribers.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
     /// Every loaded document's shared state.
     fn loaded(&self) -> Vec<Arc<DocShared>> {
         self.lock().values().filter_map(|slot| slot.cell.get().map(|h| h.shared.clone())).collect()
     }
 
-    /// Forgets every document. Each actor then sees its mailbox close once the requests
-    /// still holding its handle are gone, and exits.
+    /// Forgets every document: each shell sees its mailbox close once the requests still
+    /// holding its handle are gone, and exits.
     fn clear(&self) {
         self.lock().clear();
     }
 
-    /// How many documents are loaded.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.lock().len()
     }
 }
 
-/// The entry point of the application core.
+/// The entry point of the application core. Cloning is cheap (one `Arc`).
 #[derive(Clone)]
-pub struct Hub {
-    pub(super) env: ActorEnv,
+pub struct Hub(pub(super) Arc<HubInner>);
+
+pub(crate) struct HubInner {
+    pub store: Arc<dyn Store>,
+    pub durability: Arc<dyn Durability>,
+    /// The group-commit thread, when durability is RocksDB's (for its counters).
+    pub committer: Option<Committer>,
+    pub settings: HubSettings,
+    pub stats: Arc<HubStats>,
+    registry: Registry,
 }
 
 /// Lookups retried when a document is unloaded under our feet.
 const MAX_LOOKUPS: usize = 8;
 
 impl Hub {
-    /// A hub over `store`, committing through `committer`.
+    /// A hub over `store`, making rounds durable through the group-commit thread `committer`.
     pub fn new(store: Arc<dyn Store>, committer: Committer, settings: HubSettings) -> Self {
-        Hub { env: ActorEnv { stats: Arc::default(), store, committer, settings, registry: Registry::default() } }
+        let durability: Arc<dyn Durability> = Arc::new(committer.clone());
+        Hub::build(store, durability, Some(committer), settings)
     }
 
-    /// Shuts the hub down: every document actor exits once the requests using it are gone,
-    /// releasing its share of the store. The actors hold the registry themselves, so without
-    /// this they would keep each other (and the store) alive until idle unloading.
+    /// A hub whose rounds are made durable by `durability` (tests inject failures this way).
+    pub fn with_durability(store: Arc<dyn Store>, durability: Arc<dyn Durability>, settings: HubSettings) -> Self {
+        Hub::build(store, durability, None, settings)
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        durability: Arc<dyn Durability>,
+        committer: Option<Committer>,
+        settings: HubSettings,
+    ) -> Self {
+        Hub(Arc::new(HubInner {
+            store,
+            durability,
+            committer,
+            settings,
+            stats: Arc::default(),
+            registry: Registry::default(),
+        }))
+    }
+
+    /// Shuts the hub down: every document shell exits once the requests using it are gone.
     pub fn close(&self) {
-        self.env.registry.clear();
+        self.0.registry.clear();
     }
 
     /// Ends every open subscription (their streams finish; clients resume with `Parents`),
-    /// for shutdown. Done here, through each document's head, so that a stream waits on one
-    /// channel, not also on a server-wide shutdown signal that every one of 10,000 streams
-    /// would register with and leave again on every update (B4 in docs/BENCHMARKS.md).
+    /// for shutdown: through each document's published head, so that a stream waits on one
+    /// channel only (B4 in docs/BENCHMARKS.md).
     pub fn end_subscriptions(&self) {
-        for shared in self.env.registry.loaded() {
-            shared.head.send_modify(|h| h.generation += 1);
+        for shared in self.0.registry.loaded() {
+            shared.end_subscriptions();
         }
     }
 
     /// How many documents are in memory now.
     pub fn loaded_documents(&self) -> usize {
-        self.env.registry.len()
+        self.0.registry.len()
     }
 
     /// Live subscriptions right now.
     pub fn subscriptions(&self) -> usize {
-        self.env.stats.subscriptions.load(Ordering::Relaxed)
+        self.0.stats.subscriptions.load(Ordering::Relaxed)
     }
 
     /// Writes waiting for missing parents right now.
     pub fn parked_writes(&self) -> usize {
-        self.env.stats.parked_writes.load(Ordering::Relaxed)
+        self.0.stats.parked_writes.load(Ordering::Relaxed)
     }
 
-    /// The group-commit counters.
-    pub fn committer(&self) -> &Committer {
-        &self.env.committer
+    /// Documents loaded from the store since the start.
+    pub fn loads(&self) -> usize {
+        self.0.stats.loads.load(Ordering::Relaxed)
+    }
+
+    /// The group-commit counters, when durability is the group-commit thread's.
+    pub fn commit_stats(&self) -> Option<&CommitStats> {
+        self.0.committer.as_ref().map(Committer::stats)
     }
 
     pub(crate) async fn doc(&self, path: &str) -> Result<Arc<DocHandle>, HubError> {
         for _ in 0..MAX_LOOKUPS {
-            let slot = self.env.registry.slot(path);
+            let slot = self.0.registry.slot(path);
             let handle = slot.cell.get_or_try_init(|| self.load(path)).await?.clone();
-            if !handle.shared.closed.load(Ordering::SeqCst) {
+            if !handle.shared.closed.load(Ordering::Relaxed) {
                 return Ok(handle);
             }
-            self.env.registry.forget(path, &slot);
+            self.0.registry.forget(path, &slot);
         }
         Err(HubError::Unavailable)
     }
 
+    /// Reads the document's records, builds its core and the readers' copy (off the scheduler:
+    /// decoding is O(history)), and starts its shell.
     async fn load(&self, path: &str) -> Result<Arc<DocHandle>, HubError> {
-        let store = self.env.store.clone();
-        let owned = path.to_string();
-        let (doc, persisted) = run_load(move || persist::load(store.as_ref(), &owned)).await?;
-        let shared = Arc::new(DocShared::new(path.to_string(), doc));
-        shared.lock().horizon = persisted.horizon.clone();
+        let (store, owned, settings) = (self.0.store.clone(), path.to_string(), self.0.settings.core());
+        let (core, first, replica) = blocking(|| {
+            let stored = read_stored(store.as_ref(), &owned)?;
+            let (core, first) = DocCore::<Responder>::load(&owned, &stored, settings, Instant::now())?;
+            let replica = Replica::new(core.doc_copy(), first.round);
+            Ok::<_, HubError>((core, first, replica))
+        })?;
+        self.0.stats.loads.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(DocShared::new(path.to_string(), first, replica));
+        shared.report_bytes(core.stored_bytes());
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(Actor::new(shared.clone(), rx, self.env.clone(), persisted).run());
+        let env = ShellEnv {
+            store: self.0.store.clone(),
+            durability: self.0.durability.clone(),
+            stats: self.0.stats.clone(),
+            registry: self.0.registry.weak(),
+        };
+        tokio::spawn(Shell::new(core, shared.clone(), rx, env).run());
         Ok(Arc::new(DocHandle { tx, shared }))
+    }
+
+    /// Sends a command to the document's shell and waits for its answer, looking the document
+    /// up again when it was unloaded in between.
+    async fn command<T>(
+        &self,
+        path: &str,
+        make: impl Fn(oneshot::Sender<Result<T, HubError>>) -> Mail,
+    ) -> Result<T, HubError> {
+        for _ in 0..MAX_LOOKUPS {
+            let handle = self.doc(path).await?;
+            let (reply, answer) = oneshot::channel();
+            if handle.tx.send(make(reply)).await.is_err() {
+                continue; // the shell exited between lookup and send: look up again
+            }
+            match answer.await {
+                Ok(result) => return result,
+                // Dropped unanswered: only a shell that was leaving does that.
+                Err(_) if handle.shared.closed.load(Ordering::Relaxed) => continue,
+                Err(_) => return Err(HubError::Unavailable),
+            }
+        }
+        Err(HubError::Unavailable)
     }
 
     /// Applies one edit; returns once it is durable.
     pub async fn write(&self, path: &str, req: WriteRequest) -> Result<WriteOutcome, HubError> {
-        let deadline = Instant::now() + self.env.settings.parents_wait;
+        let deadline = Instant::now() + self.0.settings.parents_wait;
         let req = Box::new(req);
-        for _ in 0..MAX_LOOKUPS {
-            let handle = self.doc(path).await?;
-            let (reply, answer) = oneshot::channel();
-            if handle.tx.send(Command::Write { req: req.clone(), deadline, reply }).await.is_err() {
-                continue; // the actor exited between lookup and send: look up again
-            }
-            match answer.await {
-                Ok(result) => return result,
-                // Dropped unanswered: only an actor that was unloading does that.
-                Err(_) if handle.shared.closed.load(Ordering::SeqCst) => continue,
-                Err(_) => return Err(HubError::Unavailable),
-            }
-        }
-        Err(HubError::Unavailable)
+        self.command(path, |reply| Command::Write { req: req.clone(), deadline, reply: Responder::Write(reply) })
+            .await
     }
 
     /// Deletes a document and its whole history; its subscriptions end.
     pub async fn delete(&self, path: &str) -> Result<(), HubError> {
-        for _ in 0..MAX_LOOKUPS {
-            let handle = self.doc(path).await?;
-            let (reply, answer) = oneshot::channel();
-            if handle.tx.send(Command::Delete { reply }).await.is_err() {
-                continue;
-            }
-            match answer.await {
-                Ok(result) => return result,
-                Err(_) if handle.shared.closed.load(Ordering::SeqCst) => continue,
-                Err(_) => return Err(HubError::Unavailable),
-            }
-        }
-        Err(HubError::Unavailable)
+        self.command(path, |reply| Command::Delete { reply: Responder::Done(reply) }).await
     }
 
-    /// Reads the text at a version, or the updates between two versions.
-    pub async fn read(&self, path: &str, req: ReadRequest) -> Result<ReadOutcome, HubError> {
-        let handle = self.doc(path).await?;
-        let head = handle.shared.current_head().version;
-        let mut state = handle.shared.lock();
-        let mut unknown: Vec<String> = Vec::new();
-        for v in [&req.version, &req.parents].into_iter().flatten() {
-            unknown.extend(state.unpublished_ids(&head, v)?.ids().iter().cloned());
-        }
-        if !unknown.is_empty() {
-            return Err(HubError::UnknownVersion(VersionSet::new(unknown)));
-        }
-        let target = req.version.clone().unwrap_or_else(|| head.clone());
-        let horizon = state.horizon.as_ref().map(|h| h.version_set());
-        match &req.parents {
-            Some(parents) if *parents != target => {
-                let updates = state.history_updates(parents, &target)?;
-                Ok(ReadOutcome::History { updates, current: head, horizon })
-            }
-            _ => {
-                let (text, digest) = state.text_and_digest(&target)?;
-                Ok(ReadOutcome::Snapshot { text, version: target, current: head, digest, horizon })
-            }
-        }
+    /// Sends a prepared compaction to the document's shell.
+    pub(crate) async fn install_compaction(
+        &self,
+        handle: &DocHandle,
+        plan: crate::document::CompactionPlan,
+    ) -> Result<(), HubError> {
+        let (reply, answer) = oneshot::channel();
+        let mail = Command::Compact { plan: Box::new(plan), reply: Responder::Done(reply) };
+        handle.tx.send(mail).await.map_err(|_| HubError::Unavailable)?;
+        answer.await.map_err(|_| HubError::Unavailable)?
     }
 
-    /// Opens a subscription (see [`Subscription`]).
-    pub async fn subscribe(&self, path: &str, req: SubscribeRequest) -> Result<Subscription, HubError> {
+    /// Counts a new subscription on the document of `path` against the limits, returning its
+    /// handle (see `subscription` for the rest).
+    pub(crate) async fn attach_subscriber(&self, path: &str) -> Result<Arc<DocHandle>, HubError> {
         for _ in 0..MAX_LOOKUPS {
             let handle = self.doc(path).await?;
-            // Register first, then check `closed`: paired with the actor's check of the
-            // count before it sets `closed`, one of the two always sees the other.
-            let on_doc = handle.shared.subscribers.fetch_add(1, Ordering::SeqCst) + 1;
-            if handle.shared.closed.load(Ordering::SeqCst) {
-                handle.shared.subscribers.fetch_sub(1, Ordering::SeqCst);
-                continue;
-            }
-            let total = self.env.stats.subscriptions.fetch_add(1, Ordering::SeqCst) + 1;
-            let settings = &self.env.settings;
+            let Some(on_doc) = self.0.registry.attach(&handle.shared) else { continue };
+            let total = self.0.stats.subscriptions.fetch_add(1, Ordering::Relaxed) + 1;
+            let settings = &self.0.settings;
             if on_doc > settings.max_subscriptions_per_doc || total > settings.max_subscriptions {
-                handle.shared.subscribers.fetch_sub(1, Ordering::SeqCst);
-                self.env.stats.subscriptions.fetch_sub(1, Ordering::SeqCst);
+                handle.shared.subscribers.fetch_sub(1, Ordering::Relaxed);
+                self.0.stats.subscriptions.fetch_sub(1, Ordering::Relaxed);
                 let limit = if on_doc > settings.max_subscriptions_per_doc {
                     SubscriptionLimit::PerDocument(settings.max_subscriptions_per_doc)
                 } else {
@@ -296,24 +360,8 @@ impl Hub {
                 };
                 return Err(HubError::TooManySubscriptions(limit));
             }
-            return Subscription::start(handle.shared.clone(), self.env.stats.clone(), req);
+            return Ok(handle);
         }
         Err(HubError::Unavailable)
     }
-}
-
-/// Runs a document load off the async scheduler. On the multi-threaded runtime it runs in place
-/// (`block_in_place`: the worker's other tasks move to another thread meanwhile), so the load
-/// and the read that follows it share the calling thread's warm heap instead of a fresh
-/// blocking-pool thread and its fresh malloc arena (measured as B3's cold reads in
-/// docs/BENCHMARKS.md). Elsewhere (the current-thread runtime of unit tests) it goes to the
-/// blocking pool.
-async fn run_load<T: Send + 'static>(
-    load: impl FnOnce() -> Result<T, HubError> + Send + 'static,
-) -> Result<T, HubError> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        return tokio::task::block_in_place(load);
-    }
-    tokio::task::spawn_blocking(load).await.map_err(|_| HubError::Unavailable)?
 }

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use crate::protocol::{MergeType, Update, VersionSet};
-use crate::text::{Applied, Edit};
+use bytes::Bytes;
 
-use super::history::Principal;
+use crate::protocol::{MergeType, Update, VersionSet};
 
 /// A non-subscribing read.
 #[derive(Clone, Debug, Default)]
@@ -21,8 +20,8 @@ pub struct ReadRequest {
 pub enum ReadOutcome {
     /// The whole text at `version`.
     Snapshot {
-        /// The text.
-        text: String,
+        /// The text (UTF-8).
+        text: Bytes,
         /// The version of `text`.
         version: VersionSet,
         /// The document's current (published) version.
@@ -41,49 +40,6 @@ pub enum ReadOutcome {
         /// The merge horizon, once the document was compacted.
         horizon: Option<VersionSet>,
     },
-}
-
-/// One edit to apply.
-#[derive(Clone, Debug)]
-pub struct WriteRequest {
-    /// The edit itself.
-    pub edit: Edit,
-    /// The `Peer` of the writer, for echo suppression and simpleton rebases.
-    pub peer: Option<String>,
-    /// The writer's merge type: a `dt` writer is never treated as a simpleton sender.
-    pub merge_type: MergeType,
-    /// The SHA-256 the client's `Repr-Digest` says the resulting text has, if it sent one.
-    pub expect_sha256: Option<[u8; 32]>,
-    /// When the server received the request (shown in the history listing).
-    pub received: std::time::SystemTime,
-    /// For a restore: the version whose text this write brings back.
-    pub restored_from: Option<VersionSet>,
-    /// Who is writing (shown in history), when access control names somebody.
-    pub principal: Option<Principal>,
-}
-
-impl WriteRequest {
-    /// A write received now, with no digest check, not a restore.
-    pub fn new(edit: Edit, peer: Option<String>, merge_type: MergeType) -> Self {
-        WriteRequest {
-            edit,
-            peer,
-            merge_type,
-            expect_sha256: None,
-            received: std::time::SystemTime::now(),
-            restored_from: None,
-            principal: None,
-        }
-    }
-}
-
-/// The result of a durable write.
-#[derive(Clone, Debug)]
-pub struct WriteOutcome {
-    /// What the text layer did with the edit.
-    pub applied: Applied,
-    /// The document's version once the write is durable.
-    pub current: VersionSet,
 }
 
 /// A subscription request.

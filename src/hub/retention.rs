@@ -153,9 +153,9 @@ mod tests {
 
     /// Ten writes received at 1 s, 2 s, … 10 s (entries 0..=9).
     fn ten_writes() -> crate::store::MemoryStore {
-        use super::super::history::{Author, HistoryEntry, HistoryMeta};
+        use crate::document::{Author, HistoryEntry, Listing};
         let store = crate::store::MemoryStore::new();
-        let mut meta = HistoryMeta::default();
+        let mut meta = Listing::default();
         let mut batch = crate::store::Batch::new();
         let entries: Vec<HistoryEntry> = (0..10u64)
             .map(|i| HistoryEntry {

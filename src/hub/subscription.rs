@@ -5,12 +5,14 @@
 //! from there to the head. So a subscriber that stops reading costs nothing but this
 //! struct, and when it drains it gets a single coalesced catch-up.
 //!
-//! Simpleton (braid-wire.md §4.2): the client only accepts updates whose `Parents` equal
-//! its version. The client's version is what we last sent it, or its own latest write
-//! (known through its `Peer`). After its own write merged with concurrent edits it gets a
-//! rebase after a short, growing delay (braid-text's backpressure), so a typing client is
-//! not flooded with rebases it would drop. A subscription whose `Parents` are unknown
-//! waits for them instead of failing (the written simpleton spec).
+//! Simpleton (the subscription semantics braid-text calls simpleton): the client only accepts
+//! updates whose `Parents` equal its version. The client's version is what we last sent it, or
+//! its own latest write (known through its `Peer`). After its own write merged with concurrent
+//! edits it gets a rebase after a short, growing delay (braid-text's backpressure), so a typing
+//! client is not flooded with rebases it would drop. A subscription whose `Parents` are unknown
+//! waits for them instead of failing. A subscriber at the previous head (the common case: every
+//! subscriber that kept up) takes the update the writer published with the head, without any
+//! lock; anything else is computed on the readers' copy of the document.
 //!
 //! dt: the client keeps full history, so it gets the original updates it lacks; its own
 //! writes are never echoed because they count as already known.
@@ -22,18 +24,43 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::document::{Published, SharedUpdate};
 use crate::protocol::{MergeType, Update, UpdateContent, VersionSet};
+use crate::store::Store;
 
-use super::doc::{DocShared, DocState, Head};
+use super::loading::blocking;
 use super::registry::HubStats;
-use super::{HubError, SubscribeRequest};
+use super::replica::Replica;
+use super::shared::{lock, DocShared};
+use super::{Hub, HubError, SubscribeRequest};
+
+/// What a subscription sends next.
+#[derive(Clone, Debug)]
+pub enum Delivery {
+    /// Updates computed for this subscriber.
+    Updates(Vec<Update>),
+    /// The update every subscriber at the same version gets (encode it once: its `encoded`
+    /// slot keeps the bytes for the others).
+    Shared(Arc<SharedUpdate>),
+}
+
+impl Delivery {
+    /// The updates, copied out.
+    pub fn into_updates(self) -> Vec<Update> {
+        match self {
+            Delivery::Updates(updates) => updates,
+            Delivery::Shared(shared) => vec![shared.update.clone()],
+        }
+    }
+}
 
 /// One subscriber's position and pending work.
 pub struct Subscription {
     shared: Arc<DocShared>,
+    store: Arc<dyn Store>,
     /// Server-wide counters: this subscription is counted in `subscriptions`.
     stats: Arc<HubStats>,
-    head_rx: watch::Receiver<Head>,
+    head_rx: watch::Receiver<Arc<Published>>,
     merge_type: MergeType,
     peer: Option<String>,
     /// Simpleton: the client's version. dt: everything the client has.
@@ -47,78 +74,99 @@ pub struct Subscription {
     unsent_rebases: u32,
     max_rebase_delay: Duration,
     initial: Vec<Update>,
+    /// The document was replaced (a new generation of its head): the subscription is over.
+    ended: bool,
     /// The document's version when the subscription started (`Current-Version`).
     pub current: VersionSet,
 }
 
-impl Subscription {
-    /// Builds the subscription and its catch-up. The caller has already counted it in
-    /// `shared.subscribers`; dropping it uncounts it.
-    pub(crate) fn start(shared: Arc<DocShared>, stats: Arc<HubStats>, req: SubscribeRequest) -> Result<Self, HubError> {
-        let head_rx = shared.head.subscribe();
-        let head = head_rx.borrow().clone();
+enum Step {
+    Send(Delivery),
+    Wait,
+    End,
+}
+
+impl Hub {
+    /// Opens a subscription: counted against the limits, then its catch-up computed on the
+    /// readers' copy of the document.
+    pub async fn subscribe(&self, path: &str, req: SubscribeRequest) -> Result<Subscription, HubError> {
+        let handle = self.attach_subscriber(path).await?;
+        let shared = handle.shared.clone();
+        if req.merge_type == MergeType::Simpleton {
+            shared.simpleton_subscribers.fetch_add(1, Ordering::Relaxed);
+        }
         let mut sub = Subscription {
-            shared: shared.clone(),
-            stats,
-            head_rx,
+            head_rx: shared.watch(),
+            shared,
+            store: self.0.store.clone(),
+            stats: self.0.stats.clone(),
             merge_type: req.merge_type,
             peer: None,
             client: VersionSet::root(),
             waiting_for_parents: false,
             seen_writes: 0,
-            generation: head.generation,
+            generation: 0,
             rebase_at: None,
             unsent_rebases: 0,
             max_rebase_delay: req.max_rebase_delay,
             initial: Vec::new(),
-            current: head.version.clone(),
+            ended: false,
+            current: VersionSet::root(),
         };
-        let mut state = shared.lock();
         if let Some(peer) = req.peer {
-            *state.peer_subscriptions.entry(peer.clone()).or_default() += 1;
-            sub.seen_writes = state.peers.get(&peer).map_or(0, |p| p.simpleton_writes);
+            sub.seen_writes = lock(&sub.shared.peers).subscribe(&peer);
             sub.peer = Some(peer);
         }
-        sub.initial = sub.catch_up(&mut state, &head.version, req.parents)?;
-        drop(state);
+        let (shared, store) = (sub.shared.clone(), sub.store.clone());
+        blocking(|| shared.with_replica(store.as_ref(), |replica, published| sub.start(replica, published, req.parents)))?;
         Ok(sub)
     }
+}
 
-    fn catch_up(
+impl Subscription {
+    /// The catch-up: what the client gets first.
+    fn start(
         &mut self,
-        state: &mut DocState,
-        head: &VersionSet,
+        replica: &mut Replica,
+        published: &Arc<Published>,
         parents: Option<VersionSet>,
-    ) -> Result<Vec<Update>, HubError> {
+    ) -> Result<(), HubError> {
+        self.generation = published.generation;
+        self.current = published.head.clone();
+        let head = &published.head;
+        let horizon = published.horizon.as_deref();
         match (self.merge_type, parents) {
             (MergeType::Simpleton, None) => {
-                let (text, digest) = state.text_and_digest(head)?;
+                let (text, digest) = replica.text_and_digest(head)?;
                 self.client = head.clone();
-                Ok(vec![Update {
+                self.initial = vec![Update {
                     version: head.clone(),
                     parents: VersionSet::root(),
                     content: UpdateContent::Snapshot(text),
                     repr_digest: Some(digest),
-                }])
+                }];
             }
             (MergeType::Simpleton, Some(parents)) => {
                 self.client = parents;
-                if !state.unpublished_ids(head, &self.client)?.is_empty() {
+                if !replica.unpublished_ids(head, &self.client, horizon)?.is_empty() {
                     self.waiting_for_parents = true;
-                    return Ok(Vec::new());
+                    return Ok(());
                 }
-                Ok(self.simpleton_update(state, head)?.into_iter().collect())
+                if self.client != *head {
+                    let step = replica.simpleton_step(&self.client, head)?;
+                    self.client = step.update.version.clone();
+                    self.initial = vec![step.update.clone()];
+                }
             }
             (MergeType::Dt, parents) => {
                 let from = parents.unwrap_or_default();
-                let unknown = state.unpublished_ids(head, &from)?;
+                let unknown = replica.unpublished_ids(head, &from, horizon)?;
                 if !unknown.is_empty() {
-                    return Err(HubError::UnknownVersion(unknown));
+                    return Err(crate::document::DocError::UnknownVersion(unknown).into());
                 }
-                let mut updates = Vec::new();
                 if from.is_empty() {
                     // braid-text starts a dt stream with an empty version marker.
-                    updates.push(Update {
+                    self.initial.push(Update {
                         version: VersionSet::root(),
                         parents: VersionSet::root(),
                         content: UpdateContent::HeaderOnly,
@@ -126,22 +174,29 @@ impl Subscription {
                     });
                 }
                 self.client = from;
-                updates.extend(self.dt_updates(state, head)?);
-                Ok(updates)
+                let updates = self.dt_updates(replica, head)?;
+                self.initial.extend(updates);
             }
         }
+        Ok(())
     }
 
-    /// The next batch of updates to send, or None when the document was deleted.
-    /// Waits as long as there is nothing to send.
+    /// The next batch of updates to send, or None when the subscription ended (the document
+    /// was deleted or replaced, or the server is shutting down). Waits while there is nothing
+    /// to send.
     pub async fn next(&mut self) -> Option<Vec<Update>> {
+        self.next_delivery().await.map(Delivery::into_updates)
+    }
+
+    /// [`next`](Self::next), with updates shared between subscribers left shared.
+    pub async fn next_delivery(&mut self) -> Option<Delivery> {
         if !self.initial.is_empty() {
-            return Some(std::mem::take(&mut self.initial));
+            return Some(Delivery::Updates(std::mem::take(&mut self.initial)));
         }
         loop {
             let rebase_due = self.rebase_at.is_some_and(|at| at <= Instant::now());
             match self.step(rebase_due) {
-                Step::Send(updates) => return Some(updates),
+                Step::Send(delivery) => return Some(delivery),
                 Step::End => return None,
                 Step::Wait => {}
             }
@@ -158,20 +213,21 @@ impl Subscription {
     }
 
     fn step(&mut self, rebase_due: bool) -> Step {
-        let head = self.head_rx.borrow_and_update().clone();
-        if head.generation != self.generation {
+        let published = self.head_rx.borrow_and_update().clone();
+        if published.generation != self.generation {
             return Step::End;
         }
-        let shared = self.shared.clone();
-        let mut state = shared.lock();
-        let own_write = self.account_own_writes(&state);
         let result = match self.merge_type {
-            MergeType::Simpleton => self.simpleton_step(&mut state, &head.version, own_write, rebase_due),
-            MergeType::Dt => self.dt_updates(&mut state, &head.version).map(|u| u.into_iter().collect()),
+            MergeType::Simpleton => self.simpleton(&published, rebase_due),
+            MergeType::Dt => self.on_replica(|sub, replica, p| {
+                let updates = sub.dt_updates(replica, &p.head)?;
+                Ok((!updates.is_empty()).then_some(Delivery::Updates(updates)))
+            }),
         };
         match result {
-            Ok(updates) if updates.is_empty() => Step::Wait,
-            Ok(updates) => Step::Send(updates),
+            _ if self.ended => Step::End,
+            Ok(Some(delivery)) => Step::Send(delivery),
+            Ok(None) => Step::Wait,
             Err(e) => {
                 tracing::warn!(path = %self.shared.path, error = %e, "ending subscription");
                 Step::End
@@ -179,91 +235,113 @@ impl Subscription {
         }
     }
 
-    /// Folds the peer's own durable writes into `client`. Returns true when a new
-    /// simpleton write was seen.
-    fn account_own_writes(&mut self, state: &DocState) -> bool {
-        let Some(writes) = self.peer.as_ref().and_then(|p| state.peers.get(p)) else {
-            return false;
-        };
-        match self.merge_type {
-            MergeType::Simpleton if writes.simpleton_writes > self.seen_writes => {
-                self.seen_writes = writes.simpleton_writes;
-                self.client = writes.last_simpleton.clone();
-                self.waiting_for_parents = false;
-                true
+    /// Runs `compute` on the readers' copy brought up to the newest head; a head of another
+    /// generation ends the subscription. Inline on the async worker, unlike reads: a
+    /// subscriber that keeps up needs O(one round) here, and handing every wake-up of
+    /// thousands of subscriptions to another thread (`block_in_place`) starts threads, each with
+    /// its own malloc arena (measured: a thousand stalled subscribers then cost 50 MB more).
+    fn on_replica(
+        &mut self,
+        compute: impl FnOnce(&mut Self, &mut Replica, &Arc<Published>) -> Result<Option<Delivery>, HubError>,
+    ) -> Result<Option<Delivery>, HubError> {
+        let (shared, store) = (self.shared.clone(), self.store.clone());
+        shared.with_replica(store.as_ref(), |replica, published| {
+            if published.generation != self.generation {
+                self.ended = true;
+                return Ok(None);
             }
-            MergeType::Simpleton => false,
-            MergeType::Dt => {
-                if let Ok(union) = state.doc.union(&self.client, &writes.known) {
-                    self.client = union;
-                }
-                false
-            }
-        }
+            compute(self, replica, published)
+        })
     }
 
-    fn simpleton_step(
-        &mut self,
-        state: &mut DocState,
-        head: &VersionSet,
-        own_write: bool,
-        rebase_due: bool,
-    ) -> Result<Vec<Update>, HubError> {
-        if self.waiting_for_parents {
-            if !state.unpublished_ids(head, &self.client)?.is_empty() {
-                return Ok(Vec::new());
-            }
-            self.waiting_for_parents = false;
+    /// Folds the peer's own durable simpleton writes into `client`. Returns true when a new one
+    /// was seen.
+    fn account_own_writes(&mut self) -> bool {
+        let Some(peer) = &self.peer else { return false };
+        let peers = lock(&self.shared.peers);
+        let Some(writes) = peers.get(peer) else { return false };
+        if writes.simpleton_writes <= self.seen_writes {
+            return false;
         }
-        if self.client == *head {
+        self.seen_writes = writes.simpleton_writes;
+        self.client = writes.last_simpleton.clone();
+        self.waiting_for_parents = false;
+        true
+    }
+
+    fn simpleton(&mut self, published: &Arc<Published>, rebase_due: bool) -> Result<Option<Delivery>, HubError> {
+        let own_write = self.account_own_writes();
+        if self.waiting_for_parents {
+            return self.on_replica(|sub, replica, p| {
+                if !replica.unpublished_ids(&p.head, &sub.client, p.horizon.as_deref())?.is_empty() {
+                    return Ok(None);
+                }
+                sub.waiting_for_parents = false;
+                sub.simpleton_update(replica, p)
+            });
+        }
+        if self.client == published.head {
             self.rebase_at = None;
             self.unsent_rebases = 0;
-            return Ok(Vec::new());
+            return Ok(None);
         }
         if own_write {
             // The client's own write merged with concurrent edits: rebase it, later.
             self.unsent_rebases += 1;
             let delay = rebase_delay(self.unsent_rebases, self.max_rebase_delay);
             self.rebase_at = Some(Instant::now() + delay);
-            return Ok(Vec::new());
-        }
-        if self.rebase_at.is_some() && !rebase_due {
-            return Ok(Vec::new());
-        }
-        Ok(self.simpleton_update(state, head)?.into_iter().collect())
-    }
-
-    /// The update that takes a simpleton client from `client` to the head.
-    fn simpleton_update(&mut self, state: &mut DocState, head: &VersionSet) -> Result<Option<Update>, HubError> {
-        self.rebase_at = None;
-        self.unsent_rebases = 0;
-        if self.client == *head {
             return Ok(None);
         }
-        let step = state.simpleton_step(&self.client, head)?;
-        self.client = step.version.clone();
-        Ok(Some(Update {
-            version: step.version,
-            parents: step.from,
-            content: UpdateContent::Patches(step.patches),
-            repr_digest: step.digest,
-        }))
+        if self.rebase_at.is_some() && !rebase_due {
+            return Ok(None);
+        }
+        if self.client == published.prev_head {
+            if let Some(step) = published.step.get() {
+                return Ok(Some(self.deliver(step.clone())));
+            }
+        }
+        self.on_replica(|sub, replica, p| sub.simpleton_update(replica, p))
     }
 
-    fn dt_updates(&mut self, state: &mut DocState, head: &VersionSet) -> Result<Vec<Update>, HubError> {
-        if state.doc.contains(&self.client, head)? {
+    /// The update that takes a simpleton client from `client` to the head, computed on the
+    /// readers' copy (and shared through the head when the client was at the previous one).
+    fn simpleton_update(&mut self, replica: &mut Replica, published: &Arc<Published>) -> Result<Option<Delivery>, HubError> {
+        if self.client == published.head {
+            return Ok(None);
+        }
+        let step = replica.simpleton_step(&self.client, &published.head)?;
+        if self.client == published.prev_head {
+            let _ = published.step.set(step.clone());
+        }
+        Ok(Some(self.deliver(step)))
+    }
+
+    fn deliver(&mut self, step: Arc<SharedUpdate>) -> Delivery {
+        self.rebase_at = None;
+        self.unsent_rebases = 0;
+        self.client = step.update.version.clone();
+        Delivery::Shared(step)
+    }
+
+    /// dt: the original updates the client lacks up to `head`; its peer's own writes count as
+    /// known.
+    fn dt_updates(&mut self, replica: &Replica, head: &VersionSet) -> Result<Vec<Update>, HubError> {
+        let doc = replica.doc();
+        if let Some(peer) = &self.peer {
+            let known = lock(&self.shared.peers).get(peer).map(|w| w.known.clone());
+            if let Some(known) = known {
+                if let Ok(union) = doc.union(&self.client, &known) {
+                    self.client = union;
+                }
+            }
+        }
+        if doc.contains(&self.client, head)? {
             return Ok(Vec::new());
         }
-        let updates = state.history_updates(&self.client, head)?;
-        self.client = state.doc.union(&self.client, head)?;
+        let updates = replica.history_updates(&self.client, head)?;
+        self.client = doc.union(&self.client, head)?;
         Ok(updates)
     }
-}
-
-enum Step {
-    Send(Vec<Update>),
-    Wait,
-    End,
 }
 
 /// braid-text's rebase backoff: min(cap, 23 ms · 1.5^(n−1)).
@@ -282,21 +360,13 @@ async fn sleep_opt(at: Option<Instant>) {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(peer) = &self.peer {
-            let mut state = self.shared.lock();
-            let remaining = match state.peer_subscriptions.get_mut(peer) {
-                Some(n) => {
-                    *n = n.saturating_sub(1);
-                    *n
-                }
-                None => 0,
-            };
-            if remaining == 0 {
-                state.peer_subscriptions.remove(peer);
-                state.peers.remove(peer);
-            }
+            lock(&self.shared.peers).unsubscribe(peer);
         }
-        self.shared.subscribers.fetch_sub(1, Ordering::SeqCst);
-        self.stats.subscriptions.fetch_sub(1, Ordering::SeqCst);
+        if self.merge_type == MergeType::Simpleton {
+            self.shared.simpleton_subscribers.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.shared.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.stats.subscriptions.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

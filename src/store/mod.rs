@@ -7,6 +7,8 @@
 
 pub mod closing;
 pub mod commit;
+#[cfg(test)]
+pub mod fault;
 pub mod keys;
 pub mod memory;
 #[cfg(feature = "rocksdb")]

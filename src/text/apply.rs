@@ -128,26 +128,32 @@ impl TextDoc {
         let seq = usize::try_from(next).map_err(|_| TextError::TooLarge(format!("seq {next}")))?;
         let run = Run { agent: agent.clone(), seq, len: added, parents: remote_pairs(&self.oplog, &parents), ops };
 
+        let on_tip = self.is_tip(&parents);
         let last_lv = if outcome == Outcome::Fresh && known_next < next {
             // The agent's latest events were pruned: DT would number these from `known_next`.
             let lv = self.add_at_seq(&run)?;
-            self.advance_branch();
+            match on_tip {
+                true => self.added_on_tip(new_len),
+                false => self.added_off_tip(inserted),
+            }
             lv
-        } else if self.is_tip(&parents) {
+        } else if on_tip {
             let agent_id = self.oplog.get_or_create_agent_id(&agent);
-            self.add_at_tip(agent_id, &run.ops)
+            self.add_at_tip(agent_id, &run.ops, new_len)
         } else {
+            // Off the tip: only the log grows; the text is merged when someone needs it.
             let agent_id = self.oplog.get_or_create_agent_id(&agent);
             let lv = self.oplog.add_operations_at(agent_id, &parents, &run.ops);
-            self.advance_branch();
+            self.added_off_tip(inserted);
             lv
         };
         self.recent.push(run);
         // Remember the lengths clients are likely to name as Parents next: this edit's own
-        // version (what the PUT answers) and the new tip (what a GET answers).
+        // version (what the PUT answers) and the new tip (what a GET answers), when known.
         self.lengths.insert(smallvec![last_lv], new_len);
-        let tip_len = self.branch().len();
-        self.lengths.insert(self.oplog.local_version(), tip_len);
+        if let Some(tip_len) = self.known_tip_len() {
+            self.lengths.insert(self.oplog.local_version(), tip_len);
+        }
         let id = EventId { agent, seq: last };
         let version = VersionSet::new([id.to_string()]);
         self.next_seq.insert(id.agent, last + 1);
@@ -174,8 +180,8 @@ impl TextDoc {
             .decode_and_add(&encode_run(run))
             .map_err(|e| TextError::CorruptEncoding(format!("adding at explicit seqs: {e:?}")))?;
         if self.oplog.len() != before + run.len {
-            // Cannot happen (every event is new); keep the branch at the tip all the same.
-            self.advance_branch();
+            // Cannot happen (every event is new); the tip's length is unknown all the same.
+            self.added_off_tip(run.len);
             return Err(TextError::CorruptEncoding("adding at explicit seqs: wrong event count".into()));
         }
         Ok(self.oplog.len() - 1)

@@ -98,26 +98,47 @@ impl TextDoc {
     }
 
     /// Adds the events of a snapshot or delta. CRC-checked first; decoded into a clone that is
-    /// swapped in only on success, so on `Err` the document is unchanged.
+    /// swapped in only on success, so on `Err` the document is unchanged. The checked-out text
+    /// is not merged (it is brought up to the tip when next needed).
     pub fn apply_encoded(&mut self, bytes: &[u8]) -> Result<(), TextError> {
         let bytes = verify_crc(bytes)?;
         let mut oplog = self.oplog.clone();
-        let mut branch = self.checked_out().cloned();
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            oplog.decode_and_add(bytes).map(|_| {
-                if let Some(b) = branch.as_mut() {
-                    b.merge(&oplog, oplog.local_version_ref());
-                }
-            })
-        }));
+        let branch = self.checked_out();
+        let result = catch_unwind(AssertUnwindSafe(|| oplog.decode_and_add(bytes)));
         match result {
-            Ok(Ok(())) => {
+            Ok(Ok(_)) => {
                 self.install(oplog, branch);
                 Ok(())
             }
             Ok(Err(e)) => Err(TextError::CorruptEncoding(format!("{e:?}"))),
             Err(_) => Err(panicked()),
         }
+    }
+
+    /// Adds a write round's delta as [`take_delta_since`](Self::take_delta_since) made it on
+    /// another copy of this document (the readers' copy follows the writer's this way), in
+    /// place: no copy of the log, since these bytes come from this process, not from a disk or
+    /// a client. Events already present are skipped (diamond-types filters known events), so
+    /// a round applied twice changes nothing. On `Err` the document may be half-changed and
+    /// must be dropped (the caller rebuilds it from the store).
+    pub fn add_delta(&mut self, files: &[Vec<u8>]) -> Result<(), TextError> {
+        for file in files {
+            let bytes = verify_crc(file)?;
+            let before = self.oplog.len();
+            let result = catch_unwind(AssertUnwindSafe(|| self.oplog.decode_and_add(bytes)));
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(TextError::CorruptEncoding(format!("{e:?}"))),
+                Err(_) => return Err(panicked()),
+            }
+            let after = self.oplog.len();
+            if after > before {
+                self.added_off_tip(after - before);
+                self.note_seqs(before..after);
+            }
+        }
+        self.restart_delta();
+        Ok(())
     }
 }
 

@@ -1,8 +1,17 @@
-//! [`TextDoc`]: a diamond-types OpLog, a Branch kept at its tip (checked out on first use),
-//! and the next seq per agent.
+//! [`TextDoc`]: a diamond-types OpLog, the checked-out text at (or behind) its tip, and the
+//! next seq per agent.
 //!
 //! This file holds the state and the read-only accessors (text, version, old texts, lengths).
 //! Writing lives in `apply.rs`, subscriber views in `xf.rs` / `history.rs`, bytes in `codec.rs`.
+//!
+//! Why the checked-out text may lag the log: keeping it at the tip means merging every write
+//! into it, and diamond-types 1.0.0 merges a write that is concurrent with the tip by walking
+//! every operation since the two sides' common ancestor (re-checking its whole merge index on
+//! every step back). For clients that never see each other's writes (each PUT parented on its
+//! own previous one) that is the whole history, per write (docs/BENCHMARKS.md, the flat-merge
+//! scenario). Most writes need no text at all (their ranges are checked against remembered
+//! lengths), so a write off the tip only appends to the log, and the text is brought up to the
+//! tip, in one merge, by the first caller that needs it.
 
 use super::delta::RecentRuns;
 use super::frontier::{to_local, to_remote};
@@ -14,27 +23,55 @@ use diamond_types::list::{Branch, OpLog};
 use diamond_types::AgentId;
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard};
 
 /// One text resource's full history and current state.
 ///
-/// Invariants: `branch`, once checked out, is always at `oplog`'s tip (it is checked out
-/// lazily: a document loaded to answer a read of an old version or of the updates since one
-/// never pays for building its current text, measured as B3 in docs/BENCHMARKS.md); `next_seq[agent]` is one past the agent's
-/// highest known seq (diamond-types 1.0.0 has no public accessor for it, notes §2.1); every
-/// entry of `lengths` is the true text length at its version; `pruned[agent]` holds the
-/// agent's seq ranges dropped by compaction (sorted, merged; see `pruned.rs`), and
-/// [`next_seq`](Self::next_seq) is the larger of `next_seq[agent]` and their end, so that no
-/// id is ever minted twice.
-#[derive(Clone, Debug)]
+/// Invariants: `tip.branch`, when present, is at a version the log has (at or behind the log's
+/// tip: see the module doc); `tip.len`, when known, is the exact length of the text at the log's
+/// tip, and `len_bound` is never below it; `next_seq[agent]` is one past the agent's highest
+/// known seq (diamond-types 1.0.0 has no public accessor for it); every entry of `lengths` is the
+/// true text length at its version; `pruned[agent]` holds the agent's seq ranges dropped by
+/// compaction (sorted, merged; see `pruned.rs`), and [`next_seq`](Self::next_seq) is the larger
+/// of `next_seq[agent]` and their end, so that no id is ever minted twice.
+#[derive(Debug)]
 pub struct TextDoc {
     pub(super) oplog: OpLog,
-    branch: OnceLock<Branch>,
+    /// The checked-out text, behind a lock only so that `&self` readers can bring it up to the
+    /// tip (a document is owned by one thread at a time; the lock is never contended).
+    tip: Mutex<Tip>,
     pub(super) next_seq: HashMap<String, u64>,
     pub(super) lengths: Lengths,
     pub(super) pruned: HashMap<String, Vec<Range<u64>>>,
     /// What `apply` added since the last persisted delta (see `delta.rs`).
     pub(super) recent: RecentRuns,
+    /// An upper bound of the tip's length in code points, kept without merging (writes off the
+    /// tip add what they insert): the document size limit is checked against it.
+    pub(super) len_bound: usize,
+}
+
+/// The checked-out text and what is known of the tip's length.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Tip {
+    /// None until first needed (a document loaded to answer a read of an old version never
+    /// pays for building its current text: B3 in docs/BENCHMARKS.md).
+    branch: Option<Branch>,
+    /// The exact length at the log's tip, when known without merging.
+    len: Option<usize>,
+}
+
+impl Clone for TextDoc {
+    fn clone(&self) -> Self {
+        TextDoc {
+            oplog: self.oplog.clone(),
+            tip: Mutex::new(self.lock_tip().clone()),
+            next_seq: self.next_seq.clone(),
+            lengths: self.lengths.clone(),
+            pruned: self.pruned.clone(),
+            recent: self.recent.clone(),
+            len_bound: self.len_bound,
+        }
+    }
 }
 
 impl Default for TextDoc {
@@ -54,53 +91,102 @@ impl TextDoc {
     /// [`set_pruned`](Self::set_pruned).
     pub(super) fn from_parts(oplog: OpLog, branch: Option<Branch>) -> Self {
         let next_seq = seq_map(&oplog);
-        let branch = branch.map_or_else(OnceLock::new, OnceLock::from);
         let recent = RecentRuns::starting_at(oplog.local_version_ref(), oplog.len());
-        TextDoc { oplog, branch, next_seq, lengths: Lengths::default(), pruned: HashMap::new(), recent }
+        let len = branch.as_ref().map(Branch::len);
+        // Every event inserts or deletes one code point: the event count bounds the length.
+        let len_bound = len.unwrap_or(oplog.len());
+        TextDoc {
+            oplog,
+            tip: Mutex::new(Tip { branch, len }),
+            next_seq,
+            lengths: Lengths::default(),
+            pruned: HashMap::new(),
+            recent,
+            len_bound,
+        }
     }
 
-    /// The tip, checked out now if it was not yet.
-    pub(super) fn branch(&self) -> &Branch {
-        self.branch.get_or_init(|| self.oplog.checkout_tip())
+    /// The tip state. A panic while it was held (diamond-types panicking inside a merge) can
+    /// leave a half-merged branch, so a poisoned lock drops the branch: it is checked out anew.
+    fn lock_tip(&self) -> MutexGuard<'_, Tip> {
+        self.tip.lock().unwrap_or_else(|poisoned| {
+            let mut guard = poisoned.into_inner();
+            guard.branch = None;
+            guard
+        })
     }
 
-    /// Brings a checked-out tip up to the log after events were added (a tip not checked out
-    /// yet needs nothing: it will be checked out with them).
-    pub(super) fn advance_branch(&mut self) {
-        if let Some(branch) = self.branch.get_mut() {
+    /// Runs `f` on the text at the log's tip, merging the checked-out text up to it first (or
+    /// checking it out, the first time). O(what it has to merge).
+    pub(super) fn with_tip<T>(&self, f: impl FnOnce(&Branch) -> T) -> T {
+        let mut tip = self.lock_tip();
+        let tip = &mut *tip;
+        let branch = tip.branch.get_or_insert_with(|| self.oplog.checkout_tip());
+        if branch.local_version_ref() != self.oplog.local_version_ref() {
             branch.merge(&self.oplog, self.oplog.local_version_ref());
         }
+        tip.len = Some(branch.len());
+        f(branch)
     }
 
-    /// Adds `ops` (validated against the tip) as `agent`'s next events on top of the tip, and
-    /// brings the tip along in the same step: diamond-types' local-edit path, which skips the
-    /// merge `advance_branch` would run. Why: a merge walks the ops since the tip's version
-    /// through diamond-types' run-length spans, and splitting a long typing run there counts
-    /// characters from the run's start, so each write cost O(document length) (B6 in
-    /// docs/BENCHMARKS.md). Returns the last event's local time.
-    pub(super) fn add_at_tip(&mut self, agent: AgentId, ops: &[Operation]) -> usize {
-        self.branch(); // checked out now if it was not yet: the caller needs the tip anyway
-        match self.branch.get_mut() {
-            Some(branch) => branch.apply_local_operations(&mut self.oplog, agent, ops),
-            None => {
-                let tip = self.oplog.local_version();
-                let lv = self.oplog.add_operations_at(agent, &tip, ops);
-                self.advance_branch();
-                lv
+    /// Adds `ops` (validated against the tip) as `agent`'s next events on top of the tip. When
+    /// the checked-out text is at the tip it goes along in the same step, through
+    /// diamond-types' local-edit path (a merge would walk the ops since the tip's version and
+    /// split a long typing run by counting characters from its start: O(document) per write,
+    /// B6 in docs/BENCHMARKS.md); otherwise only the log grows. Returns the last event's local
+    /// time. `new_len` is the text's length after the ops.
+    pub(super) fn add_at_tip(&mut self, agent: AgentId, ops: &[Operation], new_len: usize) -> usize {
+        let tip = self.tip.get_mut().unwrap_or_else(|p| p.into_inner());
+        let lv = match tip.branch.as_mut() {
+            Some(branch) if branch.local_version_ref() == self.oplog.local_version_ref() => {
+                branch.apply_local_operations(&mut self.oplog, agent, ops)
             }
-        }
+            _ => {
+                let at = self.oplog.local_version();
+                self.oplog.add_operations_at(agent, &at, ops)
+            }
+        };
+        tip.len = Some(new_len);
+        self.len_bound = new_len;
+        lv
     }
 
-    /// The tip if it is checked out (to advance a copy of it somewhere safe).
-    pub(super) fn checked_out(&self) -> Option<&Branch> {
-        self.branch.get()
+    /// Records that events were added off the tip (or through a chunk): the checked-out text now
+    /// lags, the tip's exact length is unknown until the next merge, and `inserted` code points
+    /// may have been added to it.
+    pub(super) fn added_off_tip(&mut self, inserted: usize) {
+        let tip = self.tip.get_mut().unwrap_or_else(|p| p.into_inner());
+        tip.len = None;
+        self.len_bound = self.len_bound.saturating_add(inserted);
+    }
+
+    /// Records that events were added on top of the tip without moving the checked-out text
+    /// (through a chunk): it now lags, but the tip's length is `new_len`.
+    pub(super) fn added_on_tip(&mut self, new_len: usize) {
+        let tip = self.tip.get_mut().unwrap_or_else(|p| p.into_inner());
+        tip.len = Some(new_len);
+        self.len_bound = new_len;
+    }
+
+    /// The tip's exact length if it is known without merging.
+    pub(super) fn known_tip_len(&self) -> Option<usize> {
+        self.lock_tip().len
+    }
+
+    /// The checked-out text if it is at the tip (to advance a copy of it somewhere safe).
+    pub(super) fn checked_out(&self) -> Option<Branch> {
+        let tip = self.lock_tip();
+        tip.branch.clone().filter(|b| b.local_version_ref() == self.oplog.local_version_ref())
     }
 
     /// Swaps in a log that has this document's events and more, with its tip if checked out.
     pub(super) fn install(&mut self, oplog: OpLog, branch: Option<Branch>) {
         self.next_seq = seq_map(&oplog);
+        let at_tip = |b: &Branch| b.local_version_ref() == oplog.local_version_ref();
+        let len = branch.as_ref().filter(|b| at_tip(b)).map(Branch::len);
+        self.len_bound = len.unwrap_or(oplog.len());
         self.oplog = oplog;
-        self.branch = branch.map_or_else(OnceLock::new, OnceLock::from);
+        *self.tip.get_mut().unwrap_or_else(|p| p.into_inner()) = Tip { branch, len };
         self.restart_delta();
     }
 
@@ -111,12 +197,22 @@ impl TextDoc {
 
     /// The current text.
     pub fn text(&self) -> String {
-        self.branch().content().to_string()
+        self.with_tip(|b| b.content().to_string())
     }
 
-    /// The current length in code points.
+    /// The current length in code points (merges the checked-out text up to the tip when the
+    /// length is not known otherwise).
     pub fn len_chars(&self) -> usize {
-        self.branch().len()
+        match self.known_tip_len() {
+            Some(len) => len,
+            None => self.with_tip(Branch::len),
+        }
+    }
+
+    /// An upper bound of the current length in code points, without merging: exact after a
+    /// write on the tip, larger after writes off it. For limits, not for ranges.
+    pub fn len_upper_bound(&self) -> usize {
+        self.known_tip_len().unwrap_or(self.len_bound)
     }
 
     /// Number of events (inserted or deleted code points) in the history.
@@ -158,7 +254,7 @@ impl TextDoc {
     /// without checking out the old text.
     pub(super) fn len_at_local(&self, lv: &[usize]) -> Result<usize, TextError> {
         if self.is_tip(lv) {
-            return Ok(self.branch().len());
+            return Ok(self.len_chars());
         }
         if let Some(len) = self.lengths.get(lv) {
             return Ok(len);
@@ -173,9 +269,25 @@ impl TextDoc {
                 }
             }
         }
-        (self.branch().len() + del)
+        (self.len_chars() + del)
             .checked_sub(ins)
             .ok_or_else(|| TextError::CorruptEncoding("history lengths are inconsistent".into()))
+    }
+}
+
+impl TextDoc {
+    /// Brings `next_seq` up to date with the events at local times `range` (added by decoding).
+    pub(super) fn note_seqs(&mut self, range: Range<usize>) {
+        for span in self.oplog.iter_mappings_range(range.into()) {
+            let name = self.oplog.get_agent_name(span.agent);
+            let end = span.seq_range.end as u64;
+            match self.next_seq.get_mut(name) {
+                Some(next) => *next = (*next).max(end),
+                None => {
+                    self.next_seq.insert(name.to_string(), end);
+                }
+            }
+        }
     }
 }
 

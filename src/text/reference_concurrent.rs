@@ -101,6 +101,38 @@ pub fn replay_concurrent(
     Ok(ReplayOutcome { text, events: oplog.len(), wall, cpu })
 }
 
+/// The history `txns` make, in diamond-types' own format (`encode(ENCODE_FULL)`), built without
+/// keeping a checked-out text: the stored form of a concurrent document, for the reference of
+/// a cold open ([`reference::decode_and_checkout`](super::reference::decode_and_checkout)). The
+/// trace must be well formed, as for [`replay_concurrent`].
+pub fn encode_concurrent(txns: &[ReplayTxn]) -> Result<Vec<u8>, BadParent> {
+    for (i, t) in txns.iter().enumerate() {
+        if let Some(&parent) = t.parents.iter().find(|&&p| p >= i) {
+            return Err(BadParent { txn: i, parent });
+        }
+    }
+    let mut oplog = OpLog::new();
+    let mut ids = Vec::new();
+    let mut last: Vec<LocalVersion> = Vec::with_capacity(txns.len());
+    for t in txns {
+        while ids.len() <= t.agent {
+            ids.push(oplog.get_or_create_agent_id(&format!("a{}", ids.len())));
+        }
+        let mut parents: LocalVersion = t.parents.iter().flat_map(|&p| last[p].iter().copied()).collect();
+        if parents.len() > 1 {
+            parents = reduce(&oplog, parents);
+        }
+        let ops = operations(&t.patches);
+        if ops.is_empty() {
+            last.push(parents);
+            continue;
+        }
+        let end = oplog.add_operations_at(ids[t.agent], &parents, &ops);
+        last.push(smallvec::smallvec![end]);
+    }
+    Ok(oplog.encode(diamond_types::list::encoding::ENCODE_FULL))
+}
+
 /// A transaction's patches as diamond-types operations, in order: each patch's delete (numbered
 /// backwards, as braid-text numbers a range delete) then its insert.
 fn operations(patches: &[(usize, usize, String)]) -> Vec<Operation> {
@@ -143,6 +175,19 @@ mod tests {
         assert_eq!(out.text, "HEllo!?");
         assert_eq!(out.events, 5 + 1 + 2 + 3);
         assert_eq!(out.cpu, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn the_encoded_history_reopens_to_the_merged_text() {
+        let txns = vec![
+            txn(0, &[], &[(0, 0, "hello")]),
+            txn(0, &[0], &[(5, 0, "!")]),
+            txn(1, &[0], &[(0, 1, "H")]),
+            txn(1, &[1, 2], &[(6, 0, "?"), (1, 1, "E")]),
+        ];
+        let bytes = encode_concurrent(&txns).unwrap();
+        assert_eq!(super::super::reference::decode_and_checkout(&bytes, None).unwrap(), "HEllo!?");
+        assert!(encode_concurrent(&[txn(0, &[0], &[(0, 0, "x")])]).is_err());
     }
 
     #[test]

@@ -33,57 +33,226 @@ fn code(text: &str) -> String {
     text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
 }
 
-/// module prefix → tokens its code must not contain.
-const FORBIDDEN: &[(&str, &[&str])] = &[
-    (
-        "protocol/",
-        &[
-            "tokio",
+/// What each module may use: the crate's own modules and the external crates, by name. An
+/// allow-list, so that a new dependency between layers (or on a new crate) fails until someone
+/// decides it belongs here and in ARCHITECTURE.md.
+struct Layer {
+    /// The module (a directory or file under `src/`, without `.rs`).
+    module: &'static str,
+    /// Modules of this crate it may name (`crate::x` or `plait::x`).
+    internal: &'static [&'static str],
+    /// External crates its code may name.
+    external: &'static [&'static str],
+    /// External crates its tests alone may name (files under `tests/`, or `*_tests.rs`, or
+    /// `conformance.rs`, `fault.rs`).
+    test_external: &'static [&'static str],
+}
+
+const LAYERS: &[Layer] = &[
+    // The wire format: values in, values out.
+    Layer {
+        module: "protocol",
+        internal: &[],
+        external: &["base64", "serde_json", "sha2", "thiserror"],
+        test_external: &[],
+    },
+    // The only user of diamond-types.
+    Layer {
+        module: "text",
+        internal: &["protocol"],
+        external: &["diamond_types", "smallvec", "similar", "crc32c", "base64", "thiserror"],
+        test_external: &["rand"],
+    },
+    // Bytes and keys; RocksDB only in store/rocks.rs (checked below).
+    Layer {
+        module: "store",
+        internal: &[],
+        external: &["rocksdb", "tokio", "thiserror", "tracing"],
+        test_external: &["tempfile"],
+    },
+    // The document core: no I/O, so no tokio but its clock type, and the store's value types
+    // only (checked below).
+    Layer {
+        module: "document",
+        internal: &["protocol", "text", "store"],
+        external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing"],
+        test_external: &[],
+    },
+    Layer {
+        module: "hub",
+        internal: &["document", "protocol", "text", "store"],
+        external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing"],
+        test_external: &[],
+    },
+    // Credentials: the store's bytes, never documents or HTTP.
+    Layer {
+        module: "auth",
+        internal: &["store"],
+        external: &["tokio", "serde", "serde_json", "sha2", "subtle", "base64", "rand", "thiserror", "tracing"],
+        test_external: &[],
+    },
+    // The only module that knows axum and hyper; text for the edit values it builds and diffs.
+    Layer {
+        module: "http",
+        internal: &["hub", "document", "auth", "protocol", "text"],
+        external: &[
             "axum",
             "hyper",
-            "diamond_types",
-            "rocksdb",
-            "crate::store",
-            "crate::text",
-            "crate::hub",
-            "crate::http",
+            "hyper_util",
+            "http",
+            "http_body",
+            "http_body_util",
+            "tower",
+            "tower_http",
+            "tokio",
+            "tokio_stream",
+            "tokio_rustls",
+            "rustls_pki_types",
+            "bytes",
+            "futures_util",
+            "serde",
+            "serde_json",
+            "rand",
+            "base64",
+            "sha2",
+            "thiserror",
+            "tracing",
         ],
-    ),
-    ("text/", &["tokio", "axum", "hyper", "rocksdb", "crate::store", "crate::hub", "crate::http"]),
-    ("store/", &["axum", "hyper", "diamond_types", "crate::protocol", "crate::text", "crate::hub", "crate::http"]),
-    ("hub/", &["axum", "hyper::", "diamond_types", "rocksdb", "crate::http", "crate::config", "crate::auth"]),
-    // Access control knows credentials and the store's bytes, not documents or HTTP.
-    (
-        "auth/",
-        &["axum", "hyper", "diamond_types", "rocksdb", "crate::http", "crate::hub", "crate::text", "crate::config"],
-    ),
-    ("http/", &["diamond_types", "rocksdb", "crate::store", "crate::config"]),
-    // The load generator is a client: it drives servers over sockets, never their core.
-    ("bench/", &["axum", "diamond_types", "rocksdb", "crate::hub", "crate::app"]),
+        test_external: &[],
+    },
+    Layer { module: "config", internal: &["hub", "document"], external: &["clap", "anyhow"], test_external: &[] },
+    // The composition root: builds engines and wires layers, but speaks no HTTP itself.
+    Layer {
+        module: "app",
+        internal: &["config", "http", "hub", "store", "auth"],
+        external: &["anyhow", "tokio", "tracing"],
+        test_external: &[],
+    },
+    Layer {
+        module: "main",
+        internal: &["config", "app", "http"],
+        external: &["clap", "anyhow", "tokio", "tracing", "tracing_subscriber"],
+        test_external: &[],
+    },
+    Layer { module: "lib", internal: &[], external: &[], test_external: &[] },
+    // The load generator is a client: it never touches the hub, the app, axum, diamond-types or
+    // rocksdb directly.
+    Layer {
+        module: "bench",
+        internal: &["protocol", "text", "store", "http"],
+        external: &["tokio", "anyhow", "clap", "serde", "serde_json", "flate2", "tempfile", "tracing", "bytes", "rand"],
+        test_external: &[],
+    },
 ];
+
+/// Every external crate the server depends on (a name not in this list fails the test too).
+const EXTERNAL: &[&str] = &[
+    "axum",
+    "hyper",
+    "hyper_util",
+    "tokio",
+    "tokio_stream",
+    "tower",
+    "tower_http",
+    "http",
+    "http_body",
+    "http_body_util",
+    "bytes",
+    "futures_util",
+    "serde",
+    "serde_json",
+    "diamond_types",
+    "rocksdb",
+    "clap",
+    "thiserror",
+    "tracing",
+    "tracing_subscriber",
+    "anyhow",
+    "sha2",
+    "crc32c",
+    "subtle",
+    "base64",
+    "rand",
+    "smallvec",
+    "similar",
+    "tokio_rustls",
+    "rustls_pki_types",
+    "tempfile",
+    "flate2",
+];
+
+fn is_test_file(file: &str) -> bool {
+    file.contains("/tests/") || file.ends_with("_tests.rs") || file.ends_with("/conformance.rs") || file.ends_with("/fault.rs")
+}
+
+/// The paths a file's code names: `crate::x`/`plait::x` modules and external crate roots.
+fn names(code: &str) -> (Vec<String>, Vec<String>) {
+    let mut internal = Vec::new();
+    let mut external = Vec::new();
+    let bytes = code.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    while i < bytes.len() {
+        if is_ident(bytes[i]) && (i == 0 || !(is_ident(bytes[i - 1]) || bytes[i - 1] == b':')) {
+            let start = i;
+            while i < bytes.len() && is_ident(bytes[i]) {
+                i += 1;
+            }
+            let word = &code[start..i];
+            if code[i..].starts_with("::") {
+                let rest = &code[i + 2..];
+                let next: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                match word {
+                    "crate" | "plait" => internal.push(next),
+                    w if EXTERNAL.contains(&w) => external.push(w.to_string()),
+                    _ => {}
+                }
+            } else if code[..start].trim_end().ends_with("use") && EXTERNAL.contains(&word) {
+                external.push(word.to_string());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    (internal, external)
+}
 
 #[test]
 fn layers_only_use_what_they_may() {
     let mut violations = Vec::new();
     for (file, text) in src_files() {
+        let module = file.split(['/', '.']).next().unwrap_or_default();
+        let Some(layer) = LAYERS.iter().find(|l| l.module == module) else {
+            violations.push(format!("src/{file}: module {module} has no entry in tidy's LAYERS"));
+            continue;
+        };
         let code = code(&text);
-        for (prefix, tokens) in FORBIDDEN {
-            if file.starts_with(prefix) {
-                for t in *tokens {
-                    if code.contains(t) {
-                        violations.push(format!("src/{file} uses {t}"));
-                    }
-                }
+        let (internal, external) = names(&code);
+        for m in internal {
+            if m != module && !layer.internal.contains(&m.as_str()) {
+                violations.push(format!("src/{file} uses crate::{m}, which {module} may not"));
             }
         }
-        if code.contains("diamond_types") && !file.starts_with("text/") {
-            violations.push(format!("src/{file}: only src/text may use diamond_types"));
+        for e in external {
+            let allowed = layer.external.contains(&e.as_str())
+                || (is_test_file(&file) && layer.test_external.contains(&e.as_str()));
+            if !allowed {
+                violations.push(format!("src/{file} uses the crate {e}, which {module} may not"));
+            }
         }
         if code.contains("rocksdb::") && file != "store/rocks.rs" {
             violations.push(format!("src/{file}: only src/store/rocks.rs may use rocksdb"));
         }
+        if module == "document" && !is_test_file(&file) {
+            // The core does no I/O: of the store it knows the value types, of tokio the clock.
+            for token in ["Store", "Committer", "MemoryStore", "RocksStore", "tokio::sync", "tokio::task", "tokio::spawn", "std::fs", "std::net", "std::thread"] {
+                if code.split(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != ':').any(|w| w == token || w.starts_with(&format!("{token}::"))) {
+                    violations.push(format!("src/{file}: the document core may not use {token}"));
+                }
+            }
+        }
     }
-    assert!(violations.is_empty(), "architecture rules broken:\n{}", violations.join("\n"));
+    assert!(violations.is_empty(), "architecture rules broken (see ARCHITECTURE.md):\n{}", violations.join("\n"));
 }
 
 #[test]

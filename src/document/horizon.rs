@@ -9,10 +9,10 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::VersionSet;
-use crate::store::{keys, Batch, Store};
+use crate::store::{keys, Batch};
 use crate::text::pruned_contains;
 
-use super::HubError;
+use super::DocError;
 
 /// Everything known about a document's last compaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,18 +37,19 @@ pub struct Horizon {
 }
 
 impl Horizon {
-    /// The document's horizon record, if it was ever compacted.
-    pub fn load(store: &dyn Store, path: &str) -> Result<Option<Horizon>, HubError> {
-        let Some(bytes) = store.get(&keys::horizon(path))? else { return Ok(None) };
+    /// The document's horizon from its stored record (the `keys::horizon` value), if it was
+    /// ever compacted.
+    pub fn from_stored(path: &str, bytes: Option<&[u8]>) -> Result<Option<Horizon>, DocError> {
+        let Some(bytes) = bytes else { return Ok(None) };
         let mut horizon: Horizon =
-            serde_json::from_slice(&bytes).map_err(|e| HubError::Corrupt(format!("horizon of {path}: {e}")))?;
+            serde_json::from_slice(bytes).map_err(|e| DocError::Corrupt(format!("horizon of {path}: {e}")))?;
         horizon.path = path.to_string();
         Ok(Some(horizon))
     }
 
     /// Adds the record to `batch`.
-    pub fn save(&self, path: &str, batch: &mut Batch) -> Result<(), HubError> {
-        let bytes = serde_json::to_vec(self).map_err(|e| HubError::Corrupt(e.to_string()))?;
+    pub fn save(&self, path: &str, batch: &mut Batch) -> Result<(), DocError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| DocError::Corrupt(e.to_string()))?;
         batch.put(keys::horizon(path), bytes);
         Ok(())
     }
@@ -67,8 +68,8 @@ impl Horizon {
     }
 
     /// The error for a request that falls behind this horizon.
-    pub fn gone(&self) -> HubError {
-        HubError::BehindHorizon { horizon: self.version_set(), snapshot: self.path.clone() }
+    pub fn gone(&self) -> DocError {
+        DocError::BehindHorizon { horizon: self.version_set(), snapshot: self.path.clone() }
     }
 
     /// The horizon as a version set.

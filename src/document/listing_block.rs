@@ -1,8 +1,7 @@
 //! The binary form of the history listing: blocks of consecutive entries, each entry coded
 //! against the one before it.
 //!
-//! Why: the listing keeps one entry per accepted write (issue 6: time, author, inserted and
-//! deleted), which diamond-types does not store. As one JSON record and one index record per
+//! Why: the listing keeps one entry per accepted write (time, author, inserted and deleted), which diamond-types does not store. As one JSON record and one index record per
 //! write it cost ~180 bytes per keystroke, 465× the document's own encoding. Consecutive
 //! writes mostly share their author, hang off the previous write, and continue its event
 //! ids, so coding each against its predecessor leaves a few bytes: for one author typing,
@@ -17,9 +16,9 @@
 
 use crate::text::EventId;
 
-use super::history::{Author, HistoryEntry, Principal};
+use super::listing::{Author, HistoryEntry, Principal};
 
-/// The first byte of a block value (a legacy single-entry record starts with `{`).
+/// The first byte of a block value.
 pub const BLOCK_TAG: u8 = 2;
 /// A block is sealed after this many slots; the open block is rewritten by each write round,
 /// so this bounds what a round rewrites (128 one-byte slots for one author typing).

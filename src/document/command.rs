@@ -1,0 +1,104 @@
+//! What the shell hands the document core: commands, with the reply token `R` the core gives
+//! back with each answer (the shell's reply channel; a number in unit tests), and the core's
+//! settings.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::protocol::{MergeType, VersionSet};
+use crate::text::{Applied, Edit};
+
+use super::compaction::CompactionPlan;
+use super::listing::Principal;
+
+/// A request to one document.
+pub enum Command<R> {
+    /// Apply an edit; answered once it is durable (or refused).
+    Write {
+        /// The write.
+        req: Box<WriteRequest>,
+        /// Until when the write may wait for parents it names but the document lacks.
+        deadline: Instant,
+        /// Where the answer goes.
+        reply: R,
+    },
+    /// Delete the document and its whole history.
+    Delete {
+        /// Where the answer goes.
+        reply: R,
+    },
+    /// Install a compaction prepared from a copy of the document (see `hub::compaction`).
+    Compact {
+        /// The prepared compaction.
+        plan: Box<CompactionPlan>,
+        /// Where the answer goes.
+        reply: R,
+    },
+}
+
+/// One edit to apply.
+#[derive(Clone, Debug)]
+pub struct WriteRequest {
+    /// The edit itself.
+    pub edit: Edit,
+    /// The `Peer` of the writer, for echo suppression and simpleton rebases.
+    pub peer: Option<String>,
+    /// The writer's merge type: a `dt` writer is never treated as a simpleton sender.
+    pub merge_type: MergeType,
+    /// The SHA-256 the client's `Repr-Digest` says the resulting text has, if it sent one.
+    pub expect_sha256: Option<[u8; 32]>,
+    /// When the server received the request (shown in the history listing).
+    pub received: std::time::SystemTime,
+    /// For a restore: the version whose text this write brings back.
+    pub restored_from: Option<VersionSet>,
+    /// Who is writing (shown in history), when access control names somebody.
+    pub principal: Option<Principal>,
+}
+
+impl WriteRequest {
+    /// A write received now, with no digest check, not a restore.
+    pub fn new(edit: Edit, peer: Option<String>, merge_type: MergeType) -> Self {
+        WriteRequest {
+            edit,
+            peer,
+            merge_type,
+            expect_sha256: None,
+            received: std::time::SystemTime::now(),
+            restored_from: None,
+            principal: None,
+        }
+    }
+}
+
+/// The result of a durable write.
+#[derive(Clone, Debug)]
+pub struct WriteOutcome {
+    /// What the text layer did with the edit.
+    pub applied: Applied,
+    /// The document's version once the write is durable.
+    pub current: VersionSet,
+}
+
+/// When a write is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckPolicy {
+    /// After it is durable: the only policy for real use.
+    AfterDurable,
+    /// Before it is durable. Exists only so crash tests can prove that they detect lost
+    /// acknowledged writes (hidden flag `--unsafe-ack-before-durable-ms`).
+    UnsafeBeforeDurable,
+}
+
+/// The rules' numbers, set from the configuration.
+#[derive(Clone, Debug)]
+pub struct CoreSettings {
+    /// Writes that may wait for missing parents on one document at once.
+    pub max_parked_writes: usize,
+    /// Largest document, in code points; a write that could grow a document past it is refused.
+    pub max_document_chars: usize,
+    /// When writes are acknowledged.
+    pub ack: AckPolicy,
+    /// A document with no activity for this long may be unloaded (the shell asks the registry).
+    pub idle_unload: Duration,
+}
