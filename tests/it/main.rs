@@ -14,6 +14,7 @@ mod cors_and_reserved;
 mod crash;
 mod disk;
 mod durability;
+mod error_codes;
 mod fuzz_corpus;
 mod history;
 mod http2;
