@@ -6,7 +6,6 @@ mod support;
 
 mod auth;
 mod auth_live;
-mod bench;
 mod cli;
 mod compression;
 mod convergence;
