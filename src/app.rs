@@ -90,7 +90,7 @@ fn open_access(cfg: &ServeConfig, store: &Arc<dyn Store>) -> anyhow::Result<Opti
 
 /// Everything needed to serve, built (store opened) before the listener is announced.
 pub struct App {
-    router: axum::Router,
+    state: AppState,
     stop: watch::Sender<bool>,
     limits: ConnLimits,
     /// Closed after the last connection ends, so its document actors exit.
@@ -138,7 +138,7 @@ impl App {
             retention: policy.clone(),
             client_ip_header: match &cfg.client_ip_header {
                 Some(name) => Some(
-                    axum::http::HeaderName::try_from(name.as_str())
+                    http::header_name(name)
                         .with_context(|| format!("--client-ip-header {name:?} is not a header name"))?,
                 ),
                 None => None,
@@ -157,7 +157,7 @@ impl App {
             },
         };
         Ok(App {
-            router: http::router(AppState::new(hub, settings, stop_rx, access.clone())),
+            state: AppState::new(hub, settings, stop_rx, access.clone()),
             stop,
             limits,
             hub: hub_handle,
@@ -175,7 +175,7 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { router, stop, limits, hub, retention, store_closed, access } = self;
+        let App { state, stop, limits, hub, retention, store_closed, access } = self;
         let compaction = retention.map(|(policy, every)| tokio::spawn(run_retention(hub.clone(), policy, every)));
         // The expiry task holds the store (through `Access`): it must be gone before the wait below.
         let expiry = access.map(|a| tokio::spawn(a.run_expiry()));
@@ -187,7 +187,7 @@ impl App {
                 ending_hub.end_subscriptions();
             }
         });
-        http::serve(listener, router, limits, stop, shutdown).await.context("serving HTTP")?;
+        http::serve_api(listener, state, limits, stop, shutdown).await.context("serving HTTP")?;
         for task in [compaction, expiry, Some(ender)].into_iter().flatten() {
             task.abort();
             let _ = task.await;

@@ -12,13 +12,13 @@ use crate::store::Batch;
 use crate::text::{EventId, Outcome, TextDoc};
 
 use super::command::{AckPolicy, Command, CoreSettings, WriteRequest};
+use super::compaction::CompactionPlan;
 use super::horizon::Horizon;
 use super::listing::{Author, HistoryEntry, Listing};
 use super::parked::{Parked, ParkedWrite};
 use super::published::{Current, PeerWrite, Published, SharedUpdate};
 use super::records::{self, Records};
-use super::compaction::CompactionPlan;
-use super::round::{outcome, Accepted, CompactStaged, Committed, Failed, Reply, Round, Work};
+use super::round::{outcome, Accepted, Committed, CompactStaged, Failed, Reply, Round, Work};
 use super::stored::StoredDoc;
 use super::write_rules::{judge, Verdict, WriteContext};
 use super::DocError;
@@ -77,7 +77,12 @@ pub struct DocCore<R> {
 
 impl<R> DocCore<R> {
     /// The core of `path` from its stored records, and its first publication.
-    pub fn load(path: &str, stored: &StoredDoc, settings: CoreSettings, now: Instant) -> Result<(Self, Published), DocError> {
+    pub fn load(
+        path: &str,
+        stored: &StoredDoc,
+        settings: CoreSettings,
+        now: Instant,
+    ) -> Result<(Self, Published), DocError> {
         let (doc, records, listing, horizon) = records::decode(path, stored)?;
         let horizon = horizon.map(Arc::new);
         let head = doc.version();
@@ -268,7 +273,8 @@ impl<R> DocCore<R> {
                 // durable: refuse them all and rebuild the document from the store.
                 tracing::error!(path = %self.path, error = %e, "could not encode a write round; reloading");
                 self.state = State::NeedsReload;
-                replies.extend(accepted.into_iter().filter_map(|a| a.reply).map(|r| Reply::write(r, Err(e.duplicate()))));
+                replies
+                    .extend(accepted.into_iter().filter_map(|a| a.reply).map(|r| Reply::write(r, Err(e.duplicate()))));
                 return Round { batch: None, replies, work: Work::Nothing };
             }
         };
@@ -282,7 +288,11 @@ impl<R> DocCore<R> {
             }
         }
         self.state = State::InFlight;
-        Round { batch: Some(batch), replies, work: Work::Writes { accepted, records, listing, delta: Arc::new(delta), linear } }
+        Round {
+            batch: Some(batch),
+            replies,
+            work: Work::Writes { accepted, records, listing, delta: Arc::new(delta), linear },
+        }
     }
 
     /// The round that erases the document and its whole history.
@@ -483,7 +493,11 @@ fn history_entry<R>(a: &Accepted<R>) -> HistoryEntry {
             .received
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        author: Author { agent: agent.unwrap_or_default(), peer: a.req.peer.clone(), principal: a.req.principal.clone() },
+        author: Author {
+            agent: agent.unwrap_or_default(),
+            peer: a.req.peer.clone(),
+            principal: a.req.principal.clone(),
+        },
         inserted: applied.inserted as u64,
         deleted: applied.deleted as u64,
         restored_from: a.req.restored_from.as_ref().map(|v| v.ids().to_vec()),

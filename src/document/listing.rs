@@ -133,7 +133,8 @@ impl Listing {
                 let last = slots.iter().rev().flatten().next().cloned();
                 let counted = (key.len() + value.len()) as u64;
                 let starts = listing_block::run_starts(&slots).into_iter().collect();
-                listing.open = Some(OpenBlock { first_n, slots: slots.len(), value: value.to_vec(), last, counted, starts });
+                listing.open =
+                    Some(OpenBlock { first_n, slots: slots.len(), value: value.to_vec(), last, counted, starts });
             }
         }
         Ok(listing)

@@ -59,6 +59,6 @@ pub use listing::{decode_record, next_n_of, record_n, Author, HistoryEntry, List
 pub use listing_block::{decode_block, encode_block, BLOCK_SLOTS, BLOCK_TAG};
 pub use peers::{PeerTable, PeerWrites};
 pub use published::{Current, PeerWrite, Published, SharedUpdate};
-pub use round::{Answer, Committed, Failed, Reply, Round};
 pub use records::decode_text;
+pub use round::{Answer, Committed, Failed, Reply, Round};
 pub use stored::StoredDoc;

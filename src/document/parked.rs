@@ -48,7 +48,13 @@ impl<R> Parked<R> {
 
     /// Parks `w` when it may still wait and there is room; otherwise answers it: 503 when the
     /// document already has too many waiting, 309 when its deadline has passed.
-    pub fn park_or_refuse(&mut self, w: ParkedWrite<R>, unknown: VersionSet, max: usize, now: Instant) -> Option<Reply<R>> {
+    pub fn park_or_refuse(
+        &mut self,
+        w: ParkedWrite<R>,
+        unknown: VersionSet,
+        max: usize,
+        now: Instant,
+    ) -> Option<Reply<R>> {
         let waiting = w.deadline > now;
         if waiting && self.writes.len() < max {
             self.writes.push(w);
@@ -67,7 +73,8 @@ impl<R> Parked<R> {
 
     /// Answers 309 to every write whose deadline has passed, naming the parents still unknown.
     pub fn expire(&mut self, now: Instant, doc: &TextDoc) -> Vec<Reply<R>> {
-        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.writes).into_iter().partition(|p| p.deadline <= now);
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.writes).into_iter().partition(|p| p.deadline <= now);
         self.writes = kept;
         expired
             .into_iter()

@@ -208,7 +208,6 @@ impl Records {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

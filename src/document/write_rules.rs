@@ -34,7 +34,9 @@ pub(super) fn judge(ctx: &mut WriteContext<'_>, req: &WriteRequest) -> Verdict {
     // 1. Size: refused when it could make the document larger than allowed (an upper bound of
     //    the length, so that no merge runs just to check it).
     let limit = ctx.max_document_chars;
-    if max_len_after(ctx.doc.len_upper_bound(), &req.edit) > limit && max_len_after(ctx.doc.len_chars(), &req.edit) > limit {
+    if max_len_after(ctx.doc.len_upper_bound(), &req.edit) > limit
+        && max_len_after(ctx.doc.len_chars(), &req.edit) > limit
+    {
         return Verdict::Refused(DocError::DocumentTooLarge { limit });
     }
     // 2. Behind the horizon: a write on top of the empty document cannot be placed any more in

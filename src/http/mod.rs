@@ -6,6 +6,7 @@
 //! so that clients fall back to plain requests).
 
 mod access;
+mod codes;
 mod compact;
 mod compress;
 mod cors;
@@ -38,6 +39,7 @@ use tokio::sync::watch;
 use crate::auth::Access;
 use crate::hub::{Hub, RetentionPolicy};
 
+pub use codes::{ErrorCode, Fault, Group, RetryAfter, Row};
 pub use cors::CorsOrigins;
 pub use error::ApiError;
 pub use noop::serve_noop;
@@ -99,6 +101,23 @@ impl AppState {
     pub fn new(hub: Hub, settings: HttpSettings, shutdown: watch::Receiver<bool>, access: Option<Access>) -> Self {
         AppState(Arc::new(AppParts { hub, settings, shutdown, access }))
     }
+}
+
+/// Serves the whole API ([`router`]) on `listener` until `shutdown` completes (see
+/// [`server::serve`]). The composition root calls this, so that only this module names axum.
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: ConnLimits,
+    stop: watch::Sender<bool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve(listener, router(state), limits, stop, shutdown).await
+}
+
+/// Parses a header name given in the configuration (`--client-ip-header`).
+pub fn header_name(name: &str) -> Result<axum::http::HeaderName, axum::http::header::InvalidHeaderName> {
+    axum::http::HeaderName::try_from(name)
 }
 
 /// The whole API on one screen.
@@ -170,7 +189,8 @@ async fn health(State(state): State<AppState>, method: axum::http::Method) -> Re
     if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
         return ApiError::MethodNotAllowed(method.to_string()).into_response();
     }
-    let count = |c: Option<&std::sync::atomic::AtomicU64>| c.map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
+    let count =
+        |c: Option<&std::sync::atomic::AtomicU64>| c.map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
     let commits = state.hub.commit_stats();
     let body = serde_json::json!({
         "status": "ok",

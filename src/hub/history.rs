@@ -41,7 +41,8 @@ pub fn entry_of(store: &dyn Store, path: &str, id: &str) -> Result<Option<u64>, 
     let Ok(event) = EventId::parse(id) else { return Ok(None) };
     // The run holding the event starts at the greatest seq at or below it.
     let bound = keys::run_index(path, &event.agent, event.seq.saturating_add(1), 0);
-    let runs = store.scan_prefix_rev(&keys::run_index_agent(path, &event.agent), Some(&bound), SAME_START_CANDIDATES)?;
+    let runs =
+        store.scan_prefix_rev(&keys::run_index_agent(path, &event.agent), Some(&bound), SAME_START_CANDIDATES)?;
     let mut start = None;
     for (key, _) in &runs {
         let (seq, first_n) = keys::run_index_parts(key)

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::protocol::test_util::Rng;
 use crate::store::{keys, Batch, MemoryStore, Store};
 
-use crate::document::{Author, HistoryEntry, Listing as HistoryMeta, Principal, BLOCK_SLOTS};
 use crate::document::{decode_block, encode_block};
+use crate::document::{Author, HistoryEntry, Listing as HistoryMeta, Principal, BLOCK_SLOTS};
 
 use super::history;
 

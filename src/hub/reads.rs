@@ -31,33 +31,35 @@ impl Hub {
             }
         }
         let (shared, store) = (handle.shared.clone(), self.0.store.clone());
-        blocking(|| shared.with_replica(store.as_ref(), |replica, published| {
-            let head = &published.head;
-            let horizon = published.horizon.as_deref();
-            let mut unknown: Vec<String> = Vec::new();
-            for v in [&req.version, &req.parents].into_iter().flatten() {
-                unknown.extend(replica.unpublished_ids(head, v, horizon)?.ids().iter().cloned());
-            }
-            if !unknown.is_empty() {
-                return Err(crate::document::DocError::UnknownVersion(VersionSet::new(unknown)).into());
-            }
-            let target = req.version.clone().unwrap_or_else(|| head.clone());
-            let horizon = horizon.map(|h| h.version_set());
-            match &req.parents {
-                Some(parents) if *parents != target => {
-                    let updates = replica.history_updates(parents, &target)?;
-                    Ok(ReadOutcome::History { updates, current: head.clone(), horizon })
+        blocking(|| {
+            shared.with_replica(store.as_ref(), |replica, published| {
+                let head = &published.head;
+                let horizon = published.horizon.as_deref();
+                let mut unknown: Vec<String> = Vec::new();
+                for v in [&req.version, &req.parents].into_iter().flatten() {
+                    unknown.extend(replica.unpublished_ids(head, v, horizon)?.ids().iter().cloned());
                 }
-                _ => {
-                    let (text, digest) = replica.text_and_digest(&target)?;
-                    let text = Bytes::from(text);
-                    if target == *head {
-                        let current = Current { text: text.clone(), digest: digest.clone() };
-                        let _ = published.current.set(Arc::new(current));
+                if !unknown.is_empty() {
+                    return Err(crate::document::DocError::UnknownVersion(VersionSet::new(unknown)).into());
+                }
+                let target = req.version.clone().unwrap_or_else(|| head.clone());
+                let horizon = horizon.map(|h| h.version_set());
+                match &req.parents {
+                    Some(parents) if *parents != target => {
+                        let updates = replica.history_updates(parents, &target)?;
+                        Ok(ReadOutcome::History { updates, current: head.clone(), horizon })
                     }
-                    Ok(ReadOutcome::Snapshot { text, version: target, current: head.clone(), digest, horizon })
+                    _ => {
+                        let (text, digest) = replica.text_and_digest(&target)?;
+                        let text = Bytes::from(text);
+                        if target == *head {
+                            let current = Current { text: text.clone(), digest: digest.clone() };
+                            let _ = published.current.set(Arc::new(current));
+                        }
+                        Ok(ReadOutcome::Snapshot { text, version: target, current: head.clone(), digest, horizon })
+                    }
                 }
-            }
-        }))
+            })
+        })
     }
 }

@@ -321,8 +321,7 @@ impl Hub {
     pub async fn write(&self, path: &str, req: WriteRequest) -> Result<WriteOutcome, HubError> {
         let deadline = Instant::now() + self.0.settings.parents_wait;
         let req = Box::new(req);
-        self.command(path, |reply| Command::Write { req: req.clone(), deadline, reply: Responder::Write(reply) })
-            .await
+        self.command(path, |reply| Command::Write { req: req.clone(), deadline, reply: Responder::Write(reply) }).await
     }
 
     /// Deletes a document and its whole history; its subscriptions end.

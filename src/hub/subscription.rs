@@ -118,7 +118,9 @@ impl Hub {
             sub.peer = Some(peer);
         }
         let (shared, store) = (sub.shared.clone(), sub.store.clone());
-        blocking(|| shared.with_replica(store.as_ref(), |replica, published| sub.start(replica, published, req.parents)))?;
+        blocking(|| {
+            shared.with_replica(store.as_ref(), |replica, published| sub.start(replica, published, req.parents))
+        })?;
         Ok(sub)
     }
 }
@@ -305,7 +307,11 @@ impl Subscription {
 
     /// The update that takes a simpleton client from `client` to the head, computed on the
     /// readers' copy (and shared through the head when the client was at the previous one).
-    fn simpleton_update(&mut self, replica: &mut Replica, published: &Arc<Published>) -> Result<Option<Delivery>, HubError> {
+    fn simpleton_update(
+        &mut self,
+        replica: &mut Replica,
+        published: &Arc<Published>,
+    ) -> Result<Option<Delivery>, HubError> {
         if self.client == published.head {
             return Ok(None);
         }

@@ -26,8 +26,8 @@ use super::client::Conn;
 use super::procs::{cpu_ns, thread_cpu_ns};
 use super::report::{Row, Target};
 use super::{Ctx, Server};
-use crate::text::reference::decode_and_checkout;
-use crate::text::reference_concurrent::{encode_concurrent, ReplayTxn};
+use plait::text::reference::decode_and_checkout;
+use plait::text::reference_concurrent::{encode_concurrent, ReplayTxn};
 
 /// Writers at once.
 const WRITERS: usize = 8;
@@ -108,7 +108,14 @@ fn ids(value: &str) -> Vec<String> {
     value.split(',').map(|s| s.trim().trim_matches('"').to_string()).filter(|s| !s.is_empty()).collect()
 }
 
-async fn writer(addr: SocketAddr, doc: String, w: usize, pattern: Pattern, total: usize, shared: Arc<Shared>) -> anyhow::Result<()> {
+async fn writer(
+    addr: SocketAddr,
+    doc: String,
+    w: usize,
+    pattern: Pattern,
+    total: usize,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     let mut conn = Conn::connect(addr).await?;
     let mut rng = Rng(0x9E37_79B9 + w as u64);
     let (mut events, mut own_writes, mut parents): (u64, usize, Vec<String>) = (0, 0, Vec::new());
@@ -116,17 +123,26 @@ async fn writer(addr: SocketAddr, doc: String, w: usize, pattern: Pattern, total
         // The text this writer's parents hold has at least its own writes' characters.
         let pos = rng.below(own_writes * WRITE.len() + 1);
         let id = format!("w{w}-{}", events + WRITE.len() as u64 - 1);
-        let (version, parents_value, range) = (header(std::slice::from_ref(&id)), header(&parents), format!("text [{pos}:{pos}]"));
-        let headers = [("Version", version.as_str()), ("Parents", parents_value.as_str()), ("Content-Range", range.as_str())];
+        let (version, parents_value, range) =
+            (header(std::slice::from_ref(&id)), header(&parents), format!("text [{pos}:{pos}]"));
+        let headers =
+            [("Version", version.as_str()), ("Parents", parents_value.as_str()), ("Content-Range", range.as_str())];
         let r = conn.request("PUT", &doc, &headers, WRITE.as_bytes()).await?;
         ensure!(r.status == 200, "B8: PUT {id} answered {} {}", r.status, String::from_utf8_lossy(&r.body));
-        shared.sent.lock().map_err(|_| anyhow!("poisoned"))?.push(Sent { writer: w, id: id.clone(), parents: parents.clone(), pos });
+        shared.sent.lock().map_err(|_| anyhow!("poisoned"))?.push(Sent {
+            writer: w,
+            id: id.clone(),
+            parents: parents.clone(),
+            pos,
+        });
         shared.count()?;
         events += WRITE.len() as u64;
         own_writes += 1;
         parents = match pattern {
             Pattern::Independent => vec![id],
-            Pattern::Overlapping => ids(r.header("version").ok_or_else(|| anyhow!("B8: a PUT answer without Version"))?),
+            Pattern::Overlapping => {
+                ids(r.header("version").ok_or_else(|| anyhow!("B8: a PUT answer without Version"))?)
+            }
         };
     }
     Ok(())
@@ -250,7 +266,12 @@ async fn cold_gets(server: &mut Server, doc: &str, writes: usize) -> anyhow::Res
         let r = conn.request("GET", doc, &[], b"").await?;
         walls.push(wall0.elapsed());
         cpus.push(Duration::from_nanos(cpu_ns(pid)?.saturating_sub(cpu0)));
-        ensure!(r.status == 200 && r.body.len() == writes * WRITE.len(), "B8: the cold GET got {} with {} bytes", r.status, r.body.len());
+        ensure!(
+            r.status == 200 && r.body.len() == writes * WRITE.len(),
+            "B8: the cold GET got {} with {} bytes",
+            r.status,
+            r.body.len()
+        );
     }
     walls.sort();
     cpus.sort();
