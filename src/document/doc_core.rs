@@ -18,7 +18,7 @@ use super::listing::{Author, HistoryEntry, Listing};
 use super::parked::{Parked, ParkedWrite};
 use super::published::{Current, PeerWrite, Published, SharedUpdate};
 use super::records::{self, Records};
-use super::round::{outcome, Accepted, Committed, CompactStaged, Failed, Reply, Round, Work};
+use super::round::{outcome, Accepted, Committed, CompactStaged, Failed, Reply, Round, StagedWrites, Work};
 use super::stored::StoredDoc;
 use super::write_rules::{judge, Verdict, WriteContext};
 use super::DocError;
@@ -291,7 +291,7 @@ impl<R> DocCore<R> {
         Round {
             batch: Some(batch),
             replies,
-            work: Work::Writes { accepted, records, listing, delta: Arc::new(delta), linear },
+            work: Work::Writes(Box::new(StagedWrites { accepted, records, listing, delta: Arc::new(delta), linear })),
         }
     }
 
@@ -354,7 +354,8 @@ impl<R> DocCore<R> {
                 self.records = records;
                 None
             }
-            Work::Writes { accepted, records, listing, delta, linear } => {
+            Work::Writes(staged) => {
+                let StagedWrites { accepted, records, listing, delta, linear } = *staged;
                 self.records = records;
                 self.listing = listing;
                 self.round += 1;
@@ -448,9 +449,9 @@ impl<R> DocCore<R> {
                 tracing::warn!(path = %self.path, error = %error, "folding the log failed; retrying in 30 s");
                 self.fold_not_before = now + FOLD_RETRY;
             }
-            Work::Writes { accepted, .. } => {
+            Work::Writes(staged) => {
                 reload = true;
-                for a in accepted {
+                for a in staged.accepted {
                     replies.extend(a.reply.map(|r| Reply::write(r, Err(error.duplicate()))));
                 }
             }

@@ -71,23 +71,26 @@ pub(super) struct Accepted<R> {
 pub(super) enum Work<R> {
     /// Nothing waits (the replies say everything).
     Nothing,
-    /// Writes applied in memory; `records` and `listing` are the bookkeeping once durable.
-    Writes {
-        accepted: Vec<Accepted<R>>,
-        records: Records,
-        listing: Listing,
-        /// The round's delta, for the readers' copy of the document.
-        delta: Arc<Vec<Vec<u8>>>,
-        /// Every write of the round was on top of the tip (no merge): the catch-up step for
-        /// subscribers is cheap to compute.
-        linear: bool,
-    },
+    /// Writes applied in memory (boxed: the largest variant by far).
+    Writes(Box<StagedWrites<R>>),
     /// The log folded into a snapshot.
     Fold { records: Records },
     /// The document and its whole history erased.
     Delete { reply: R, records: Records },
     /// A compacted document swapped in.
     Compact { reply: R, staged: Box<CompactStaged> },
+}
+
+/// A write round's work: `records` and `listing` are the bookkeeping once durable.
+pub(super) struct StagedWrites<R> {
+    pub accepted: Vec<Accepted<R>>,
+    pub records: Records,
+    pub listing: Listing,
+    /// The round's delta, for the readers' copy of the document.
+    pub delta: Arc<Vec<Vec<u8>>>,
+    /// Every write of the round was on top of the tip (no merge): the catch-up step for
+    /// subscribers is cheap to compute.
+    pub linear: bool,
 }
 
 /// What a compaction round installs once durable.

@@ -137,8 +137,11 @@ impl Shell {
                 }
                 Err(e) => {
                     let failed = self.core.failed(round, DocError::Storage(e.clone()), Instant::now());
+                    // Read back first: a client told of the failure then reads what the store
+                    // holds (what a restart would find), not the state before the round.
+                    let alive = !failed.reload || self.reload().await;
                     failed.replies.into_iter().for_each(send);
-                    if failed.reload && !self.reload().await {
+                    if !alive {
                         return false;
                     }
                 }
