@@ -1,5 +1,5 @@
 // Braid-HTTP wire helpers: Version/Parents header values and an incremental
-// parser for the body of a 209 subscription (braid-wire.md §2.1).
+// parser for the body of a 209 subscription (spec/WIRE.md §2.1).
 //
 // The parser accepts what braid-http's own parser accepts: any run of CR/LF
 // between updates (heartbeats, separators), an optional inner status line

@@ -1,5 +1,5 @@
 // Plait simpleton client: keeps one plain-text document in sync with a
-// Braid-HTTP server using the `simpleton` merge type (braid-wire.md §4.2).
+// Braid-HTTP server using the `simpleton` merge type (spec/WIRE.md §4.2).
 //
 // Simpleton clients keep no history. The client only ever applies a server
 // update whose Parents equal its own current version; everything else is

@@ -1,5 +1,5 @@
 //! CORS on every response (errors and 209 streams included), exposing the Braid headers
-//! that browser clients read (braid-wire.md §3.4).
+//! that browser clients read (`spec/WIRE.md` §3.4).
 
 use std::time::Duration;
 

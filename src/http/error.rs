@@ -98,7 +98,7 @@ pub enum ApiError {
     /// Unknown server endpoint under `/.plait/`.
     #[error("no such endpoint: {0}")]
     NotFound(String),
-    /// `/.well-known/multiplexer/` (braid-wire.md §5.5: 501 makes clients fall back).
+    /// `/.well-known/multiplexer/` (`spec/WIRE.md` §5.5: 501 makes clients fall back).
     #[error("Braid multiplexing is not supported by this server; use HTTP/2")]
     MultiplexingNotSupported,
     /// The application core refused or failed.

@@ -1,5 +1,5 @@
 //! Request bodies of PUT/PATCH/POST: a whole snapshot, one inline patch, or a `Patches: N`
-//! multi-patch body (braid-wire.md §1.7, §3.1).
+//! multi-patch body (`spec/WIRE.md` §1.7, §3.1).
 //!
 //! Classification follows braidify's `parse_update_from_bytes`: only `Content-Range` and the
 //! patch count decide, never the representation `Content-Type`. Unlike braidify we are
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn parses_the_client_forms() {
-        // braid-http 1.4.7 (transcript §3.1): CRLF separators, empty delete content.
+        // braid-http 1.4.7 (WIRE §3.1): CRLF separators, empty delete content.
         let body = b"Content-Length: 0\r\nContent-Range: text [0:1]\r\n\r\n\r\n\r\nContent-Length: 2\r\nContent-Range: text [4:4]\r\n\r\nab\r\n";
         assert_eq!(parse_patches(body, 2).unwrap(), [patch(0, 1, ""), patch(4, 4, "ab")]);
         // 1.3.80: lowercase names; LF-only; leading filler; multi-byte content; negatives.
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn rejects_malformed_patch_bodies() {
         let code = |body: &[u8], n| parse_patches(body, n).unwrap_err().code();
-        // Transcript 46: Patches: 2 but one patch.
+        // Transcript t46 (WIRE §7): Patches: 2 but one patch.
         let one = b"Content-Length: 1\r\nContent-Range: text [0:0]\r\n\r\nx";
         assert_eq!(parse_patches(one, 2).unwrap_err(), ProtocolError::PatchCountMismatch { declared: 2, found: 1 });
         assert_eq!(code(b"", 1), "patch_count_mismatch");
@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(code(&[&one[..], b"\r\n", &one[..]].concat(), 1), "bad_patches");
         assert_eq!(code(&[&one[..], b"zz"].concat(), 1), "bad_patches");
         assert_eq!(code(b"junk", 0), "bad_patches");
-        // Transcript 99: no Content-Length (braidify exits the process here).
+        // Transcript t99 (WIRE §7): no Content-Length (braidify exits the process here).
         assert_eq!(code(b"content-range: text [0:0]\r\n\r\n", 1), "bad_patches");
         assert_eq!(code(b"Content-Length: 1\r\n\r\nx", 1), "bad_patches");
         assert_eq!(code(b"Content-Length: one\r\nContent-Range: text [0:0]\r\n\r\nx", 1), "bad_content_length");

@@ -1,6 +1,6 @@
 //! Client side of a subscription stream: an incremental decoder for the body of a `209`.
 //!
-//! It accepts exactly the grammar of braid-wire.md §2.1, as braid-http's client does: CR/LF
+//! It accepts exactly the grammar of `spec/WIRE.md` §2.1, as braid-http's client does: CR/LF
 //! filler between updates, an optional inner status line, `name: value` headers ending at a
 //! blank line, then a body framed by `Content-Length` (a snapshot, or one patch when
 //! `Content-Range` is present) or by a patch count (`Patches: K` or

@@ -38,7 +38,7 @@ mod tests {
     use super::*;
     use crate::protocol::test_util::never_panics;
 
-    /// Values from transcripts 13 and 04/05 (braid-text's own digests).
+    /// Values from transcripts t13 and t04/t05 (braid-text's own digests; `spec/WIRE.md` §7).
     #[test]
     fn matches_braid_text() {
         assert_eq!(repr_digest("hello"), "sha-256=:LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=:");

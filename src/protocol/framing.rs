@@ -1,7 +1,7 @@
 //! Server side of a subscription stream: the bytes of one update inside a `209` body.
 //!
-//! The output is exactly braid-http 1.4.7's framing (braid-wire.md §2.2), which both 1.3.80
-//! and 1.4.7 clients parse (§2.6): an `HTTP 200 OK` status line, `Version`, `Parents` (always
+//! The output is exactly braid-http 1.4.7's framing (`spec/WIRE.md` §2.2), which both 1.3.80
+//! and 1.4.7 clients parse (WIRE §2.6): an `HTTP 200 OK` status line, `Version`, `Parents` (always
 //! present, empty for the root, because the simpleton client crashes without it), an optional
 //! `repr-digest`, then a snapshot, one inline patch or a `Patches: N` block, and `\r\n\r\n`.
 //! Deliberately not here: the 209 response headers, heartbeat timing, dt binary blocks and
@@ -14,7 +14,7 @@ use crate::protocol::version::VersionSet;
 pub const HEARTBEAT: &[u8] = b"\r\n";
 
 /// The inner status line. It must start with `HTTP`: a bare `200 OK` breaks clients before
-/// braid-http 1.3.111 (braid-wire.md §2.1 fact 4).
+/// braid-http 1.3.111 (WIRE §2.1 fact 4).
 const STATUS_LINE: &[u8] = b"HTTP 200 OK\r\n";
 
 /// Written after every update (braid-spec issue #73), and between the patches of a block.
@@ -129,8 +129,8 @@ pub(crate) mod tests {
     /// The representation type braid-text sends for text resources.
     pub(crate) const REPR: &str = "text/plain; charset=utf-8";
 
-    /// The de-chunked bytes of braid-wire.md §2.2 (its three updates), then the `Patches: 0`
-    /// update of §2.2 and the header-only update of §2.4.
+    /// The de-chunked bytes of `spec/WIRE.md` §2.2 (its three updates), then the `Patches: 0`
+    /// update of WIRE §2.2 and the header-only update of WIRE §2.4.
     pub(crate) const GOLDEN: &[u8] = include_bytes!("../../spec/examples/updates-1.4.7.bin");
 
     fn vs(ids: &[&str]) -> VersionSet {

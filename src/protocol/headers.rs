@@ -1,7 +1,7 @@
 //! Small Braid request headers: `Peer`, `Heartbeats`, `Merge-Type` and the `Subscribe` echo.
 //!
 //! Each function takes one raw header value (bytes, as the HTTP library hands them over) and
-//! follows what the JavaScript peers send, old and new forms alike (braid-wire.md §1.3-§1.6).
+//! follows what the JavaScript peers send, old and new forms alike (`spec/WIRE.md` §1.3-§1.6).
 //! `Version`/`Parents` live in `version.rs`, `Content-Range` in `range.rs` and the patch-count
 //! headers in `body.rs`. Deliberately not here: deciding *whether* to subscribe (any present
 //! `Subscribe` header means yes, which the caller sees without parsing) and the HTTP
@@ -113,9 +113,9 @@ fn float_prefix(s: &str) -> &str {
 /// The merge type a client asked for with `Merge-Type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MergeType {
-    /// The default: the server rebases, the client keeps no history (braid-wire.md §4.2).
+    /// The default: the server rebases, the client keeps no history (WIRE §4.2).
     Simpleton,
-    /// The peer receives the CRDT history and merges itself (braid-wire.md §4.3).
+    /// The peer receives the CRDT history and merges itself (WIRE §4.3).
     Dt,
 }
 

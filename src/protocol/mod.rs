@@ -3,7 +3,7 @@
 //! Architecture invariant: nothing here imports tokio, axum, diamond-types or the store.
 //! Every function takes bytes or strings and returns values or a [`ProtocolError`].
 //!
-//! Modules (the spec is Plait's `braid-wire.md`, §1-§3):
+//! Modules (the spec is `spec/WIRE.md`, §1-§3; cited as "WIRE §N"):
 //! - [`version`]: `Version`/`Parents` values, parsed as JSON and written as ASCII JSON strings;
 //! - [`headers`]: `Peer`, `Heartbeats`, `Merge-Type` and the `Subscribe` echo;
 //! - [`range`]: `Content-Range: text [a:b]` and [`Patch`];

@@ -136,8 +136,8 @@ mod tests {
     #[test]
     fn rejects_malformed_values() {
         for bad in [
-            &b"a-4"[..],        // transcript 30/31: unquoted
-            b"[oops",           // transcript 32: garbage parents
+            &b"a-4"[..],        // transcripts t30/t31 (WIRE §7): unquoted
+            b"[oops",           // transcript t32: garbage parents
             b"\"a\", ",         // trailing comma
             b"1",               // not a string
             b"[\"a\"]",         // nested array

@@ -1,11 +1,11 @@
 //! [`TextDoc::apply`]: one PUT, classified as fresh, partial, duplicate or empty, and added with
-//! braid-text's numbering (notes §2.1/§2.2).
+//! braid-text's numbering (DT-FACTS §2.1/§2.2).
 //!
 //! Order of checks: the Version id (syntax, agent rules, no parent at or after it, fully known →
 //! Duplicate before anything else), then the Parents (must be known), then the ranges against
 //! the parent length, then the seq arithmetic. Everything is validated before the log is touched, so an error leaves the
 //! document exactly as it was. Gaps (first seq beyond the agent's next) are refused rather than
-//! written through DT's chunk decoder (notes §2.3).
+//! written through DT's chunk decoder (DT-FACTS §2.3).
 //!
 //! After a compaction, an agent's next seq may lie above everything DT knows of it (its latest
 //! events were pruned, see `pruned.rs`). A fresh edit continuing there goes in through the
@@ -98,7 +98,7 @@ impl TextDoc {
             (parents, parent_len, Outcome::Fresh)
         } else if low < next && next <= last {
             // Partial: the first `next - low` events are known; the tail hangs off the agent's
-            // last known event, as braid-text does (transcript 25).
+            // last known event, as braid-text does (WIRE §7 t25).
             let k = usize::try_from(next - low).map_err(|_| TextError::TooLarge("seq".into()))?;
             ops = trim_front(ops, k);
             let prev = EventId { agent: agent.clone(), seq: next - 1 };

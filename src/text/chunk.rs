@@ -1,4 +1,5 @@
-//! A hand-built `DMNDTYPS` chunk adding one run of events at explicit seqs (notes §2.3).
+//! A hand-built `DMNDTYPS` chunk adding one run of events at explicit seqs (the layout is
+//! `docs/DIAMOND-TYPES.md` §2.3, "DT-FACTS").
 //!
 //! diamond-types 1.0.0 can only add events at "the agent's highest known seq + 1"
 //! (`add_operations_at`). Two callers need explicit seqs: compaction, which re-adds every event
@@ -61,7 +62,7 @@ fn write_op(out: &mut Vec<u8>, op: &Operation, cursor: &mut usize) {
     }
 }
 
-/// A `DMNDTYPS` chunk adding `run` with its explicit agent, seqs and parents (notes §2.3).
+/// A `DMNDTYPS` chunk adding `run` with its explicit agent, seqs and parents (DT-FACTS §2.3).
 pub(super) fn encode_run(run: &Run) -> Vec<u8> {
     let mut names = vec![run.agent.as_str()];
     for (a, _) in &run.parents {

@@ -1,8 +1,8 @@
 //! Persistence in diamond-types' own `DMNDTYPS` format: full snapshots, per-write deltas, and
-//! loading them back (notes §5).
+//! loading them back (`docs/DIAMOND-TYPES.md` §5, "DT-FACTS").
 //!
 //! DT 1.0.0's decoder is not safe for arbitrary bytes: it can panic, abort on huge LZ4
-//! allocations, or leave a half-applied log (notes §5.3). So every input must end with a valid
+//! allocations, or leave a half-applied log (DT-FACTS §5.3). So every input must end with a valid
 //! CRC-32C chunk (checked here, strictly, before DT sees a byte), decoding happens into a clone
 //! that is swapped in only on success, and DT's own panics on CRC-valid but inconsistent bytes
 //! are caught (`catch_unwind`; this cannot help under `panic = "abort"` or against allocation

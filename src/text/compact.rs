@@ -6,7 +6,7 @@
 //! synthetic insert of text_at(H) at the root by a reserved `~agent` (the base run). Later events
 //! keep their agent, seq, ops and parents (those inside H's history become the base run's last
 //! event), so their ids and texts do not change. DT 1.0.0 cannot add events at explicit seqs, so
-//! each run goes in as a hand-built `DMNDTYPS` chunk through `decode_and_add` (notes §2.3).
+//! each run goes in as a hand-built `DMNDTYPS` chunk through `decode_and_add` (DT-FACTS §2.3).
 //!
 //! Why later merges still agree with the original: a later insert's origin-left is a character
 //! visible at its parents (the same one in both documents); its origin-right is the next item,

@@ -250,7 +250,7 @@ impl TextDoc {
     }
 
     /// Length of the text at `lv`: remembered for recent versions (see `lengths.rs`), else the
-    /// current length minus what the ops after `lv` inserted plus what they deleted (notes §1),
+    /// current length minus what the ops after `lv` inserted plus what they deleted (DT-FACTS §3.3),
     /// without checking out the old text.
     pub(super) fn len_at_local(&self, lv: &[usize]) -> Result<usize, TextError> {
         if self.is_tip(lv) {

@@ -24,7 +24,7 @@ pub struct Edit {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// Whole new text. With `version: Some(..)` it replaces the whole parent text (`[0:len]` +
-    /// body, exactly as braid-text numbers it, transcript 24). With `version: None` the server
+    /// body, exactly as braid-text numbers it, WIRE §7 t24). With `version: None` the server
     /// computes a minimal single patch (common prefix/suffix, in code points) against the parent.
     Snapshot(String),
     /// Range patches, absolute against the parent text, in code points; negative bounds are

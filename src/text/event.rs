@@ -69,7 +69,7 @@ pub fn validate_agent(agent: &str) -> Result<(), TextError> {
 
 /// Checks that `agent` can name events at all: non-empty, not `ROOT`, under 50 UTF-8 bytes.
 /// Ids of the server's own `~` agents pass (clients may name them, only never write as
-/// them). diamond-types itself enforces none of this (`ROOT` even crashes it, notes §6).
+/// them). diamond-types itself enforces none of this (`ROOT` even crashes it, DT-FACTS §6).
 pub fn validate_agent_name(agent: &str) -> Result<(), TextError> {
     let reason = if agent.is_empty() {
         "the agent name is empty"

@@ -3,7 +3,7 @@
 //!
 //! Every local version handed to diamond-types comes from here, so it is always a sorted
 //! antichain of times that exist in the log (unsorted or redundant parents crash or poison
-//! diamond-types 1.0.0, notes §6). It deliberately avoids DT's buggy `version_union` (notes §7)
+//! diamond-types 1.0.0, DT-FACTS §6). It deliberately avoids DT's buggy `version_union` (DT-FACTS §7)
 //! and DT's `version_contains_time(&[], t) == true` quirk (the root contains nothing).
 
 use super::event::{validate_agent_name, EventId, ROOT_AGENT};

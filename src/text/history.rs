@@ -1,5 +1,5 @@
 //! dt merge type: the original updates for events in `to`'s history but not in `from`'s, one per
-//! run, exactly as the fork's `updates_since` (notes §3.2; transcripts 11 and 16).
+//! run, exactly as the fork's `updates_since` (DT-FACTS §3.2; WIRE §7 t11 and t16).
 //!
 //! Steps: per history entry, the wanted times are `[first not in from, first not in to)` (both
 //! memberships are prefixes of an entry); the original ops from `iter_range_since(from)` are

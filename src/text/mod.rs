@@ -5,7 +5,7 @@
 //! dt-history questions, and persists in DT's own binary format. Every client input is validated
 //! before diamond-types sees it, because DT 1.0.0 panics on, or is permanently poisoned by,
 //! out-of-range positions, unsorted or unknown parents and the `ROOT` agent
-//! (`/work/shared/docs/diamond-types-notes.md` §6).
+//! (`docs/DIAMOND-TYPES.md` §6; cited in this module as "DT-FACTS §N").
 //!
 //! This module does no I/O, knows nothing about HTTP or headers, and never sees DT types leak
 //! out: the API speaks [`VersionSet`](crate::protocol::VersionSet) and

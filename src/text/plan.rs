@@ -1,9 +1,9 @@
 //! Turning an edit's patches into diamond-types operations with braid-text's exact numbering.
 //!
-//! Recipe (notes §2.1): resolve negative bounds against the parent length, sort by start,
+//! Recipe (DT-FACTS §2.1): resolve negative bounds against the parent length, sort by start,
 //! require `prev_end <= start <= end <= len`; then per patch a backward delete run (one event per
 //! code point, `loc.fwd = false`, even for one char) followed by the insert run, positions read
-//! against the document left by the previous op. Also the partial-duplicate trim (§2.2), the
+//! against the document left by the previous op. Also the partial-duplicate trim (DT-FACTS §2.2), the
 //! final "does every op fit" check, and the minimal snapshot diff. No DT log is touched here.
 
 use super::TextError;
@@ -136,7 +136,7 @@ pub(super) fn build_ops(spans: &[Span]) -> Result<Vec<Operation>, TextError> {
 }
 
 /// Drops the first `k` events (already known): a straddled backward delete keeps its position
-/// and shrinks; a straddled insert moves right by `k` and loses its first `k` chars (notes §2.2).
+/// and shrinks; a straddled insert moves right by `k` and loses its first `k` chars (DT-FACTS §2.2).
 pub(super) fn trim_front(ops: Vec<Operation>, mut k: usize) -> Vec<Operation> {
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
@@ -162,7 +162,7 @@ pub(super) fn trim_front(ops: Vec<Operation>, mut k: usize) -> Vec<Operation> {
 }
 
 /// Checks that each op, read against the document left by the previous one, stays inside a
-/// document of initial length `len`. DT accepts out-of-range ops and is then poisoned (notes §6).
+/// document of initial length `len`. DT accepts out-of-range ops and is then poisoned (DT-FACTS §6).
 pub(super) fn check_ops_fit(ops: &[Operation], len: usize) -> Result<usize, TextError> {
     let mut cur = len;
     for op in ops {

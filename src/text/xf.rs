@@ -1,5 +1,5 @@
 //! Simpleton catch-up: absolute patches against the text at `from` that turn it into the text at
-//! `union(from, to)` (notes §3.1; braid-text's `getXFPatches`).
+//! `union(from, to)` (DT-FACTS §3.1; braid-text's `getXFPatches`).
 //!
 //! diamond-types yields transformed ops whose positions are sequential (each against the text
 //! left by the previous op). A segment list over the text at `from` — original runs and inserted

@@ -1,5 +1,5 @@
 //! Reads and writes over real HTTP, numbered exactly as braid-text numbers them
-//! (the transcripts in shared/docs/transcripts).
+//! (the braid-text transcripts `tNN` listed in `spec/WIRE.md` §7; "Transcript NN" below is `tNN`).
 
 use crate::engines;
 use crate::support::client::request;

@@ -353,3 +353,63 @@ fn files_stay_small_documented_and_quiet() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The repository stands on its own: no tracked text file may point at documents that live
+/// outside it (a sibling `shared` checkout, a machine's absolute work directory, or the
+/// team's private wire and diamond-types notes). What the code relies on is written down in
+/// `spec/WIRE.md` and `docs/DIAMOND-TYPES.md` instead. The needles are assembled from pieces
+/// so that this file does not match itself.
+#[test]
+fn no_references_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let needles = [
+        ["..", "/shared"].concat(),
+        ["/wo", "rk/"].concat(),
+        ["braid-wire", ".md"].concat(),
+        ["-notes", ".md"].concat(),
+    ];
+    let scope = ["src", "spec", "docs", "tests", "clients", "fuzz", "README.md", "ARCHITECTURE.md"];
+    let listed = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "-z", "--"])
+        .args(scope)
+        .output()
+        .expect("git ls-files (the tidy rule reads the tracked files)");
+    assert!(listed.status.success(), "git ls-files failed: {}", String::from_utf8_lossy(&listed.stderr));
+    let files: Vec<String> = listed
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f == "README.md"), "git ls-files listed no tracked files under {root:?}");
+    let mut problems = Vec::new();
+    for file in &files {
+        let skipped = file.split('/').any(|part| part == "node_modules" || part == "target")
+            || (file.starts_with("tests/data/editing-traces/") && file.ends_with(".gz"));
+        if skipped {
+            continue;
+        }
+        // A file deleted in the work tree but still tracked has nothing to check.
+        let Ok(bytes) = fs::read(root.join(file)) else { continue };
+        // Binary files (fuzz inputs, golden byte streams, compressed traces) are not prose.
+        let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+        if text.contains('\0') {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            for needle in &needles {
+                if line.contains(needle.as_str()) {
+                    problems.push(format!("{file}:{}: names `{needle}`: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "references outside the repository (write what is needed into spec/WIRE.md or docs/DIAMOND-TYPES.md \
+         and cite that instead):\n{}",
+        problems.join("\n")
+    );
+}

@@ -1,5 +1,5 @@
-//! Golden bytes: what the server writes must equal the captures in braid-wire.md §2.2
-//! (braid-http 1.4.7 / braid-text 0.6 framing) and the PUT shapes of §3.1.
+//! Golden bytes: what the server writes must equal the captures in `spec/WIRE.md` §2.2
+//! (braid-http 1.4.7 / braid-text 0.6 framing) and the PUT shapes of WIRE §3.1.
 
 use plait::protocol::repr_digest;
 

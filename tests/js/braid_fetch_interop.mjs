@@ -5,7 +5,7 @@
 // Checks PUT/GET, subscriptions (snapshot, single and multi-patch updates),
 // resume from older Parents with the simpleton merge type, code-point ranges
 // with emoji, non-ASCII version ids, and 309 for unknown versions. Event ids
-// follow braid-wire.md §4.3: one event per inserted/deleted code point, the
+// follow spec/WIRE.md §4.3: one event per inserted/deleted code point, the
 // Version names the last one ("hello" from the root as alice-0..alice-4).
 
 import { fetch as braid_fetch } from 'braid-http'

@@ -89,7 +89,7 @@ async function serverState() {
   const res = await fetch(url, { headers: { 'Cache-Control': 'no-cache' } })
   const text = await res.text()
   assert(res.status === 200, `GET ${url}: status ${res.status}` + (res.status === 404
-    ? ' (simpleton clients subscribe before anything is PUT, so every path must be an empty document; braid-wire.md §3.2)' : ''))
+    ? ' (simpleton clients subscribe before anything is PUT, so every path must be an empty document; spec/WIRE.md §3.2)' : ''))
   return { text, version: (parseIds(res.headers.get('version')) ?? []).sort() }
 }
 

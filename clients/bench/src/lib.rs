@@ -64,8 +64,9 @@ pub struct BenchArgs {
     /// Tiny sizes: proves every scenario still runs end to end (the test suite uses it).
     #[arg(long)]
     pub smoke: bool,
-    /// The editing traces directory (josephg/editing-traces layout).
-    #[arg(long, env = "PLAIT_TRACES", default_value = "../shared/data/editing-traces")]
+    /// The editing traces directory: a clone of https://github.com/josephg/editing-traces
+    /// (the default is one in the working directory).
+    #[arg(long, env = "PLAIT_TRACES", default_value = "editing-traces")]
     pub traces: PathBuf,
     /// The `plait` binary to start (default: the `plait` next to this executable, which
     /// `cargo build --release` puts there). Not needed with `--url`.

@@ -4,10 +4,10 @@
 //! previous PUT's Version).
 //!
 //! A multi-patch PUT's ranges all refer to its *parent* text and may not overlap
-//! (braid-wire.md §1.8), so a batch of consecutive trace edits is first rebased onto the
+//! (`spec/WIRE.md` §1.8), so a batch of consecutive trace edits is first rebased onto the
 //! batch's parent: a list of kept parent ranges and inserted runs is edited in place, then
 //! read back as sorted, non-overlapping range patches (the segment walk of
-//! diamond-types-notes.md §3.1). Text typed and deleted inside one batch never reaches the wire.
+//! `docs/DIAMOND-TYPES.md` §3.1). Text typed and deleted inside one batch never reaches the wire.
 //!
 //! Requests are built before they are sent, so the no-op reference receives the same bytes.
 

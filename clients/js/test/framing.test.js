@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { SubscriptionParser, ParseError, formatVersion, parseVersion } from '../framing.js'
 
-// The de-chunked subscription body of braid-wire.md §2.2, byte for byte.
+// The de-chunked subscription body of spec/WIRE.md §2.2 (its three updates), then two
+// heartbeat CR LFs, byte for byte.
 const SECTION_2_2 = [
   'HTTP 200 OK\r\n',
   'Version: "alice-4"\r\n',

@@ -34,14 +34,14 @@ pub(super) fn put_body(doc: &mut TextDoc, version: &str, parents: &[&str], body:
     doc.apply(edit(version, parents, Change::Snapshot(body.to_string()))).unwrap()
 }
 
-/// `alice-4` = "hello" (transcript 03's setup, used by most transcripts).
+/// `alice-4` = "hello" (transcript t03's setup, used by most transcripts; `spec/WIRE.md` §7).
 pub(super) fn hello(agent: &str) -> TextDoc {
     let mut doc = TextDoc::new();
     put_body(&mut doc, &format!("{agent}-4"), &[], "hello");
     doc
 }
 
-/// Transcripts 10, 11, 14, 16: alice-4 "hello", bob-5 " world" at [5:5], carol-0 deletes [0:1].
+/// Transcripts t10, t11, t14, t16: alice-4 "hello", bob-5 " world" at [5:5], carol-0 deletes [0:1].
 pub(super) fn doc11() -> TextDoc {
     let mut doc = hello("alice");
     put(&mut doc, "bob-5", &["alice-4"], vec![p(5, 5, " world")]);

@@ -1,4 +1,5 @@
-//! braid-text 0.5.27 transcripts (notes §2.4): exact numbering, versions, texts and views.
+//! braid-text 0.5.27 transcripts (`spec/WIRE.md` §7 says what each showed; DT-FACTS §2.4 how they were
+//! checked): exact numbering, versions, texts and views.
 
 use super::*;
 use crate::protocol::Bound;
