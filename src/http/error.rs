@@ -75,6 +75,9 @@ pub enum ApiError {
     /// anything else would be taken as the body itself.
     #[error("unsupported Transfer-Encoding {}: only a single \"chunked\" is accepted", show(.0.as_bytes()))]
     BadTransferEncoding(String),
+    /// A missing, repeated or malformed `Host`, or a malformed target authority (see `host`).
+    #[error("bad host: {0}")]
+    BadHost(String),
     /// A request path that cannot name a document (see `resource::check_path`).
     #[error("bad path: {0}")]
     BadPath(&'static str),
@@ -127,6 +130,7 @@ impl ApiError {
             ApiError::TooManyIds { .. } => (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "too_many_ids", None),
             ApiError::TooManyPatches { .. } => (S::PAYLOAD_TOO_LARGE, "too_many_patches", None),
             ApiError::BadTransferEncoding(_) => (S::BAD_REQUEST, "bad_transfer_encoding", None),
+            ApiError::BadHost(_) => (S::BAD_REQUEST, "bad_host", None),
             ApiError::BadPath(_) => (S::BAD_REQUEST, "bad_path", None),
             ApiError::PathTooLong { .. } => (S::URI_TOO_LONG, "path_too_long", None),
             ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
