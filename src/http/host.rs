@@ -93,7 +93,10 @@ pub fn check_request(version: Version, authority: Option<&str>, headers: &Header
     }
     if let Some(authority) = authority {
         check_host(authority.as_bytes()).map_err(|why| {
-            BadHost(format!("the request target's authority {} is not a host[:port]: {why}", show(authority.as_bytes())))
+            BadHost(format!(
+                "the request target's authority {} is not a host[:port]: {why}",
+                show(authority.as_bytes())
+            ))
         })?;
     }
     Ok(())

@@ -232,9 +232,12 @@ async fn read(
             for u in &updates {
                 encode_update(u, REPR_TYPE, &mut bytes);
             }
+            // The length is set here, not left to the body, so a HEAD says what its GET sends.
+            let len = bytes.len();
             let body = if with_body { Body::from(bytes) } else { Body::empty() };
             let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
             let h = res.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             reply::resource_headers(h, &current, braid.merge_type, reader.editable);
             reply::set(h, "content-type", HISTORY_TYPE);
             reply::set(h, "cache-control", "no-store");

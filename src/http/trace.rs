@@ -106,7 +106,7 @@ impl<B> MakeSpan<B> for RequestSpan {
             "request",
             method = %Capped(req.method().as_str()),
             path = %LoggedPath(req.uri().path()),
-            request_id = req.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            request_id = %req.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default(),
         )
     }
 }

@@ -140,7 +140,10 @@ fn comparable(res: &Response) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_answers_what_get_answers() {
     let s = TestServer::start(Engine::Memory).await;
-    assert_eq!(request(s.addr, "PUT", "/head/doc", &[("Version", "\"h-4\""), ("Parents", "")], b"hello").await.status, 200);
+    assert_eq!(
+        request(s.addr, "PUT", "/head/doc", &[("Version", "\"h-4\""), ("Parents", "")], b"hello").await.status,
+        200
+    );
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("subscribe", vec![("Subscribe", "true")]),
         ("subscribe-with-parents", vec![("Subscribe", "true"), ("Parents", "\"h-1\"")]),

@@ -67,7 +67,8 @@ impl Drop for Logged {
 fn response_line(line: &str, request_id: &str) -> Option<(Value, Value)> {
     let json: Value = serde_json::from_str(line).ok()?;
     let span = json["spans"].as_array()?.iter().find(|s| s["name"] == "request")?.clone();
-    (span["request_id"] == request_id && json["fields"]["message"] == "response").then(|| (json["fields"].clone(), span))
+    (span["request_id"] == request_id && json["fields"]["message"] == "response")
+        .then(|| (json["fields"].clone(), span))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

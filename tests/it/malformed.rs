@@ -1046,7 +1046,11 @@ fn hosts(c: &mut Cases) {
         ("unknown-version", vec![("Version", &b"\"nobody-1\""[..])], Api(400, "version_with_subscribe")),
         ("version-and-parents", vec![("Version", CTL_V), ("Parents", CTL_V)], Api(400, "version_with_subscribe")),
         ("bad-version", vec![("Version", &b"a-1"[..])], Api(400, "bad_version_header")),
-        ("dt-unknown-parents", vec![("Merge-Type", &b"dt"[..]), ("Parents", b"\"nobody-5\"")], Api(309, "version_unknown")),
+        (
+            "dt-unknown-parents",
+            vec![("Merge-Type", &b"dt"[..]), ("Parents", b"\"nobody-5\"")],
+            Api(309, "version_unknown"),
+        ),
         ("bad-heartbeats", vec![("Heartbeats", &b"-5"[..])], Api(400, "bad_heartbeats")),
     ] {
         let mut all = vec![("Subscribe", &b"true"[..])];
