@@ -24,6 +24,7 @@ mod server;
 mod share_link;
 mod stall;
 mod stream;
+mod takeover;
 mod tls;
 
 use std::sync::Arc;

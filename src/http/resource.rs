@@ -55,7 +55,10 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
             read(&state, &path, braid, inm, false, reader).await
         }
         Method::GET => match braid.subscribe.is_some() {
-            true => subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable).await,
+            true => {
+                let takeover = super::takeover::Takeover::of(&req);
+                subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable, takeover).await
+            }
             false => read(&state, &path, braid, inm, true, reader).await,
         },
         Method::HEAD => read(&state, &path, braid, inm, false, reader).await,
@@ -245,13 +248,15 @@ async fn read(
 }
 
 /// A subscription; `ended` fires when the credential that opened it is revoked or expires,
-/// and then the stream ends.
+/// and then the stream ends. With `takeover` (an HTTP/1.1 request), hyper writes the head
+/// and the connection's own task writes the stream (see `takeover`).
 async fn subscribe(
     state: &AppState,
     path: &str,
     braid: BraidHeaders,
     ended: Option<tokio::sync::watch::Receiver<bool>>,
     editable: bool,
+    takeover: Option<super::takeover::Takeover>,
 ) -> Result<Response, ApiError> {
     if braid.version.is_some() {
         return Err(ApiError::VersionWithSubscribe);
@@ -270,7 +275,11 @@ async fn subscribe(
         .await?;
     let current = sub.current.clone();
     let heartbeat = braid.heartbeats.as_ref().map(|(secs, _)| std::time::Duration::from_secs_f64(*secs));
-    let body = stream::subscription_body(sub, heartbeat, state.shutdown.clone(), ended, braid.head_override);
+    let chunks = stream::chunks(sub, heartbeat, state.shutdown.clone(), ended, braid.head_override);
+    let body = match takeover {
+        Some(takeover) => takeover.arm(chunks),
+        None => stream::body(chunks),
+    };
     let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
     let h = res.headers_mut();
     reply::resource_headers(h, &current, braid.merge_type, editable);
