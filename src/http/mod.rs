@@ -26,6 +26,7 @@ mod server;
 mod share_link;
 mod stall;
 mod stream;
+mod takeover;
 mod tls;
 mod trace;
 

@@ -56,7 +56,9 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         // A HEAD subscription gets the 209's head, refusals included (`Version` with
         // `Subscribe`, subscription limits); dropping its unsent body ends the subscription.
         Method::GET | Method::HEAD if braid.subscribe.is_some() => {
-            subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable).await
+            // A GET's stream leaves hyper after the head (HTTP/1.1); a HEAD sends no body.
+            let takeover = (req.method() == Method::GET).then(|| super::takeover::Takeover::of(&req)).flatten();
+            subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable, takeover).await
         }
         Method::GET if braid.head_override => read(&state, &path, braid, inm, false, reader).await,
         Method::GET => read(&state, &path, braid, inm, true, reader).await,
@@ -250,13 +252,15 @@ async fn read(
 }
 
 /// A subscription; `ended` fires when the credential that opened it is revoked or expires,
-/// and then the stream ends.
+/// and then the stream ends. With `takeover` (an HTTP/1.1 request), hyper writes the head
+/// and the connection's own task writes the stream (see `takeover`).
 async fn subscribe(
     state: &AppState,
     path: &str,
     braid: BraidHeaders,
     ended: Option<tokio::sync::watch::Receiver<bool>>,
     editable: bool,
+    takeover: Option<super::takeover::Takeover>,
 ) -> Result<Response, ApiError> {
     if braid.version.is_some() {
         return Err(ApiError::VersionWithSubscribe);
@@ -275,7 +279,11 @@ async fn subscribe(
         .await?;
     let current = sub.current.clone();
     let heartbeat = braid.heartbeats.as_ref().map(|(secs, _)| std::time::Duration::from_secs_f64(*secs));
-    let body = stream::subscription_body(sub, heartbeat, state.shutdown.clone(), ended, braid.head_override);
+    let chunks = stream::chunks(sub, heartbeat, state.shutdown.clone(), ended, braid.head_override);
+    let body = match takeover {
+        Some(takeover) => takeover.arm(chunks),
+        None => stream::body(chunks),
+    };
     let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
     let h = res.headers_mut();
     reply::resource_headers(h, &current, braid.merge_type, editable);

@@ -28,6 +28,7 @@ mod reads_writes;
 mod retention;
 mod slow_subscribers;
 mod subscriptions;
+mod takeover;
 mod tidy;
 mod wire_golden;
 
