@@ -13,9 +13,12 @@
 //! 'T' ‖ id                                      → an access token (hash, rights, expiry)
 //! 'N' ‖ id                                      → a share link (hash, path, rights, expiry)
 //! 'P' ‖ id                                      → the text a pinned share link serves
+//! 'F'                                           → the store's format version (`format`)
 //! ```
 //! The length prefix keeps one path's keys from being a prefix of another's
 //! (`/a` vs `/ab`), so "every log record of a document" is one prefix scan, in seq order.
+//! A change to this layout or to any record's bytes that this code could not read back
+//! needs a new format version (see `format`).
 
 const SNAPSHOT: u8 = b'S';
 const LOG: u8 = b'L';
@@ -27,6 +30,7 @@ const HORIZON: u8 = b'Z';
 const TOKEN: u8 = b'T';
 const SHARE: u8 = b'N';
 const PINNED: u8 = b'P';
+const FORMAT: u8 = b'F';
 
 fn doc_prefix(tag: u8, path: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(5 + path.len() + 8);
@@ -169,6 +173,11 @@ pub fn pinned_text(id: &str) -> Vec<u8> {
     tagged(PINNED, id)
 }
 
+/// The key of the store's format version record: one per store, outside every document.
+pub fn format_version() -> Vec<u8> {
+    vec![FORMAT]
+}
+
 fn tagged(tag: u8, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + id.len());
     key.push(tag);
@@ -211,5 +220,11 @@ mod tests {
         assert_eq!(meta_path(&meta("/a/b")).as_deref(), Some("/a/b"));
         assert!(meta("/a").starts_with(&all_meta()));
         assert_eq!(meta_path(&snapshot("/a")), None);
+        // Deleting a document, or listing tokens, links or documents, never touches the
+        // format version.
+        let version = format_version();
+        for prefix in all_of("").iter().chain(&[all_meta(), all_tokens(), all_shares()]) {
+            assert!(!version.starts_with(prefix), "{prefix:?}");
+        }
     }
 }

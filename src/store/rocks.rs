@@ -65,13 +65,22 @@ fn closed() -> StoreError {
 }
 
 impl RocksStore {
-    /// Opens (creating if needed) the database under `dir`.
+    /// Opens (creating if needed) the database under `dir`, and checks its format version
+    /// (a new database gets the current one): a store in another format is closed again and
+    /// refused with [`StoreError::Format`].
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
-        let db = open_db(dir)?;
+        let store = Self::open_unchecked(dir, durability)?;
+        super::format::check(&store, &dir.display().to_string())?;
+        Ok(store)
+    }
+
+    /// Opens without the format check: `open` checks next, the store's tests prepare stores
+    /// in other formats with it.
+    pub(super) fn open_unchecked(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
         Ok(RocksStore {
             dir: dir.to_path_buf(),
             durability,
-            db: RwLock::new(Some(db)),
+            db: RwLock::new(Some(open_db(dir)?)),
             broken: AtomicBool::new(false),
             last_attempt: Mutex::new(None),
         })

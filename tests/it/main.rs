@@ -25,6 +25,7 @@ mod proxies;
 mod reads_writes;
 mod retention;
 mod slow_subscribers;
+mod store_format;
 mod subscriptions;
 mod tidy;
 mod wire_golden;
