@@ -18,31 +18,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
-// Parsed once at start-up; boxing the big variant would only make the code noisier.
-#[allow(clippy::large_enum_variant)]
+/// The subcommands (the load generator is its own binary, `plait-bench`).
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
     Serve(ServeConfig),
-    /// Run the benchmark scenarios (docs/BENCHMARKS.md) and print a table of results.
-    Bench(crate::bench::BenchArgs),
-    /// The benchmarks' no-op reference server (the same HTTP stack, a handler that does
-    /// nothing); `plait bench` starts it itself.
-    #[command(hide = true)]
-    BenchNoop(NoopArgs),
-    /// The fan-out benchmark's reference (B4): holds TCP connections and writes the same
-    /// bytes to every one; `plait bench` starts it itself.
-    #[command(hide = true)]
-    BenchSink(NoopArgs),
-}
-
-/// `plait bench-noop` options.
-#[derive(Args, Clone, Debug)]
-pub struct NoopArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
 }
 
 /// Whether requests need credentials.

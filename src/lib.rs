@@ -12,7 +12,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod config;
 pub mod http;
 pub mod hub;

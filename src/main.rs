@@ -28,27 +28,6 @@ async fn main() -> anyhow::Result<()> {
             );
             app.serve(listener, shutdown_signal()).await
         }
-        Command::Bench(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_new("info").context("log filter")?)
-                .with_writer(std::io::stderr)
-                .init();
-            let rows = plait::bench::run(&args).await?;
-            // The table goes to stdout, ready for docs/BENCHMARKS.md; progress went to stderr.
-            print!("{}", plait::bench::report::table(&rows));
-            Ok(())
-        }
-        Command::BenchNoop(args) => {
-            let listener = tokio::net::TcpListener::bind(args.listen).await.context("binding")?;
-            println!("plait-noop listening on http://{}", listener.local_addr()?);
-            plait::http::serve_noop(listener, shutdown_signal()).await.context("serving")
-        }
-        Command::BenchSink(args) => {
-            let listener = plait::bench::sink::bind(args.listen)?;
-            println!("plait-sink listening on http://{}", listener.local_addr()?);
-            // Plain blocking threads: the reference is a bare write() loop, no runtime.
-            tokio::task::spawn_blocking(move || plait::bench::sink::serve(listener)).await?
-        }
     }
 }
 

@@ -1,11 +1,14 @@
 //! `ApiError`: every failure a request can meet, and the ONE place that maps failures to
-//! HTTP statuses and stable error codes.
+//! HTTP responses.
 //!
-//! Client faults are 4xx with a JSON body `{"error": "<code>", "message": "..."}` and the
-//! code repeated in a `Plait-Error` header. Server faults are logged here, once, and the
-//! client gets a generic message.
+//! Each error variant maps to a stable [`ErrorCode`] (`ApiError::code`: one exhaustive match
+//! per error type, no catch-all arm); the response's status, reason phrase, `Retry-After`,
+//! challenge and message come from that code's row in [`super::codes`]. The body is JSON
+//! `{"error": "<code>", "message": "..."}` and the code is repeated in a `Plait-Error`
+//! header. Server faults are logged here, once, and the client gets the row's generic
+//! message.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::ext::ReasonPhrase;
 
@@ -15,8 +18,7 @@ use crate::protocol::error::show;
 use crate::protocol::{ProtocolError, VersionSet};
 use crate::text::TextError;
 
-/// Braid's "Version Unknown Here" status, as braid-text sends it.
-pub const VERSION_UNKNOWN: u16 = 309;
+use super::codes::{ErrorCode, Fault, RetryAfter};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,159 +115,187 @@ impl From<TextError> for ApiError {
 }
 
 impl ApiError {
-    /// Status, stable code, and the ids for a 309.
-    fn classify(&self) -> (StatusCode, &'static str, Option<&VersionSet>) {
-        use StatusCode as S;
+    /// The stable code this error is answered with; its [`Row`] gives the status, reason
+    /// phrase, `Retry-After` and fault. One exhaustive match per error type, none with a
+    /// catch-all arm: a new variant does not compile until it is given a code.
+    pub fn code(&self) -> ErrorCode {
+        use ErrorCode as C;
         match self {
-            ApiError::Protocol(e) => (S::BAD_REQUEST, e.code(), None),
-            ApiError::DuplicateHeader(_) => (S::BAD_REQUEST, "duplicate_header", None),
-            ApiError::VersionWithSubscribe => (S::BAD_REQUEST, "version_with_subscribe", None),
-            ApiError::MultipleVersionIds(_) => (S::BAD_REQUEST, "multiple_version_ids", None),
-            ApiError::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large", None),
-            ApiError::BadBody(_) => (S::BAD_REQUEST, "bad_body", None),
-            ApiError::BodyTimeout { .. } => (S::REQUEST_TIMEOUT, "body_timeout", None),
-            ApiError::TooManyIds { .. } => (S::REQUEST_HEADER_FIELDS_TOO_LARGE, "too_many_ids", None),
-            ApiError::TooManyPatches { .. } => (S::PAYLOAD_TOO_LARGE, "too_many_patches", None),
-            ApiError::BadTransferEncoding(_) => (S::BAD_REQUEST, "bad_transfer_encoding", None),
-            ApiError::BadPath(_) => (S::BAD_REQUEST, "bad_path", None),
-            ApiError::PathTooLong { .. } => (S::URI_TOO_LONG, "path_too_long", None),
-            ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, "method_not_allowed", None),
-            ApiError::NotFound(_) => (S::NOT_FOUND, "not_found", None),
-            ApiError::BadJson(_) => (S::BAD_REQUEST, "bad_json", None),
-            ApiError::BadQuery(_) => (S::BAD_REQUEST, "bad_query", None),
-            ApiError::MultiplexingNotSupported => (S::NOT_IMPLEMENTED, "multiplexing_not_supported", None),
-            ApiError::Auth(a) => {
-                let (status, code) = auth_class(a);
-                (status, code, None)
-            }
-            ApiError::Hub(h) => match h {
-                HubError::Text(TextError::UnknownVersion(ids)) | HubError::UnknownVersion(ids) => {
-                    (version_unknown(), "version_unknown", Some(ids))
-                }
-                HubError::Text(t) => (text_status(t), t.code(), None),
-                HubError::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", None),
-                HubError::TooManySubscriptions(_) => (S::TOO_MANY_REQUESTS, "too_many_subscriptions", None),
-                HubError::DocumentTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "document_too_large", None),
-                HubError::Deleted => (S::CONFLICT, "deleted", None),
-                HubError::Storage(_) if h.is_disk_full() => (S::INSUFFICIENT_STORAGE, "insufficient_storage", None),
-                HubError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable", None),
-                HubError::BehindHorizon { .. } => (S::GONE, "behind_horizon", None),
-                HubError::NotListed(_) => (S::BAD_REQUEST, "not_in_history", None),
-                HubError::BadCheckpointName(_) => (S::BAD_REQUEST, "bad_checkpoint_name", None),
-                HubError::CheckpointExists(_) => (S::CONFLICT, "checkpoint_exists", None),
-                HubError::TooManyCheckpoints(_) => (S::CONFLICT, "too_many_checkpoints", None),
-                HubError::NoSuchCheckpoint(_) => (S::NOT_FOUND, "no_such_checkpoint", None),
-                HubError::Unavailable => (S::SERVICE_UNAVAILABLE, "unavailable", None),
-                HubError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "internal", None),
-            },
+            ApiError::Protocol(e) => protocol_code(e),
+            ApiError::DuplicateHeader(_) => C::DuplicateHeader,
+            ApiError::VersionWithSubscribe => C::VersionWithSubscribe,
+            ApiError::MultipleVersionIds(_) => C::MultipleVersionIds,
+            ApiError::BodyTooLarge { .. } => C::BodyTooLarge,
+            ApiError::TooManyIds { .. } => C::TooManyIds,
+            ApiError::TooManyPatches { .. } => C::TooManyPatches,
+            ApiError::BodyTimeout { .. } => C::BodyTimeout,
+            ApiError::BadBody(_) => C::BadBody,
+            ApiError::MethodNotAllowed(_) => C::MethodNotAllowed,
+            ApiError::BadTransferEncoding(_) => C::BadTransferEncoding,
+            ApiError::BadPath(_) => C::BadPath,
+            ApiError::PathTooLong { .. } => C::PathTooLong,
+            ApiError::BadJson(_) => C::BadJson,
+            ApiError::BadQuery(_) => C::BadQuery,
+            ApiError::NotFound(_) => C::NotFound,
+            ApiError::MultiplexingNotSupported => C::MultiplexingNotSupported,
+            ApiError::Hub(e) => hub_code(e),
+            ApiError::Auth(e) => auth_code(e),
+        }
+    }
+
+    /// The ids a 309 names in its `Version` header.
+    fn unknown_ids(&self) -> Option<&VersionSet> {
+        if let ApiError::Hub(HubError::Text(TextError::UnknownVersion(ids)) | HubError::UnknownVersion(ids)) = self {
+            Some(ids)
+        } else {
+            None
+        }
+    }
+
+    /// The seconds of a [`RetryAfter::FromError`] row.
+    fn retry_after_secs(&self) -> Option<u64> {
+        if let ApiError::Auth(AuthError::Throttled { retry_after_secs }) = self {
+            Some(*retry_after_secs)
+        } else {
+            None
         }
     }
 }
 
-fn auth_class(e: &AuthError) -> (StatusCode, &'static str) {
-    use StatusCode as S;
+fn protocol_code(e: &ProtocolError) -> ErrorCode {
+    use ErrorCode as C;
     match e {
-        AuthError::Missing => (S::UNAUTHORIZED, "auth_required"),
-        AuthError::InvalidToken => (S::UNAUTHORIZED, "invalid_token"),
-        AuthError::Doubled => (S::BAD_REQUEST, "duplicate_header"),
-        AuthError::BadRequest(_) => (S::BAD_REQUEST, "bad_credential_request"),
-        AuthError::InvalidLink => (S::FORBIDDEN, "invalid_share_link"),
-        AuthError::Forbidden { .. } => (S::FORBIDDEN, "forbidden"),
-        AuthError::Throttled { .. } => (S::TOO_MANY_REQUESTS, "auth_throttled"),
-        AuthError::NoSuchToken(_) => (S::NOT_FOUND, "no_such_token"),
-        AuthError::NoSuchShare(_) => (S::NOT_FOUND, "no_such_share"),
-        AuthError::Disabled => (S::NOT_FOUND, "auth_disabled"),
-        AuthError::TooMany { .. } => (S::CONFLICT, "too_many_credentials"),
-        AuthError::Storage(_) if e.is_disk_full() => (S::INSUFFICIENT_STORAGE, "insufficient_storage"),
-        AuthError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage_unavailable"),
-        AuthError::Random(_) | AuthError::Corrupt(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        ProtocolError::BadVersionHeader { .. } => C::BadVersionHeader,
+        ProtocolError::BadContentRange { .. } => C::BadContentRange,
+        ProtocolError::UnsupportedRangeUnit { .. } => C::UnsupportedRangeUnit,
+        ProtocolError::BadPatchCount { .. } => C::BadPatchCount,
+        ProtocolError::TooManyPatches { .. } => C::TooManyPatchesDeclared,
+        ProtocolError::BadPatches { .. } => C::BadPatches,
+        ProtocolError::PatchCountMismatch { .. } => C::PatchCountMismatch,
+        ProtocolError::BadContentLength { .. } => C::BadContentLength,
+        ProtocolError::InvalidUtf8 { .. } => C::InvalidUtf8,
+        ProtocolError::BadPeer { .. } => C::BadPeer,
+        ProtocolError::UnknownMergeType { .. } => C::UnknownMergeType,
+        ProtocolError::BadHeartbeats { .. } => C::BadHeartbeats,
+        // Decoder errors: only clients decode subscription streams.
+        ProtocolError::BadFraming { .. } => C::BadFraming,
+        ProtocolError::HeaderTooLarge { .. } => C::HeaderTooLarge,
+        ProtocolError::BodyTooLarge { .. } => C::BodyTooLarge,
     }
 }
 
-fn version_unknown() -> StatusCode {
-    StatusCode::from_u16(VERSION_UNKNOWN).unwrap_or(StatusCode::CONFLICT)
+fn text_code(e: &TextError) -> ErrorCode {
+    use ErrorCode as C;
+    match e {
+        TextError::InvalidEventId { .. } => C::InvalidEventId,
+        TextError::InvalidAgent { .. } => C::InvalidAgent,
+        TextError::CyclicParents { .. } => C::CyclicParents,
+        TextError::UnknownVersion(_) => C::VersionUnknown,
+        TextError::RangeReversed { .. } => C::RangeReversed,
+        TextError::RangeOutOfBounds { .. } => C::RangeOutOfBounds,
+        TextError::OverlappingPatches { .. } => C::OverlappingPatches,
+        TextError::SeqTooLow { .. } => C::SeqTooLow,
+        TextError::SeqGap { .. } => C::SeqGap,
+        TextError::PrunedVersion { .. } => C::PrunedVersion,
+        // Only ever raised by bytes the server stored itself: never the client's fault.
+        TextError::CorruptEncoding(_) => C::CorruptEncoding,
+        TextError::TooLarge(_) => C::TooLarge,
+        TextError::InvalidHorizon { .. } => C::InvalidHorizon,
+        // braid-text's status, fatal for simpleton clients (they and the server disagree).
+        TextError::DigestMismatch { .. } => C::ReprDigestMismatch,
+    }
 }
 
-fn text_status(e: &TextError) -> StatusCode {
+fn hub_code(e: &HubError) -> ErrorCode {
+    use ErrorCode as C;
     match e {
-        TextError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        // Only ever raised by bytes the server stored itself: never the client's fault.
-        TextError::CorruptEncoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        // braid-text's status, fatal for simpleton clients (they and the server disagree).
-        TextError::DigestMismatch { .. } => StatusCode::from_u16(550).unwrap_or(StatusCode::CONFLICT),
-        _ => StatusCode::BAD_REQUEST,
+        HubError::Text(t) => text_code(t),
+        HubError::UnknownVersion(_) => C::VersionUnknown,
+        HubError::Overloaded => C::Overloaded,
+        HubError::TooManySubscriptions(_) => C::TooManySubscriptions,
+        HubError::DocumentTooLarge { .. } => C::DocumentTooLarge,
+        HubError::Deleted => C::Deleted,
+        HubError::Storage(_) if e.is_disk_full() => C::InsufficientStorage,
+        HubError::Storage(_) => C::StorageUnavailable,
+        HubError::Corrupt(_) => C::Internal,
+        HubError::BehindHorizon { .. } => C::BehindHorizon,
+        HubError::NotListed(_) => C::NotInHistory,
+        HubError::BadCheckpointName(_) => C::BadCheckpointName,
+        HubError::CheckpointExists(_) => C::CheckpointExists,
+        HubError::TooManyCheckpoints(_) => C::TooManyCheckpoints,
+        HubError::NoSuchCheckpoint(_) => C::NoSuchCheckpoint,
+        HubError::Unavailable => C::Unavailable,
+    }
+}
+
+fn auth_code(e: &AuthError) -> ErrorCode {
+    use ErrorCode as C;
+    match e {
+        AuthError::Missing => C::AuthRequired,
+        AuthError::Doubled => C::DuplicateHeader,
+        AuthError::InvalidToken => C::InvalidToken,
+        AuthError::InvalidLink => C::InvalidShareLink,
+        AuthError::Forbidden { .. } => C::Forbidden,
+        AuthError::Throttled { .. } => C::AuthThrottled,
+        AuthError::NoSuchToken(_) => C::NoSuchToken,
+        AuthError::NoSuchShare(_) => C::NoSuchShare,
+        AuthError::Disabled => C::AuthDisabled,
+        AuthError::BadRequest(_) => C::BadCredentialRequest,
+        AuthError::TooMany { .. } => C::TooManyCredentials,
+        AuthError::Storage(_) if e.is_disk_full() => C::InsufficientStorage,
+        AuthError::Storage(_) => C::StorageUnavailable,
+        AuthError::Random(_) | AuthError::Corrupt(_) => C::Internal,
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, unknown) = self.classify();
-        // 550 (Repr-Digest mismatch) is braid-text's code for a client-side disagreement, not a
-        // server failure: it keeps its real message and is not logged as an error.
-        let client_caused = status.as_u16() == 550;
-        let message = if status.is_server_error() && !client_caused {
-            tracing::error!(error = %self, code, "request failed on the server side");
-            match status {
-                StatusCode::SERVICE_UNAVAILABLE => {
-                    "the server cannot take this request right now; retry shortly".to_string()
-                }
-                StatusCode::INSUFFICIENT_STORAGE => {
-                    "the server's disk is full; nothing was written; retry later".to_string()
-                }
-                _ => "internal server error".to_string(),
+        let row = self.code().row();
+        let message = match row.fault {
+            Fault::Client => self.to_string(),
+            Fault::Server(generic) => {
+                tracing::error!(error = %self, code = row.code, "request failed on the server side");
+                generic.to_string()
             }
-        } else {
-            self.to_string()
         };
-        let mut body = serde_json::json!({ "error": code, "message": message });
-        let gone = match &self {
-            ApiError::Hub(HubError::BehindHorizon { horizon, snapshot }) => Some((horizon.clone(), snapshot.clone())),
-            _ => None,
-        };
-        if let Some((horizon, snapshot)) = &gone {
+        let mut body = serde_json::json!({ "error": row.code, "message": message });
+        let gone = if let ApiError::Hub(HubError::BehindHorizon { horizon, snapshot }) = &self {
             body["horizon"] = serde_json::json!(horizon.ids());
             body["snapshot"] = serde_json::json!(snapshot);
-        }
-        let body = body.to_string();
-        let mut res = (status, body).into_response();
+            Some((horizon, snapshot))
+        } else {
+            None
+        };
+        // The rows' statuses are checked when the crate compiles (`codes::Row::check`).
+        let status = StatusCode::from_u16(row.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut res = (status, body.to_string()).into_response();
         let headers = res.headers_mut();
-        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert("plait-error", HeaderValue::from_static(code));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("plait-error", HeaderValue::from_static(row.code));
         if let Some((horizon, snapshot)) = gone {
-            super::reply::set_version(headers, "merge-horizon", &horizon);
+            super::reply::set_version(headers, "merge-horizon", horizon);
             // RFC 5829's relation for "the current version of this resource".
             super::reply::set(headers, "link", &format!("<{snapshot}>; rel=\"latest-version\""));
         }
-        match &self {
-            ApiError::Auth(AuthError::Missing) => {
-                headers
-                    .insert(axum::http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"plait\""));
-            }
-            ApiError::Auth(AuthError::InvalidToken) => {
-                headers.insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"plait\", error=\"invalid_token\""),
-                );
-            }
-            ApiError::Auth(AuthError::Throttled { retry_after_secs }) => {
-                headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-                return res;
-            }
-            _ => {}
-        }
-        if let Some(ids) = unknown {
+        if let Some(ids) = self.unknown_ids() {
             if let Ok(v) = HeaderValue::from_str(&ids.to_header()) {
                 headers.insert("version", v);
             }
-            headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            res.extensions_mut().insert(ReasonPhrase::from_static(b"Version Unknown Here"));
-        } else if client_caused {
-            res.extensions_mut().insert(ReasonPhrase::from_static(b"Repr-Digest Mismatch"));
-        } else if matches!(
-            status,
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS | StatusCode::INSUFFICIENT_STORAGE
-        ) {
-            headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(challenge) = row.challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        let retry_after = match row.retry_after {
+            RetryAfter::No => None,
+            RetryAfter::Seconds(secs) => Some(secs),
+            RetryAfter::FromError => Some(self.retry_after_secs().unwrap_or(1)),
+        };
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(reason) = row.reason {
+            // Checked when the crate compiles (`codes::Row::check`): cannot panic here.
+            res.extensions_mut().insert(ReasonPhrase::from_static(reason.as_bytes()));
         }
         res
     }

@@ -6,6 +6,7 @@
 //! so that clients fall back to plain requests).
 
 mod access;
+mod codes;
 mod compact;
 mod compress;
 mod cors;
@@ -38,6 +39,7 @@ use tokio::sync::watch;
 use crate::auth::Access;
 use crate::hub::{Hub, RetentionPolicy};
 
+pub use codes::{ErrorCode, Fault, Group, RetryAfter, Row};
 pub use cors::CorsOrigins;
 pub use error::ApiError;
 pub use noop::serve_noop;

@@ -3,8 +3,8 @@
 //! Every parser in `protocol` returns `Ok` or a [`ProtocolError`] on any input; none panics.
 //! The error says *what* was wrong and quotes the offending value (escaped and truncated, so
 //! a hostile client cannot make a log line or a 400 body arbitrarily large or multi-line).
-//! It deliberately does not choose an HTTP status: the HTTP layer maps errors to statuses in
-//! one place, using [`ProtocolError::code`] as the stable machine-readable name.
+//! It deliberately does not choose an HTTP status or the code clients see: the HTTP layer maps
+//! each variant to a row of its table of codes, in one place.
 
 /// The longest quoted value, in characters, that an error message repeats back.
 const MAX_SHOWN_CHARS: usize = 100;
@@ -75,7 +75,8 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// A stable snake_case name for the error, for API error bodies and metrics.
+    /// A stable snake_case name for the error, for tests and logs. What the server answers is
+    /// decided by the HTTP layer's table of codes (the same names; a test keeps them equal).
     pub fn code(&self) -> &'static str {
         match self {
             ProtocolError::BadVersionHeader { .. } => "bad_version_header",

@@ -1,8 +1,9 @@
 //! [`TextError`]: every way a text operation can be refused.
 //!
 //! Each variant is client-error-shaped (the HTTP layer maps them to 4xx, except
-//! `CorruptEncoding`, which only the store sees) and carries the offending values so the
-//! message can name them. This file does not decide status codes; that is the HTTP layer's job.
+//! `CorruptEncoding`, which only the store sees, and braid-text's 550 for `DigestMismatch`)
+//! and carries the offending values so the message can name them. This file does not decide
+//! status codes; that is the HTTP layer's job.
 
 use crate::protocol::VersionSet;
 
@@ -117,7 +118,9 @@ pub enum TextError {
 }
 
 impl TextError {
-    /// A stable snake_case code per variant, for logs and error bodies.
+    /// A stable snake_case name per variant, for tests and logs. What the server answers is
+    /// decided by the HTTP layer's table of codes: the same names, except `UnknownVersion`,
+    /// answered as `version_unknown` (309); a test keeps them equal.
     pub fn code(&self) -> &'static str {
         match self {
             TextError::InvalidEventId { .. } => "invalid_event_id",

@@ -6,7 +6,6 @@ mod support;
 
 mod auth;
 mod auth_live;
-mod bench;
 mod cli;
 mod compression;
 mod convergence;
@@ -14,6 +13,7 @@ mod cors_and_reserved;
 mod crash;
 mod disk;
 mod durability;
+mod error_codes;
 mod fuzz_corpus;
 mod history;
 mod http2;

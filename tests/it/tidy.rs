@@ -16,7 +16,17 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn src_files() -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    files_under("src")
+}
+
+/// The load generator's sources (`clients/bench/src`, package `plait-bench`).
+fn bench_files() -> Vec<(String, String)> {
+    files_under("clients/bench/src")
+}
+
+/// Every `.rs` file under `dir` (relative to the repository), named relative to `dir`.
+fn files_under(dir: &str) -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files = Vec::new();
     sources(&root, &mut files);
     files
@@ -58,9 +68,54 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         &["axum", "hyper", "diamond_types", "rocksdb", "crate::http", "crate::hub", "crate::text", "crate::config"],
     ),
     ("http/", &["diamond_types", "rocksdb", "crate::store", "crate::config"]),
-    // The load generator is a client: it drives servers over sockets, never their core.
-    ("bench/", &["axum", "diamond_types", "rocksdb", "crate::hub", "crate::app"]),
 ];
+
+/// The load generator is a client: it drives servers over sockets, never their core. It uses
+/// the `plait` library only for the references built from the server's own modules
+/// (`text::reference*`, `store::open_synced`, `protocol` decoding, `http::serve_noop`).
+const BENCH_FORBIDDEN_CRATES: &[&str] = &["axum", "diamond_types", "rocksdb"];
+/// Modules of the `plait` library it must not name (as a path segment, grouped imports too).
+const BENCH_FORBIDDEN_MODULES: &[&str] = &["hub", "app"];
+
+/// Whether `code` names `module::` as a path segment (not as the tail of a longer name).
+fn names_module(code: &str, module: &str) -> bool {
+    let needle = format!("{module}::");
+    code.match_indices(&needle)
+        .any(|(at, _)| !code[..at].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_'))
+}
+
+#[test]
+fn the_load_generator_is_a_client() {
+    let mut violations = Vec::new();
+    let files = bench_files();
+    assert!(files.iter().any(|(f, _)| f == "lib.rs"), "clients/bench/src/lib.rs not found");
+    for (file, text) in files {
+        let code = code(&text);
+        for t in BENCH_FORBIDDEN_CRATES {
+            if code.contains(t) {
+                violations.push(format!("clients/bench/src/{file} uses {t}"));
+            }
+        }
+        for m in BENCH_FORBIDDEN_MODULES {
+            if names_module(&code, m) {
+                violations.push(format!("clients/bench/src/{file} uses plait::{m}"));
+            }
+        }
+    }
+    // And the server does not ship it: no `src/bench`, none of its dependencies.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if root.join("src/bench").exists() {
+        violations.push("src/bench exists: the load generator lives in clients/bench".into());
+    }
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let deps = manifest.split("\n[dependencies]\n").nth(1).unwrap().split("\n[").next().unwrap();
+    for dep in ["flate2", "tempfile"] {
+        if deps.lines().any(|l| l.starts_with(&format!("{dep} "))) {
+            violations.push(format!("Cargo.toml: the server depends on {dep}, which only the load generator needs"));
+        }
+    }
+    assert!(violations.is_empty(), "the load generator's rules broken:\n{}", violations.join("\n"));
+}
 
 #[test]
 fn layers_only_use_what_they_may() {
@@ -89,20 +144,24 @@ fn layers_only_use_what_they_may() {
 #[test]
 fn files_stay_small_documented_and_quiet() {
     let mut problems = Vec::new();
-    for (file, text) in src_files() {
+    let mut all = Vec::new();
+    for (dir, files) in [("src", src_files()), ("clients/bench/src", bench_files())] {
+        all.extend(files.into_iter().map(|(file, text)| (format!("{dir}/{file}"), file, text)));
+    }
+    for (path, file, text) in all {
         let lines = text.lines().count();
         if lines > 600 && !text.contains("tidy: allow-long-file") {
-            problems.push(format!("src/{file} has {lines} lines (over 600 needs a `tidy: allow-long-file: <reason>`)"));
+            problems.push(format!("{path} has {lines} lines (over 600 needs a `tidy: allow-long-file: <reason>`)"));
         }
         if !text.trim_start().starts_with("//!") {
-            problems.push(format!("src/{file} does not start with a //! doc saying what it is"));
+            problems.push(format!("{path} does not start with a //! doc saying what it is"));
         }
         let code = code(&text);
         if code.contains("dbg!(") {
-            problems.push(format!("src/{file} has dbg!"));
+            problems.push(format!("{path} has dbg!"));
         }
         if code.contains("println!(") && file != "main.rs" {
-            problems.push(format!("src/{file} prints to stdout (use tracing)"));
+            problems.push(format!("{path} prints to stdout (use tracing)"));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -1,9 +1,10 @@
 //! Starting the real server: in-process (memory or RocksDB in a temp dir) or as the
 //! `plait` binary in a child process (for restarts and kill -9).
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use plait::app::Running;
@@ -124,6 +125,25 @@ impl Drop for ChildServer {
     }
 }
 
-/// Reads a `plait serve` child's start-up line (the library's own reader, also used by
-/// `plait bench`).
-pub use plait::bench::procs::read_listen_addr;
+/// Waits (up to 60 s) for a `plait serve` child's start-up line on its stdout and returns the
+/// address it listens on; keeps draining stdout afterwards so the child never writes into a
+/// closed pipe. `Err` carries the line it got (empty if none), for the caller's message.
+pub fn read_listen_addr(stdout: ChildStdout) -> Result<SocketAddr, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let mut rest = String::new();
+        while reader.read_line(&mut rest).unwrap_or(0) > 0 {
+            rest.clear();
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "no start-up line within 60 s".to_string())?;
+    line.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("unexpected start-up line {line:?}"))
+}

@@ -1,5 +1,8 @@
-//! The processes a benchmark measures: a `plait serve` (or the no-op reference server) run as
-//! a child of the benchmark, and CPU and memory readings of any process by pid.
+//! The processes a benchmark measures: a `plait serve` (or one of the reference servers) run
+//! as a child of the benchmark, and CPU and memory readings of any process by pid.
+//!
+//! `plait serve` is the `plait` binary found by [`find_plait`]; the no-op and `write()`
+//! references are this same executable (`plait-bench noop`, `plait-bench sink`).
 //!
 //! Why child processes: the issue's targets compare *server* CPU per operation, and only a
 //! separate process gives a clean reading (`/proc/<pid>/task/*/schedstat`, nanoseconds,
@@ -7,7 +10,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
@@ -20,32 +23,39 @@ pub struct ServerProc {
     child: Child,
     /// Its RocksDB directory (kept across restarts; removed on drop).
     pub data: Option<tempfile::TempDir>,
+    program: PathBuf,
     args: Vec<String>,
 }
 
 impl ServerProc {
-    /// `plait serve` on a fresh RocksDB temp dir, with `extra` flags.
-    pub fn plait(extra: &[&str]) -> anyhow::Result<ServerProc> {
+    /// `plait serve` (the binary at `plait`) on a fresh RocksDB temp dir, with `extra` flags.
+    pub fn plait(plait: &Path, extra: &[&str]) -> anyhow::Result<ServerProc> {
         let data = tempfile::tempdir().context("creating a temp data dir")?;
         let mut args: Vec<String> = vec!["serve".into(), "--data-dir".into(), data.path().display().to_string()];
         args.extend(["--log".into(), "warn".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let (addr, child) = spawn(&args)?;
-        Ok(ServerProc { addr, child, data: Some(data), args })
+        let program = plait.to_path_buf();
+        let (addr, child) = spawn(&program, &args)?;
+        Ok(ServerProc { addr, child, data: Some(data), program, args })
     }
 
-    /// The no-op reference server: the same HTTP stack, a handler that does nothing.
+    /// The no-op reference server (`plait-bench noop`): the server library's own HTTP stack,
+    /// a handler that does nothing.
     pub fn noop() -> anyhow::Result<ServerProc> {
-        let args: Vec<String> = vec!["bench-noop".into()];
-        let (addr, child) = spawn(&args)?;
-        Ok(ServerProc { addr, child, data: None, args })
+        ServerProc::own("noop")
     }
 
-    /// The fan-out reference: one `write()` per socket (`plait bench-sink`, see `sink.rs`).
+    /// The fan-out reference: one `write()` per socket (`plait-bench sink`, see `sink.rs`).
     pub fn sink() -> anyhow::Result<ServerProc> {
-        let args: Vec<String> = vec!["bench-sink".into()];
-        let (addr, child) = spawn(&args)?;
-        Ok(ServerProc { addr, child, data: None, args })
+        ServerProc::own("sink")
+    }
+
+    /// This executable run with `subcommand`.
+    fn own(subcommand: &str) -> anyhow::Result<ServerProc> {
+        let program = std::env::current_exe().context("finding the plait-bench executable")?;
+        let args = vec![subcommand.to_string()];
+        let (addr, child) = spawn(&program, &args)?;
+        Ok(ServerProc { addr, child, data: None, program, args })
     }
 
     /// Its process id.
@@ -58,7 +68,7 @@ impl ServerProc {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (addr, child) = spawn(&self.args)?;
+        let (addr, child) = spawn(&self.program, &self.args)?;
         self.addr = addr;
         self.child = child;
         Ok(())
@@ -72,10 +82,33 @@ impl Drop for ServerProc {
     }
 }
 
-/// Starts this same executable with `args` and reads its "listening on" line (60 s bound).
-fn spawn(args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
-    let exe = std::env::current_exe().context("finding the plait executable")?;
-    let mut child = Command::new(exe)
+/// The `plait` binary to start: `explicit` (`--plait`), or else the `plait` next to this
+/// executable (`cargo build` puts both binaries of the workspace in the same target dir).
+pub fn find_plait(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        if !path.is_file() {
+            bail!("--plait {}: no such file", path.display());
+        }
+        return Ok(path.to_path_buf());
+    }
+    let own = std::env::current_exe().context("finding the plait-bench executable")?;
+    let dir = own.parent().ok_or_else(|| anyhow!("{} has no directory", own.display()))?;
+    let plait = dir.join(format!("plait{}", std::env::consts::EXE_SUFFIX));
+    if !plait.is_file() {
+        // Say the build that puts it here: a debug plait-bench wants a debug plait.
+        let build = if dir.ends_with("debug") { "cargo build" } else { "cargo build --release" };
+        bail!(
+            "no plait binary at {}: build the server next to plait-bench with `{build}` (from the \
+             repository root), or name one with --plait PATH",
+            plait.display()
+        );
+    }
+    Ok(plait)
+}
+
+/// Starts `program` with `args` and reads its "listening on" line (60 s bound).
+fn spawn(program: &Path, args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
+    let mut child = Command::new(program)
         .args(args)
         .arg("--listen")
         .arg("127.0.0.1:0")
@@ -85,13 +118,13 @@ fn spawn(args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .context("starting the server")?;
+        .with_context(|| format!("starting {}", program.display()))?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
     let addr = read_listen_addr(stdout).map_err(|e| anyhow!(e))?;
     Ok((addr, child))
 }
 
-/// Waits (up to 60 s) for a `plait` child's start-up line on its stdout and returns the
+/// Waits (up to 60 s) for a server child's start-up line on its stdout and returns the
 /// address it listens on; keeps draining stdout afterwards so the child never writes into a
 /// closed pipe. `Err` carries the line it got (empty if none), for the caller's message.
 pub fn read_listen_addr(stdout: ChildStdout) -> Result<SocketAddr, String> {

@@ -26,7 +26,7 @@ use super::replay::{self, Put, SeqEdit};
 use super::report::{Row, Target};
 use super::rocks_ref::sync_cpu_per_write;
 use super::{Ctx, Server};
-use crate::text::reference::{self, Replayed};
+use plait::text::reference::{self, Replayed};
 
 /// The trace.
 pub const TRACE: &str = "automerge-paper";

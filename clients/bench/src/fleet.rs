@@ -3,7 +3,7 @@
 //! `client::Conn` buffers 64 KiB per connection, which at 10,000 subscribers would make the
 //! load generator the thing being measured. Here each subscriber is one tokio task with a
 //! 4 KiB read buffer: it de-chunks its 209 stream, finds update boundaries with
-//! [`crate::protocol::Decoder`], and stamps each update with the time the read holding its
+//! [`plait::protocol::Decoder`], and stamps each update with the time the read holding its
 //! last byte returned. Progress is shared through atomics, so the writer can wait until an
 //! update reached every subscriber without a message per delivery.
 

@@ -1,12 +1,12 @@
 //! Decoding one subscriber's bytes: the response head, `Transfer-Encoding: chunked`, and the
-//! updates inside (boundaries found by [`crate::protocol::Decoder`]), each stamped with the
+//! updates inside (boundaries found by [`plait::protocol::Decoder`]), each stamped with the
 //! time of the read that completed it.
 
 use std::time::Instant;
 
 use anyhow::{anyhow, ensure};
 
-use crate::protocol::Decoder;
+use plait::protocol::Decoder;
 
 use super::{Received, Start};
 

@@ -4,8 +4,8 @@
 //!
 //! Measured: publish-to-receive latency of every delivery (from just before the PATCH is
 //! written to the read that completes the update at the subscriber), the latency to the last
-//! subscriber of each update, and server CPU per delivery. The reference is `plait
-//! bench-sink` (one blocking `write()` per socket, see `sink.rs`) fed the exact bytes the
+//! subscriber of each update, and server CPU per delivery. The reference is `plait-bench
+//! sink` (one blocking `write()` per socket, see `sink.rs`) fed the exact bytes the
 //! server sent, read by the same subscriber tasks: its CPU per write is the floor, and its
 //! latency shows how much of ours is the load generator reading 10,000 sockets on the same
 //! cores. Targets: CPU per delivery ≤ 2 × the write() reference; p99 (over the updates) of the
@@ -147,7 +147,7 @@ async fn against_server(
     Ok((measured, versions, raw))
 }
 
-/// The same deliveries from `plait bench-sink`: `raw[k]` written to every socket.
+/// The same deliveries from `plait-bench sink`: `raw[k]` written to every socket.
 async fn against_sink(subs: usize, raw: &[Vec<u8>], versions: &[String]) -> anyhow::Result<Measured> {
     let sink = ServerProc::sink()?;
     let mut control = Control::connect(sink.addr).await?;

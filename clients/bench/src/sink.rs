@@ -1,4 +1,4 @@
-//! The fan-out reference (B4): `plait bench-sink` holds TCP connections and, per update,
+//! The fan-out reference (B4): `plait-bench sink` holds TCP connections and, per update,
 //! does one blocking `write()` of the same bytes to every socket, from one thread, with
 //! nothing else in the way. Its CPU per write is the floor for a server's CPU per delivery;
 //! the benchmark feeds it the exact bytes (chunk framing included) the server sent.

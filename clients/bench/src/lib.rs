@@ -1,15 +1,23 @@
-//! `plait bench`: the load generator behind docs/BENCHMARKS.md.
+//! `plait-bench`: the load generator behind docs/BENCHMARKS.md.
 //!
 //! Each scenario (B1–B7, see the issue and docs/BENCHMARKS.md) drives a Braid server over real
 //! sockets and measures, in the same run, the reference it is judged against (the same client
 //! against the no-op handler on the same HTTP stack, diamond-types in process, RocksDB's own
 //! synced write rate, plain `write()`s), then prints one Markdown table of figures, ratios and
 //! targets. By default it starts `plait serve` itself (a child process on a temp RocksDB dir,
-//! so its CPU can be read from /proc); `--url` points it at any other Braid server instead.
+//! so its CPU can be read from /proc): the `plait` binary next to its own executable (both are
+//! built into the same target dir), or the one named with `--plait`; `--url` points it at any
+//! other Braid server instead. The two references that are servers run as children too, from
+//! this same executable (`plait-bench noop`, `plait-bench sink`, see `main.rs`).
 //! `--smoke` runs every scenario at a tiny size: the test suite does that so they keep working.
 //!
-//! The load generator is a client: it never reaches into the server's internals (no hub, no
-//! axum); references that need an engine use the same public modules the server is built from.
+//! It is its own crate (a client of the server, under `clients/`) so that the server neither
+//! ships it nor its dependencies (`flate2`, `tempfile`). It never reaches into the server's
+//! internals (no hub, no app, no axum); references that need an engine use the same public
+//! modules of the `plait` library the server is built from (tidy checks both).
+//!
+//! A scenario is one file `bN_<what>.rs` with `pub async fn run(&Ctx) -> anyhow::Result<Vec<Row>>`,
+//! a `mod` line below, an arm in [`run`] and its name in the `--scenarios` default.
 
 mod b1_sequential;
 mod b2_concurrent;
@@ -36,7 +44,7 @@ use anyhow::{anyhow, bail, Context};
 use procs::ServerProc;
 use report::Row;
 
-/// `plait bench` options.
+/// `plait-bench` options.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Scenarios to run, comma separated.
@@ -55,6 +63,10 @@ pub struct BenchArgs {
     /// The editing traces directory (josephg/editing-traces layout).
     #[arg(long, env = "PLAIT_TRACES", default_value = "../shared/data/editing-traces")]
     pub traces: PathBuf,
+    /// The `plait` binary to start (default: the `plait` next to this executable, which
+    /// `cargo build --release` puts there). Not needed with `--url`.
+    #[arg(long, env = "PLAIT_BIN")]
+    pub plait: Option<PathBuf>,
 }
 
 /// What every scenario gets.
@@ -64,6 +76,8 @@ pub struct Ctx {
     /// Where the traces are.
     pub traces: PathBuf,
     external: Option<(SocketAddr, Option<u32>)>,
+    /// The `plait` binary `server` starts (None with `--url`).
+    plait: Option<PathBuf>,
     /// B1's document, for B3 when both run.
     handover: b1_sequential::Handover,
 }
@@ -110,9 +124,10 @@ impl Server {
 impl Ctx {
     /// A fresh server for one scenario (`plait serve` with `extra` flags), or the `--url` one.
     pub fn server(&self, extra: &[&str]) -> anyhow::Result<Server> {
-        match self.external {
-            Some((addr, pid)) => Ok(Server::External { addr, pid }),
-            None => Ok(Server::Child(ServerProc::plait(extra)?)),
+        match (self.external, &self.plait) {
+            (Some((addr, pid)), _) => Ok(Server::External { addr, pid }),
+            (None, Some(plait)) => Ok(Server::Child(ServerProc::plait(plait, extra)?)),
+            (None, None) => bail!("no plait binary and no --url"),
         }
     }
 
@@ -137,7 +152,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         Some(url) => Some((parse_url(url)?, args.server_pid)),
         None => None,
     };
-    let ctx = Ctx { smoke: args.smoke, traces: args.traces.clone(), external, handover: Default::default() };
+    // Found before any scenario runs, so a missing binary fails at once with what to do.
+    let plait = match external {
+        Some(_) => None,
+        None => Some(procs::find_plait(args.plait.as_deref())?),
+    };
+    let ctx = Ctx { smoke: args.smoke, traces: args.traces.clone(), external, plait, handover: Default::default() };
     let mut rows = Vec::new();
     for name in &args.scenarios {
         let started = std::time::Instant::now();

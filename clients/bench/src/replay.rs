@@ -17,7 +17,7 @@ use anyhow::{bail, ensure};
 
 use super::client::Conn;
 use super::trace;
-pub use crate::text::reference::SeqEdit;
+pub use plait::text::reference::SeqEdit;
 
 /// A trace's edits in order, and the text they leave.
 pub struct Edits {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::procs::{own_cpu_ns, thread_cpu_ns};
-use crate::store::{keys, open_synced, Batch, Store};
+use plait::store::{keys, open_synced, Batch, Store};
 
 /// How much the writers write: a count each, or as many as fit in a duration.
 #[derive(Clone, Copy, Debug)]

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use tokio::sync::watch;
 
-use crate::protocol::{encode_patches_body, Patch, TextRange, VersionSet};
-use crate::text::reference_concurrent::{replay_concurrent, ReplayTxn};
+use plait::protocol::{encode_patches_body, Patch, TextRange, VersionSet};
+use plait::text::reference_concurrent::{replay_concurrent, ReplayTxn};
 
 use super::b2_follow::{subscribe, Follower};
 use super::client::Conn;

@@ -22,7 +22,7 @@ use super::procs::cpu_ns;
 use super::replay::{self, events, Edits};
 use super::report::{Row, Target};
 use super::{Ctx, Server};
-use crate::text::reference::decode_and_checkout;
+use plait::text::reference::decode_and_checkout;
 
 /// How far before the end the `Parents` GET starts (in edits).
 const SINCE_EDITS: usize = 1000;

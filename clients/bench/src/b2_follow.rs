@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context};
 
-use crate::protocol::{DecodedUpdate, Decoder, Patch, UpdateBody, VersionSet};
+use plait::protocol::{DecodedUpdate, Decoder, Patch, UpdateBody, VersionSet};
 
 use super::client::Conn;
 
@@ -131,7 +131,7 @@ impl Follower {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::protocol::TextRange;
+    use plait::protocol::TextRange;
 
     fn patch(a: u64, b: u64, s: &str) -> Patch {
         Patch { range: TextRange::absolute(a, b), content: s.into() }
