@@ -43,7 +43,9 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
     }
     let inm = req.headers().get("if-none-match").cloned();
     let navigation = braid.subscribe.is_none() && braid.version.is_none() && braid.parents.is_none();
-    if req.method() == Method::GET && navigation && state.settings.editor && super::editor::wants_page(req.headers()) {
+    // HEAD answers what GET would, minus the body (hyper never sends a HEAD's body).
+    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
+    if get_or_head && navigation && state.settings.editor && super::editor::wants_page(req.headers()) {
         return Ok(super::editor::page());
     }
     let reader = Reader {
@@ -51,13 +53,13 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         editable: grant.as_ref().is_none_or(|g| g.allows(crate::auth::Action::Write, &path)),
     };
     match *req.method() {
-        Method::GET if braid.head_override && braid.subscribe.is_none() => {
-            read(&state, &path, braid, inm, false, reader).await
+        // A HEAD subscription gets the 209's head, refusals included (`Version` with
+        // `Subscribe`, subscription limits); dropping its unsent body ends the subscription.
+        Method::GET | Method::HEAD if braid.subscribe.is_some() => {
+            subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable).await
         }
-        Method::GET => match braid.subscribe.is_some() {
-            true => subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable).await,
-            false => read(&state, &path, braid, inm, true, reader).await,
-        },
+        Method::GET if braid.head_override => read(&state, &path, braid, inm, false, reader).await,
+        Method::GET => read(&state, &path, braid, inm, true, reader).await,
         Method::HEAD => read(&state, &path, braid, inm, false, reader).await,
         Method::PUT | Method::PATCH | Method::POST => write(&state, &path, braid, req, grant).await,
         Method::DELETE => {
@@ -230,9 +232,12 @@ async fn read(
             for u in &updates {
                 encode_update(u, REPR_TYPE, &mut bytes);
             }
+            // The length is set here, not left to the body, so a HEAD says what its GET sends.
+            let len = bytes.len();
             let body = if with_body { Body::from(bytes) } else { Body::empty() };
             let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
             let h = res.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             reply::resource_headers(h, &current, braid.merge_type, reader.editable);
             reply::set(h, "content-type", HISTORY_TYPE);
             reply::set(h, "cache-control", "no-store");
