@@ -11,8 +11,7 @@
 //! entry; the actor keeps the newest block open in memory and rewrites it with each round.
 //! A run index maps `(agent, first seq)` of each run of one agent's consecutive events to its
 //! block, so `before=V` pages start anywhere without reading the entries after it: listing a
-//! document with millions of writes reads only the page asked for. Records written before
-//! the blocks (one JSON entry per key, one index key per id) are still read and dropped.
+//! document with millions of writes reads only the page asked for.
 
 use std::collections::BTreeSet;
 
@@ -24,7 +23,7 @@ use crate::text::EventId;
 use super::history_block::{self, Slots, BLOCK_SLOTS, BLOCK_TAG};
 use super::HubError;
 
-/// One accepted write, as the listing shows it (and as it is stored, JSON).
+/// One accepted write, as the listing shows it (stored in `history_block`'s binary form).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// The write's version (its last event).
@@ -82,7 +81,7 @@ pub struct NumberedEntry {
 pub struct HistoryMeta {
     /// The number the next entry gets.
     pub next_n: u64,
-    /// Bytes of every listing record (blocks, run index, legacy entries and their index).
+    /// Bytes of every listing record (blocks and run index).
     pub bytes: u64,
     /// The newest block while it has room (None: the next entry starts a block).
     open: Option<OpenBlock>,
@@ -133,14 +132,12 @@ impl HistoryMeta {
         let mut meta = HistoryMeta { next_n: record.next_n, bytes: record.bytes, open: None };
         if let Some((key, value)) = store.scan_prefix_rev(&keys::history_prefix(path), None, 1)?.pop() {
             let first_n = record_n(path, &key)?;
-            if value.first() == Some(&BLOCK_TAG) {
-                let slots = decode(path, first_n, &value)?;
-                if slots.len() < BLOCK_SLOTS && first_n + slots.len() as u64 == meta.next_n {
-                    let last = slots.iter().rev().flatten().next().cloned();
-                    let counted = (key.len() + value.len()) as u64;
-                    let starts = history_block::run_starts(&slots).into_iter().collect();
-                    meta.open = Some(OpenBlock { first_n, slots: slots.len(), value, last, counted, starts });
-                }
+            let slots = decode(path, first_n, &value)?;
+            if slots.len() < BLOCK_SLOTS && first_n + slots.len() as u64 == meta.next_n {
+                let last = slots.iter().rev().flatten().next().cloned();
+                let counted = (key.len() + value.len()) as u64;
+                let starts = history_block::run_starts(&slots).into_iter().collect();
+                meta.open = Some(OpenBlock { first_n, slots: slots.len(), value, last, counted, starts });
             }
         }
         Ok(meta)
@@ -201,8 +198,8 @@ impl HistoryMeta {
     }
 
     /// Adds to `batch` the removal of entries `ns` (compaction folded their writes): a block
-    /// keeps a dropped slot's number with a one-byte marker and goes once all are dropped; a
-    /// legacy entry goes with its index keys. Run-index records follow the blocks' new runs.
+    /// keeps a dropped slot's number with a one-byte marker and goes once all are dropped.
+    /// Run-index records follow the blocks' new runs.
     /// Reads the store: call it from the document's actor, between rounds.
     pub fn drop_entries(
         &mut self,
@@ -234,10 +231,6 @@ impl HistoryMeta {
                 self.open = None;
             }
             let old_bytes = (key.len() + value.len()) as u64;
-            if value.first() != Some(&BLOCK_TAG) {
-                self.drop_legacy(path, key, old_bytes, &slots, batch);
-                continue;
-            }
             let mut kept = slots.clone();
             for m in &here {
                 if let Some(slot) = kept.get_mut((m - first_n) as usize) {
@@ -269,17 +262,6 @@ impl HistoryMeta {
         }
         Ok(())
     }
-
-    /// Drops a legacy single-entry record and its id-index keys.
-    fn drop_legacy(&mut self, path: &str, key: Vec<u8>, bytes: u64, slots: &Slots, batch: &mut Batch) {
-        self.bytes = self.bytes.saturating_sub(bytes);
-        batch.delete(key);
-        for id in slots.iter().flatten().flat_map(|e| &e.version) {
-            let index = keys::id_index(path, id);
-            self.bytes = self.bytes.saturating_sub((index.len() + 8) as u64);
-            batch.delete(index);
-        }
-    }
 }
 
 /// The number of the first entry of a listing record's key.
@@ -287,14 +269,10 @@ fn record_n(path: &str, key: &[u8]) -> Result<u64, HubError> {
     keys::history_n(path, key).ok_or_else(|| HubError::Corrupt(format!("history key of {path} has a bad number")))
 }
 
-/// The slots of one listing record: a block, or a legacy JSON entry (one slot).
+/// The slots of one listing block.
 fn decode(path: &str, first_n: u64, value: &[u8]) -> Result<Slots, HubError> {
-    let corrupt = |e: String| HubError::Corrupt(format!("history record {first_n} of {path}: {e}"));
-    if value.first() == Some(&BLOCK_TAG) {
-        history_block::decode_block(value).map_err(corrupt)
-    } else {
-        serde_json::from_slice(value).map(|e| vec![Some(e)]).map_err(|e| corrupt(e.to_string()))
-    }
+    history_block::decode_block(value)
+        .map_err(|e| HubError::Corrupt(format!("history record {first_n} of {path}: {e}")))
 }
 
 /// One stored key and its value.
@@ -321,33 +299,26 @@ const SAME_START_CANDIDATES: usize = 8;
 /// The number of the entry whose version holds event `id`, if it is listed (the newest such
 /// entry, when several list it).
 pub fn entry_of(store: &dyn Store, path: &str, id: &str) -> Result<Option<u64>, HubError> {
-    if let Ok(event) = EventId::parse(id) {
-        // The run holding the event starts at the greatest seq at or below it.
-        let bound = keys::run_index(path, &event.agent, event.seq.saturating_add(1), 0);
-        let runs =
-            store.scan_prefix_rev(&keys::run_index_agent(path, &event.agent), Some(&bound), SAME_START_CANDIDATES)?;
-        let mut start = None;
-        for (key, _) in &runs {
-            let (seq, first_n) = keys::run_index_parts(key)
-                .ok_or_else(|| HubError::Corrupt(format!("run index key of {path} is short")))?;
-            if *start.get_or_insert(seq) != seq {
-                break;
-            }
-            let Some(value) = store.get(&keys::history_entry(path, first_n))? else { continue };
-            let slots = decode(path, first_n, &value)?;
-            let holds = |s: &Option<HistoryEntry>| s.as_ref().is_some_and(|e| e.version.iter().any(|v| v == id));
-            if let Some(i) = slots.iter().rposition(holds) {
-                return Ok(Some(first_n + i as u64));
-            }
+    let Ok(event) = EventId::parse(id) else { return Ok(None) };
+    // The run holding the event starts at the greatest seq at or below it.
+    let bound = keys::run_index(path, &event.agent, event.seq.saturating_add(1), 0);
+    let runs =
+        store.scan_prefix_rev(&keys::run_index_agent(path, &event.agent), Some(&bound), SAME_START_CANDIDATES)?;
+    let mut start = None;
+    for (key, _) in &runs {
+        let (seq, first_n) =
+            keys::run_index_parts(key).ok_or_else(|| HubError::Corrupt(format!("run index key of {path} is short")))?;
+        if *start.get_or_insert(seq) != seq {
+            break;
+        }
+        let Some(value) = store.get(&keys::history_entry(path, first_n))? else { continue };
+        let slots = decode(path, first_n, &value)?;
+        let holds = |s: &Option<HistoryEntry>| s.as_ref().is_some_and(|e| e.version.iter().any(|v| v == id));
+        if let Some(i) = slots.iter().rposition(holds) {
+            return Ok(Some(first_n + i as u64));
         }
     }
-    // Entries stored before the blocks have one index key per id.
-    let Some(bytes) = store.get(&keys::id_index(path, id))? else { return Ok(None) };
-    let n: [u8; 8] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| HubError::Corrupt(format!("history index of {path} has a {}-byte entry", bytes.len())))?;
-    Ok(Some(u64::from_be_bytes(n)))
+    Ok(None)
 }
 
 /// Up to `limit` entries numbered below `below` (all when None), newest first.

@@ -19,7 +19,7 @@ use crate::text::EventId;
 
 use super::history::{Author, HistoryEntry, Principal};
 
-/// The first byte of a block value (a legacy single-entry record starts with `{`).
+/// The first byte of a block value: the listing record's format (anything else is refused).
 pub const BLOCK_TAG: u8 = 2;
 /// A block is sealed after this many slots; the open block is rewritten by each write round,
 /// so this bounds what a round rewrites (128 one-byte slots for one author typing).

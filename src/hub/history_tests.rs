@@ -1,6 +1,6 @@
 //! The history listing's blocks: the codec round-trips every shape of entry and refuses bad
 //! bytes without panicking; the records, pages, lookups, drops and byte counts agree with
-//! what is in the store, across block boundaries, reloads and legacy records.
+//! what is in the store, across block boundaries, reloads and drops.
 
 use std::collections::BTreeMap;
 
@@ -145,7 +145,7 @@ fn damaged_blocks_are_refused_without_panicking() {
 /// Sum of key and value bytes of every listing record in the store.
 fn listing_bytes(store: &MemoryStore) -> u64 {
     let mut total = 0;
-    for prefix in [keys::history_prefix(PATH), keys::run_index_prefix(PATH), keys::id_index_prefix(PATH)] {
+    for prefix in [keys::history_prefix(PATH), keys::run_index_prefix(PATH)] {
         total += store.scan_prefix(&prefix).unwrap().iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
     }
     total
@@ -237,42 +237,20 @@ fn an_id_inside_a_write_or_unknown_is_not_listed() {
     }
 }
 
-/// Writes `entries` the way the listing stored them before blocks: one JSON record and one
-/// index key per id.
-fn write_legacy(store: &MemoryStore, entries: &[HistoryEntry]) -> HistoryMeta {
-    let mut batch = Batch::new();
-    let mut bytes = 0u64;
-    for (n, e) in entries.iter().enumerate() {
-        let (key, value) = (keys::history_entry(PATH, n as u64), serde_json::to_vec(e).unwrap());
-        bytes += (key.len() + value.len()) as u64;
-        batch.put(key, value);
-        for id in &e.version {
-            let index = keys::id_index(PATH, id);
-            bytes += (index.len() + 8) as u64;
-            batch.put(index, (n as u64).to_be_bytes().to_vec());
-        }
-    }
-    let meta = serde_json::json!({"next_n": entries.len(), "bytes": bytes});
-    batch.put(keys::meta(PATH), serde_json::to_vec(&meta).unwrap());
-    store.write(&batch).unwrap();
-    HistoryMeta::load(store, PATH).unwrap()
-}
-
 #[test]
-fn legacy_records_are_read_extended_and_dropped() {
+fn drops_keep_pages_lookups_and_counts_consistent() {
     for seed in 0..8 {
         let mut rng = Rng::new(100 + seed);
         let store = MemoryStore::new();
+        let mut meta = HistoryMeta::default();
         let entries = random_entries(&mut rng, 300);
-        let mut meta = write_legacy(&store, &entries[..20]);
-        assert_eq!(meta.next_n, 20);
-        record_in_rounds(&store, &mut rng, &mut meta, &entries[20..]);
+        record_in_rounds(&store, &mut rng, &mut meta, &entries);
         let mut live: BTreeMap<u64, HistoryEntry> =
             entries.iter().cloned().enumerate().map(|(n, e)| (n as u64, e)).collect();
         check_listing(&store, &meta, &live);
 
-        // Compaction drops: a prefix (legacy records and whole blocks), then scattered ones.
-        // Twice, so the second pass names entries already gone (legacy ones included).
+        // Compaction drops: a prefix (whole blocks and part of one), then scattered ones.
+        // Twice, so the second pass names entries already gone.
         for _ in 0..2 {
             let mut drop: Vec<u64> = (0..rng.below(150) as u64).collect();
             drop.extend((0..30).map(|_| rng.below(300) as u64));
@@ -285,7 +263,6 @@ fn legacy_records_are_read_extended_and_dropped() {
             }
             check_listing(&store, &meta, &live);
         }
-        assert!(store.scan_prefix(&keys::id_index_prefix(PATH)).unwrap().len() <= 20);
 
         // Writing on after the drop, and after a reload, keeps everything consistent.
         let more = random_entries_from(&mut rng, 100, 1 << 20);

@@ -27,6 +27,7 @@ mod proxies;
 mod reads_writes;
 mod retention;
 mod slow_subscribers;
+mod store_format;
 mod subscriptions;
 mod takeover;
 mod tidy;
