@@ -14,7 +14,7 @@ use crate::auth::Access;
 use crate::config::{AuthMode, ServeConfig};
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
 use crate::hub::{run_retention, Hub, RetentionPolicy};
-use crate::store::{track_close, CloseWatch, Committer, MemoryStore, Store};
+use crate::store::{track_close, CloseWatch, Committer, MemoryStore, Store, StoreError};
 
 /// Opens the configured store.
 pub fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
@@ -26,8 +26,11 @@ pub fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
 
 fn open_rocks(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    crate::store::open_synced(&cfg.data_dir).with_context(|| {
-        format!("opening RocksDB at {} (a build without RocksDB needs --memory)", cfg.data_dir.display())
+    crate::store::open_synced(&cfg.data_dir).map_err(|e| match e {
+        // Says itself which data dir, what it holds and what this build reads.
+        StoreError::Format { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e)
+            .context(format!("opening RocksDB at {} (a build without RocksDB needs --memory)", cfg.data_dir.display())),
     })
 }
 

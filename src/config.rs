@@ -34,6 +34,16 @@ pub enum AuthMode {
     None,
 }
 
+/// How log lines are written to stderr.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event, the span's fields in front (`request{method=GET ...}`).
+    Text,
+    /// One JSON object per line, with the fields of every span the event is in (`spans`), for
+    /// log collectors.
+    Json,
+}
+
 /// Everything `plait serve` can be told.
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
@@ -178,6 +188,10 @@ pub struct ServeConfig {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `plait=debug`).
     #[arg(long, env = "PLAIT_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log line format on stderr: `text` or `json` (one object per line).
+    #[arg(long, env = "PLAIT_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 /// The shortest admin token accepted.
@@ -218,6 +232,7 @@ impl ServeConfig {
             auth_failures_per_minute: 20,
             client_ip_header: None,
             log: "warn".into(),
+            log_format: LogFormat::Text,
         }
     }
 

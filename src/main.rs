@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use plait::config::{Cli, Command};
+use plait::config::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -10,10 +10,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(cfg) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(EnvFilter::try_new(&cfg.log).context("invalid --log filter")?)
-                .with_writer(std::io::stderr)
-                .init();
+            init_logging(&cfg.log, cfg.log_format)?;
             let app = plait::app::App::build(&cfg)?;
             let listener =
                 tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
@@ -29,6 +26,22 @@ async fn main() -> anyhow::Result<()> {
             app.serve(listener, shutdown_signal()).await
         }
     }
+}
+
+/// Logs to stderr, filtered by `--log`, as text or one JSON object per line. JSON lines carry
+/// the fields of every span the event is in (`spans`, outermost first; a request's id, method
+/// and path), not the current span again beside them. Text is coloured only on a terminal, so
+/// a log file or collector gets `request_id=...`, not escape codes.
+fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(filter).context("invalid --log filter")?)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(false).with_span_list(true).init(),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -18,7 +18,7 @@ use crate::text::EventId;
 
 use super::listing::{Author, HistoryEntry, Principal};
 
-/// The first byte of a block value.
+/// The first byte of a block value: the listing record's format (anything else is refused).
 pub const BLOCK_TAG: u8 = 2;
 /// A block is sealed after this many slots; the open block is rewritten by each write round,
 /// so this bounds what a round rewrites (128 one-byte slots for one author typing).

@@ -224,6 +224,8 @@ error_codes! {
         "the request body could not be read"),
     BadTransferEncoding => Row::new(Request, "bad_transfer_encoding", 400,
         "a `Transfer-Encoding` other than a single `chunked`"),
+    BadHost => Row::new(Request, "bad_host", 400,
+        "an HTTP/1.1 request without `Host`; more than one `Host` line; a `Host` or target authority that is not `uri-host [\":\" port]`; an HTTP/2 request with neither `:authority` nor `Host`"),
     BadPath => Row::new(Request, "bad_path", 400,
         "a request path that cannot name a document"),
     BadQuery => Row::new(Request, "bad_query", 400,

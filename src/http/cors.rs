@@ -51,6 +51,7 @@ const EXPOSED: &[&str] = &[
     "merge-horizon",
     "link",
     "www-authenticate",
+    "x-request-id",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {

@@ -78,6 +78,9 @@ pub enum ApiError {
     /// anything else would be taken as the body itself.
     #[error("unsupported Transfer-Encoding {}: only a single \"chunked\" is accepted", show(.0.as_bytes()))]
     BadTransferEncoding(String),
+    /// A missing, repeated or malformed `Host`, or a malformed target authority (see `host`).
+    #[error("bad host: {0}")]
+    BadHost(String),
     /// A request path that cannot name a document (see `resource::check_path`).
     #[error("bad path: {0}")]
     BadPath(&'static str),
@@ -133,6 +136,7 @@ impl ApiError {
             ApiError::BadBody(_) => C::BadBody,
             ApiError::MethodNotAllowed(_) => C::MethodNotAllowed,
             ApiError::BadTransferEncoding(_) => C::BadTransferEncoding,
+            ApiError::BadHost(_) => C::BadHost,
             ApiError::BadPath(_) => C::BadPath,
             ApiError::PathTooLong { .. } => C::PathTooLong,
             ApiError::BadJson(_) => C::BadJson,

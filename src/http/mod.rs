@@ -16,6 +16,7 @@ mod editor;
 mod error;
 mod headers;
 mod history;
+mod host;
 mod noop;
 mod query;
 mod reply;
@@ -25,7 +26,9 @@ mod server;
 mod share_link;
 mod stall;
 mod stream;
+mod takeover;
 mod tls;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,9 +123,17 @@ pub fn header_name(name: &str) -> Result<axum::http::HeaderName, axum::http::hea
     axum::http::HeaderName::try_from(name)
 }
 
-/// The whole API on one screen.
+/// The whole API on one screen. Outermost, around everything that answers (CORS preflights
+/// included): request ids and spans, then the `Host` check.
 pub fn router(state: AppState) -> Router {
     let cors = cors::layer(&state.settings.cors);
+    let refusals = host::refusals(cors.clone());
+    let routes = routes(state, cors).layer(axum::middleware::from_fn_with_state(refusals, host::check));
+    trace::wrap(routes)
+}
+
+/// The routes, behind access control, CORS and compression.
+fn routes(state: AppState, cors: tower_http::cors::CorsLayer) -> Router {
     let compression = state.settings.compression;
     let router = Router::new()
         .route("/.plait/health", any(health))

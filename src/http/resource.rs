@@ -43,7 +43,9 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
     }
     let inm = req.headers().get("if-none-match").cloned();
     let navigation = braid.subscribe.is_none() && braid.version.is_none() && braid.parents.is_none();
-    if req.method() == Method::GET && navigation && state.settings.editor && super::editor::wants_page(req.headers()) {
+    // HEAD answers what GET would, minus the body (hyper never sends a HEAD's body).
+    let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
+    if get_or_head && navigation && state.settings.editor && super::editor::wants_page(req.headers()) {
         return Ok(super::editor::page());
     }
     let reader = Reader {
@@ -51,13 +53,15 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         editable: grant.as_ref().is_none_or(|g| g.allows(crate::auth::Action::Write, &path)),
     };
     match *req.method() {
-        Method::GET if braid.head_override && braid.subscribe.is_none() => {
-            read(&state, &path, braid, inm, false, reader).await
+        // A HEAD subscription gets the 209's head, refusals included (`Version` with
+        // `Subscribe`, subscription limits); dropping its unsent body ends the subscription.
+        Method::GET | Method::HEAD if braid.subscribe.is_some() => {
+            // A GET's stream leaves hyper after the head (HTTP/1.1); a HEAD sends no body.
+            let takeover = (req.method() == Method::GET).then(|| super::takeover::Takeover::of(&req)).flatten();
+            subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable, takeover).await
         }
-        Method::GET => match braid.subscribe.is_some() {
-            true => subscribe(&state, &path, braid, grant.and_then(|g| g.ended()), reader.editable).await,
-            false => read(&state, &path, braid, inm, true, reader).await,
-        },
+        Method::GET if braid.head_override => read(&state, &path, braid, inm, false, reader).await,
+        Method::GET => read(&state, &path, braid, inm, true, reader).await,
         Method::HEAD => read(&state, &path, braid, inm, false, reader).await,
         Method::PUT | Method::PATCH | Method::POST => write(&state, &path, braid, req, grant).await,
         Method::DELETE => {
@@ -237,9 +241,12 @@ async fn read(
             for u in &updates {
                 encode_update(u, REPR_TYPE, &mut bytes);
             }
+            // The length is set here, not left to the body, so a HEAD says what its GET sends.
+            let len = bytes.len();
             let body = if with_body { Body::from(bytes) } else { Body::empty() };
             let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
             let h = res.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             reply::resource_headers(h, &current, braid.merge_type, reader.editable);
             reply::set(h, "content-type", HISTORY_TYPE);
             reply::set(h, "cache-control", "no-store");
@@ -252,13 +259,15 @@ async fn read(
 }
 
 /// A subscription; `ended` fires when the credential that opened it is revoked or expires,
-/// and then the stream ends.
+/// and then the stream ends. With `takeover` (an HTTP/1.1 request), hyper writes the head
+/// and the connection's own task writes the stream (see `takeover`).
 async fn subscribe(
     state: &AppState,
     path: &str,
     braid: BraidHeaders,
     ended: Option<tokio::sync::watch::Receiver<bool>>,
     editable: bool,
+    takeover: Option<super::takeover::Takeover>,
 ) -> Result<Response, ApiError> {
     if braid.version.is_some() {
         return Err(ApiError::VersionWithSubscribe);
@@ -277,7 +286,11 @@ async fn subscribe(
         .await?;
     let current = sub.current.clone();
     let heartbeat = braid.heartbeats.as_ref().map(|(secs, _)| std::time::Duration::from_secs_f64(*secs));
-    let body = stream::subscription_body(sub, heartbeat, state.shutdown.clone(), ended, braid.head_override);
+    let chunks = stream::chunks(sub, heartbeat, state.shutdown.clone(), ended, braid.head_override);
+    let body = match takeover {
+        Some(takeover) => takeover.arm(chunks),
+        None => stream::body(chunks),
+    };
     let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
     let h = res.headers_mut();
     reply::resource_headers(h, &current, braid.merge_type, editable);

@@ -1,9 +1,10 @@
 //! Closing connections whose client stopped reading.
 //!
 //! A subscriber that stops reading costs the server nothing but its socket buffers (the
-//! subscription pulls updates only when hyper can write), yet it holds a connection and a
-//! subscription forever. `StallGuard` wraps the socket: when a write has made no progress
-//! for the configured time, the write fails, hyper drops the connection, and the
+//! subscription pulls updates only when the socket can take more), yet it holds a connection
+//! and a subscription forever. `StallGuard` wraps the socket: when a write (or flush) has
+//! made no progress for the configured time, it fails, hyper (or, on a connection taken over
+//! after a 209 head, the subscription's writer task) drops the connection, and the
 //! subscription is released. The client reconnects with `Parents` and loses nothing.
 
 use std::future::Future;
@@ -29,8 +30,13 @@ impl<T> StallGuard<T> {
         StallGuard { inner, timeout, stalled: None }
     }
 
-    /// Called when a write returned Pending: arms the timer, or reports the stall.
-    fn check_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// The socket, for a connection that goes back to hyper (which wraps it anew).
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+
+    /// Called when a write or flush returned Pending: arms the timer, or reports the stall.
+    fn check_stall<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         let timeout = self.timeout;
         let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
         match sleep.as_mut().poll(cx) {
@@ -78,8 +84,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
         self.inner.is_write_vectored()
     }
 
+    /// Guarded too: a TLS stream flushes what it encrypted, and blocks there when the client
+    /// stopped reading.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => self.check_stall(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1,86 +1,213 @@
-//! The body of a 209 subscription response: encoded updates, heartbeats between them,
-//! and an end when the document is deleted or the server shuts down.
+//! The body of a 209 subscription response: encoded updates, heartbeats between them, and
+//! an end when the document is deleted, the credential that opened the stream ends, or the
+//! server shuts down.
+//!
+//! One stream of chunks ([`chunks`]) goes out two ways: as hyper's response body
+//! ([`body`]: HTTP/2, HTTP/1.0), or, on an HTTP/1.1 connection taken over after the 209 head
+//! (see `takeover`), written with chunked framing by [`write_chunked`] in a task of its own.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use futures_util::future::Either;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::wrappers::IntervalStream;
+use tokio_stream::{Stream, StreamExt};
 
-use crate::hub::Subscription;
-use crate::protocol::{encode_update, UpdateContent, HEARTBEAT};
+use crate::hub::{Delivery, Subscription};
+use crate::protocol::{encode_update, Update, UpdateContent, HEARTBEAT};
 
 use super::reply::REPR_TYPE;
 
-struct StreamState {
-    sub: Subscription,
-    header_only: bool,
-    heartbeat: Option<Interval>,
-    /// Checked before each update, never waited on: at shutdown the hub ends subscriptions
-    /// through their documents (`Hub::end_subscriptions`), so a stream waits on one channel.
-    shutdown: watch::Receiver<bool>,
-    /// Fires when the credential that opened the subscription is revoked or expires.
-    ended: Option<watch::Receiver<bool>>,
-}
+/// A subscription's chunks: each an encoded batch of updates or a heartbeat.
+pub type Chunks = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
-/// The streaming body. hyper polls it only when the socket can take more, so a client
-/// that stops reading simply stops this stream from computing updates: no queue grows.
-/// `header_only` (a `Method-Override: HEAD` subscription, a change feed) sends each update's
-/// `Version` and `Parents` with an empty body.
-pub fn subscription_body(
+/// The chunks of `sub`. The subscription computes an update only when the stream is polled,
+/// and it is polled only when the socket can take more, so a client that stops reading
+/// stops its updates from being computed: no queue grows. `header_only` (a `Method-Override:
+/// HEAD` subscription, a change feed) sends each update's `Version` and `Parents` with an
+/// empty body. `shutdown` is checked before each chunk, never waited on: at shutdown the hub
+/// ends subscriptions through their documents (`Hub::end_subscriptions`).
+pub fn chunks(
     sub: Subscription,
     heartbeat: Option<Duration>,
     shutdown: watch::Receiver<bool>,
     ended: Option<watch::Receiver<bool>>,
     header_only: bool,
-) -> Body {
-    let heartbeat = heartbeat.map(|every| {
-        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        interval
-    });
-    let state = StreamState { sub, header_only, heartbeat, shutdown, ended };
-    let stream = futures_util::stream::unfold(state, |mut st| async move {
-        if *st.shutdown.borrow() || st.ended.as_ref().is_some_and(|e| *e.borrow()) {
-            return None;
-        }
-        let chunk = tokio::select! {
-            updates = st.sub.next() => {
-                let updates = updates?;
-                let mut out = Vec::new();
-                for mut u in updates {
-                    if st.header_only {
-                        u.content = UpdateContent::HeaderOnly;
-                    }
-                    encode_update(&u, REPR_TYPE, &mut out);
-                }
-                Bytes::from(out)
+) -> Chunks {
+    // `None` marks the end, so that the merge with heartbeats (which never end) still ends.
+    let updates = futures_util::stream::unfold(sub, move |mut sub| async move {
+        let chunk = match sub.next_delivery().await? {
+            // Every subscriber at the previous head sends the same bytes: the first encodes
+            // them, the rest share them (B4: one encoding per round, not per subscriber).
+            Delivery::Shared(shared) if !header_only => {
+                shared.encoded.get_or_init(|| encode(vec![shared.update.clone()], false)).clone()
             }
-            _ = tick(&mut st.heartbeat) => Bytes::from_static(HEARTBEAT),
-            _ = revoked(&mut st.ended) => return None,
+            delivery => encode(delivery.into_updates(), header_only),
         };
-        Some((Ok::<Bytes, std::convert::Infallible>(chunk), st))
-    });
-    Body::from_stream(stream)
+        Some((Some(chunk), sub))
+    })
+    .chain(tokio_stream::once(None));
+    let beats = match heartbeat {
+        Some(every) => {
+            let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            Either::Left(IntervalStream::new(interval).map(|_| Some(Bytes::from_static(HEARTBEAT))))
+        }
+        None => Either::Right(tokio_stream::pending()),
+    };
+    let revoked = futures_util::stream::once(revoked(ended)).map(|()| None);
+    Box::pin(updates.merge(beats).merge(revoked).map_while(move |chunk| match *shutdown.borrow() {
+        true => None,
+        false => chunk,
+    }))
+}
+
+fn encode(updates: Vec<Update>, header_only: bool) -> Bytes {
+    let mut out = Vec::new();
+    for mut u in updates {
+        if header_only {
+            u.content = UpdateContent::HeaderOnly;
+        }
+        encode_update(&u, REPR_TYPE, &mut out);
+    }
+    Bytes::from(out)
 }
 
 /// Completes when the credential is revoked or expires (or its registry entry is gone);
 /// never for a subscription opened without a credential.
-async fn revoked(ended: &mut Option<watch::Receiver<bool>>) {
+async fn revoked(ended: Option<watch::Receiver<bool>>) {
     match ended {
-        Some(rx) => {
+        Some(mut rx) => {
             let _ = rx.wait_for(|ended| *ended).await;
         }
         None => std::future::pending().await,
     }
 }
 
-async fn tick(interval: &mut Option<Interval>) {
-    match interval {
-        Some(i) => {
-            i.tick().await;
+/// `chunks` as hyper's response body, which hyper frames itself.
+pub fn body(chunks: Chunks) -> Body {
+    Body::from_stream(chunks.map(Ok::<Bytes, std::convert::Infallible>))
+}
+
+/// Writes `chunks` to a connection taken over after its 209 head, framed as hyper frames a
+/// chunked body (`{len:X}\r\n…\r\n` per chunk, one write each), until the stream ends or
+/// the client goes away. `io` is the stall guard, so a client that stops reading is cut off
+/// here as it was under hyper. At the end of the stream it writes the last chunk
+/// (`0\r\n\r\n`) and returns the socket, at a request boundary, for hyper to serve the
+/// connection's next request; unless `reusable` is false or the client sent bytes during the
+/// stream (a request pipelined behind it, which is dropped): then it closes the connection,
+/// and the client sends that request again.
+pub async fn write_chunked<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    mut chunks: Chunks,
+    mut reusable: bool,
+) -> Option<S> {
+    let mut discard = [0u8; 64];
+    loop {
+        let chunk = tokio::select! {
+            // The client's side first, so that bytes it sent count before the stream's end.
+            biased;
+            read = io.read(&mut discard) => match read {
+                Ok(n) if n > 0 => {
+                    reusable = false;
+                    continue;
+                }
+                // The client closed the connection, or it broke: release the subscription.
+                _ => return None,
+            },
+            chunk = chunks.next() => chunk,
+        };
+        let Some(chunk) = chunk else { break };
+        // An empty chunk would read as the end of the body.
+        if !chunk.is_empty() && write_chunk(&mut io, &chunk).await.is_err() {
+            return None;
         }
-        None => std::future::pending().await,
+    }
+    io.write_all(b"0\r\n\r\n").await.ok()?;
+    io.flush().await.ok()?;
+    if reusable {
+        return Some(io);
+    }
+    let _ = io.shutdown().await;
+    None
+}
+
+/// One chunk, in one (vectored) write when the socket takes it whole.
+async fn write_chunk<W: AsyncWrite + Unpin>(io: &mut W, data: &[u8]) -> std::io::Result<()> {
+    let mut line = [0u8; 18];
+    let len = size_line(data.len(), &mut line);
+    let mut frame = Buf::chain(&line[..len], data).chain(&b"\r\n"[..]);
+    io.write_all_buf(&mut frame).await?;
+    // A TLS stream may hold what it encrypted until flushed.
+    io.flush().await
+}
+
+/// `{len:X}\r\n` into `out` (a usize has at most 16 hex digits); returns its length.
+fn size_line(len: usize, out: &mut [u8; 18]) -> usize {
+    use std::io::Write;
+    let mut rest = &mut out[..];
+    let _ = write!(rest, "{len:X}\r\n");
+    let left = rest.len();
+    out.len() - left
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn size_lines_are_hyper_s() {
+        let mut out = [0u8; 18];
+        for (len, line) in [(0, "0\r\n"), (5, "5\r\n"), (255, "FF\r\n"), (usize::MAX, "FFFFFFFFFFFFFFFF\r\n")] {
+            let n = size_line(len, &mut out);
+            assert_eq!(std::str::from_utf8(&out[..n]).unwrap(), line);
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_are_framed_and_the_stream_ends_with_the_last_chunk() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let chunks: Chunks = Box::pin(tokio_stream::iter(
+            ["hello", "", "a longer chunk of 26 bytes"].map(|s| Bytes::from_static(s.as_bytes())),
+        ));
+        let server = write_chunked(server, chunks, true).await.expect("the socket back");
+        drop(server);
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"5\r\nhello\r\n1A\r\na longer chunk of 26 bytes\r\n0\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn bytes_from_the_client_during_the_stream_close_the_connection_after_it() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let chunks: Chunks = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let task = tokio::spawn(write_chunked(server, chunks, true));
+        client.write_all(b"GET /pipelined HTTP/1.1\r\n\r\n").await.unwrap();
+        tx.send(Bytes::from_static(b"x")).await.unwrap();
+        let mut first = [0u8; 6];
+        client.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"1\r\nx\r\n");
+        drop(tx);
+        assert!(task.await.unwrap().is_none(), "the connection must not serve the pipelined request");
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"0\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_ends_the_task_without_a_write() {
+        let (client, server) = tokio::io::duplex(1024);
+        let chunks: Chunks = Box::pin(tokio_stream::pending());
+        let task = tokio::spawn(write_chunked(server, chunks, true));
+        drop(client);
+        assert!(tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().is_none());
     }
 }

@@ -258,8 +258,8 @@ fn records_are_extended_dropped_and_reloaded() {
     for seed in 0..8 {
         let mut rng = Rng::new(100 + seed);
         let store = MemoryStore::new();
-        let entries = random_entries(&mut rng, 300);
         let mut meta = HistoryMeta::default();
+        let entries = random_entries(&mut rng, 300);
         record_in_rounds(&store, &mut rng, &mut meta, &entries);
         let mut live: BTreeMap<u64, HistoryEntry> =
             entries.iter().cloned().enumerate().map(|(n, e)| (n as u64, e)).collect();

@@ -3,6 +3,12 @@
 use super::*;
 
 fn suite(store: &dyn Store) {
+    // A new store holds the current format version and nothing else.
+    let (version_key, current) = format::current_record();
+    assert_eq!(store.get(&version_key).unwrap(), Some(current.clone()));
+    assert_eq!(store.get(&version_key).unwrap(), Some(FORMAT_VERSION.to_string().into_bytes()));
+    assert_eq!(store.scan_prefix_rev(&[], None, 5).unwrap().len(), 1);
+    format::check(store, "here").unwrap();
     assert_eq!(store.get(b"k").unwrap(), None);
     let mut b = Batch::new();
     b.put(b"a/1".to_vec(), b"one".to_vec());
@@ -34,6 +40,41 @@ fn suite(store: &dyn Store) {
     assert_eq!(store.get(&[0xFF, 0xFF, 1]).unwrap(), None);
 
     reverse_pages(store);
+    format_versions(store);
+}
+
+/// What `format::check` answers for each version record, on a store that holds data.
+fn format_versions(store: &dyn Store) {
+    let (version_key, current) = format::current_record();
+    let set = |value: Option<&[u8]>| {
+        let mut b = Batch::new();
+        match value {
+            Some(v) => b.put(version_key.clone(), v.to_vec()),
+            None => b.delete(version_key.clone()),
+        }
+        store.write(&b).unwrap();
+    };
+    let refused = |value: Option<&[u8]>| {
+        set(value);
+        match format::check(store, "/srv/x") {
+            Err(StoreError::Format { location, problem }) => {
+                assert_eq!(location, "/srv/x");
+                // A refusal writes nothing: the record is as it was.
+                assert_eq!(store.get(&version_key).unwrap().as_deref(), value);
+                problem
+            }
+            other => panic!("{:?}: {other:?}", value.map(|v| v.escape_ascii().to_string())),
+        }
+    };
+    let next = (FORMAT_VERSION + 1).to_string();
+    assert_eq!(refused(Some(next.as_bytes())), FormatError::Unknown { found: FORMAT_VERSION + 1 });
+    assert_eq!(refused(Some(b"0")), FormatError::Unknown { found: 0 });
+    assert_eq!(refused(Some(b"x9\xff")), FormatError::Unreadable { found: b"x9\xff".to_vec() });
+    assert_eq!(refused(Some(b"")), FormatError::Unreadable { found: Vec::new() });
+    // Data without a record: a pre-release store, refused rather than adopted.
+    assert_eq!(refused(None), FormatError::Unversioned);
+    set(Some(&current));
+    format::check(store, "/srv/x").unwrap();
 }
 
 /// Newest-first pages: bounded by the prefix on both sides, by `below`, and by `limit`.
@@ -61,6 +102,16 @@ fn memory_store_conforms() {
     suite(&MemoryStore::new());
 }
 
+#[test]
+fn an_empty_store_without_a_version_gets_the_current_one() {
+    let store = MemoryStore::new();
+    let mut b = Batch::new();
+    b.delete(keys::format_version());
+    store.write(&b).unwrap();
+    format::check(&store, "here").unwrap();
+    assert_eq!(store.get(&keys::format_version()).unwrap(), Some(format::current_record().1));
+}
+
 #[cfg(feature = "rocksdb")]
 #[test]
 fn rocks_store_conforms_and_persists() {
@@ -71,6 +122,53 @@ fn rocks_store_conforms_and_persists() {
     }
     let store = RocksStore::open(dir.path(), rocks::Durability::Sync).unwrap();
     assert_eq!(store.get(b"c").unwrap(), Some(b"sea".to_vec()));
+}
+
+/// Reopens `dir` after setting its version record to `value` (None: removing it).
+#[cfg(feature = "rocksdb")]
+fn reopen_with_version(dir: &std::path::Path, value: Option<&[u8]>) -> Result<RocksStore, StoreError> {
+    {
+        let store = RocksStore::open_unchecked(dir, rocks::Durability::Sync)?;
+        let mut b = Batch::new();
+        match value {
+            Some(v) => b.put(keys::format_version(), v.to_vec()),
+            None => b.delete(keys::format_version()),
+        }
+        store.write(&b)?;
+    }
+    RocksStore::open(dir, rocks::Durability::Sync)
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn rocks_store_refuses_to_open_another_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().display().to_string();
+    let refusal = |value: Option<&[u8]>| match reopen_with_version(dir.path(), value) {
+        Err(StoreError::Format { location: at, problem }) => {
+            assert_eq!(at, location);
+            problem
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("{:?} opened", value.map(|v| v.escape_ascii().to_string())),
+    };
+    // A new store gets the current version; an empty one without the record gets it too.
+    drop(reopen_with_version(dir.path(), None).unwrap());
+    let store = RocksStore::open(dir.path(), rocks::Durability::Sync).unwrap();
+    assert_eq!(store.get(&keys::format_version()).unwrap(), Some(format::current_record().1));
+    let mut b = Batch::new();
+    b.put(keys::token("t1"), b"{}".to_vec());
+    store.write(&b).unwrap();
+    drop(store);
+
+    assert_eq!(refusal(Some(b"2")), FormatError::Unknown { found: 2 });
+    let err = RocksStore::open(dir.path(), rocks::Durability::Sync).err().unwrap().to_string();
+    assert!(err.contains(&location) && err.contains("version 2") && err.contains("version 1"), "{err}");
+    assert_eq!(refusal(Some(b"\x01garbage")), FormatError::Unreadable { found: b"\x01garbage".to_vec() });
+    assert_eq!(refusal(None), FormatError::Unversioned);
+    // Refusals changed nothing: with the record back, the store opens with its data.
+    let store = reopen_with_version(dir.path(), Some(b"1")).unwrap();
+    assert_eq!(store.get(&keys::token("t1")).unwrap(), Some(b"{}".to_vec()));
 }
 
 /// A disk that takes a while to sync, so that writers pile up behind each write.

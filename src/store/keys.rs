@@ -3,25 +3,26 @@
 //! ```text
 //! 'S' ‖ u32 BE path length ‖ path               → snapshot record
 //! 'L' ‖ u32 BE path length ‖ path ‖ u64 BE seq  → log record (one per durable write round)
-//! 'H' ‖ u32 BE path length ‖ path ‖ u64 BE n    → history block from entry n (legacy: entry n)
+//! 'H' ‖ u32 BE path length ‖ path ‖ u64 BE n    → history block from entry n
 //! 'R' ‖ u32 BE path length ‖ path ‖ u32 BE agent length ‖ agent ‖ u64 BE seq ‖ u64 BE n
 //!                                               → (empty) a run of that agent's events starts
 //!                                                 at seq in the history block from entry n
-//! 'I' ‖ u32 BE path length ‖ path ‖ event id    → legacy: n of the history entry of that id
 //! 'C' ‖ u32 BE path length ‖ path ‖ name        → checkpoint
 //! 'M' ‖ u32 BE path length ‖ path               → the document's history bookkeeping
 //! 'Z' ‖ u32 BE path length ‖ path               → the document's merge horizon (compaction)
 //! 'T' ‖ id                                      → an access token (hash, rights, expiry)
 //! 'N' ‖ id                                      → a share link (hash, path, rights, expiry)
 //! 'P' ‖ id                                      → the text a pinned share link serves
+//! 'F'                                           → the store's format version (`format`)
 //! ```
 //! The length prefix keeps one path's keys from being a prefix of another's
 //! (`/a` vs `/ab`), so "every log record of a document" is one prefix scan, in seq order.
+//! A change to this layout or to any record's bytes that this code could not read back
+//! needs a new format version (see `format`).
 
 const SNAPSHOT: u8 = b'S';
 const LOG: u8 = b'L';
 const HISTORY: u8 = b'H';
-const ID_INDEX: u8 = b'I';
 const RUN_INDEX: u8 = b'R';
 const CHECKPOINT: u8 = b'C';
 const META: u8 = b'M';
@@ -29,6 +30,7 @@ const HORIZON: u8 = b'Z';
 const TOKEN: u8 = b'T';
 const SHARE: u8 = b'N';
 const PINNED: u8 = b'P';
+const FORMAT: u8 = b'F';
 
 fn doc_prefix(tag: u8, path: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(5 + path.len() + 8);
@@ -79,18 +81,6 @@ pub fn history_entry(path: &str, n: u64) -> Vec<u8> {
 pub fn history_n(path: &str, key: &[u8]) -> Option<u64> {
     let rest = key.strip_prefix(history_prefix(path).as_slice())?;
     Some(u64::from_be_bytes(rest.try_into().ok()?))
-}
-
-/// The prefix of a document's event-id index.
-pub fn id_index_prefix(path: &str) -> Vec<u8> {
-    doc_prefix(ID_INDEX, path)
-}
-
-/// The index key of one event id (the wire form, e.g. `alice-12`).
-pub fn id_index(path: &str, id: &str) -> Vec<u8> {
-    let mut key = id_index_prefix(path);
-    key.extend_from_slice(id.as_bytes());
-    key
 }
 
 /// The prefix of a document's run index.
@@ -183,6 +173,11 @@ pub fn pinned_text(id: &str) -> Vec<u8> {
     tagged(PINNED, id)
 }
 
+/// The key of the store's format version record: one per store, outside every document.
+pub fn format_version() -> Vec<u8> {
+    vec![FORMAT]
+}
+
 fn tagged(tag: u8, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + id.len());
     key.push(tag);
@@ -191,13 +186,12 @@ fn tagged(tag: u8, id: &str) -> Vec<u8> {
 }
 
 /// Every prefix (and single key) that belongs to one document, for deleting it whole.
-pub fn all_of(path: &str) -> [Vec<u8>; 8] {
+pub fn all_of(path: &str) -> [Vec<u8>; 7] {
     [
         snapshot(path),
         log_prefix(path),
         history_prefix(path),
         run_index_prefix(path),
-        id_index_prefix(path),
         checkpoint_prefix(path),
         meta(path),
         horizon(path),
@@ -219,7 +213,6 @@ mod tests {
         assert!(history_entry("/a", 255) < history_entry("/a", 256));
         assert_eq!(history_n("/a", &history_entry("/a", 9)), Some(9));
         assert_eq!(history_n("/ab", &history_entry("/a", 9)), None);
-        assert!(!id_index("/ab", "x-1").starts_with(&id_index_prefix("/a")));
         assert!(!run_index("/a", "xy", 1, 0).starts_with(&run_index_agent("/a", "x")));
         assert!(run_index("/a", "x", 255, 9) < run_index("/a", "x", 256, 0));
         assert_eq!(run_index_parts(&run_index("/a", "x", 255, 9)), Some((255, 9)));
@@ -227,5 +220,11 @@ mod tests {
         assert_eq!(meta_path(&meta("/a/b")).as_deref(), Some("/a/b"));
         assert!(meta("/a").starts_with(&all_meta()));
         assert_eq!(meta_path(&snapshot("/a")), None);
+        // Deleting a document, or listing tokens, links or documents, never touches the
+        // format version.
+        let version = format_version();
+        for prefix in all_of("").iter().chain(&[all_meta(), all_tokens(), all_shares()]) {
+            assert!(!version.starts_with(prefix), "{prefix:?}");
+        }
     }
 }

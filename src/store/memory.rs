@@ -1,4 +1,6 @@
-//! An in-memory engine: `--memory` mode and tests. Nothing survives a restart.
+//! An in-memory engine: `--memory` mode and tests. Nothing survives a restart, so every
+//! memory store is new: it starts with the current format version record, like a new
+//! RocksDB store.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -6,15 +8,21 @@ use std::sync::Mutex;
 use super::{prefix_end, Batch, KvPairs, Op, Store, StoreError};
 
 /// A `BTreeMap` behind a mutex; batches apply atomically under the lock.
-#[derive(Default)]
 pub struct MemoryStore {
     map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MemoryStore {
-    /// An empty store.
+    /// A new store: no data, the current format version.
     pub fn new() -> Self {
-        Self::default()
+        let (key, value) = super::format::current_record();
+        MemoryStore { map: Mutex::new(BTreeMap::from([(key, value)])) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {

@@ -3,12 +3,14 @@
 //! Architecture invariant: the store knows bytes and the key layout ([`keys`]), nothing about
 //! documents, diamond-types or HTTP. A successful [`Store::write`] is atomic, and durable
 //! (synced to disk) when the engine has a disk. Group commit lives in [`commit`], on top of
-//! any engine, so concurrent writers share one sync.
+//! any engine, so concurrent writers share one sync. Every store holds a format version
+//! ([`format`]); opening one in another format fails instead of misreading it.
 
 pub mod closing;
 pub mod commit;
 #[cfg(test)]
 pub mod fault;
+pub mod format;
 pub mod keys;
 pub mod memory;
 #[cfg(feature = "rocksdb")]
@@ -16,6 +18,7 @@ pub mod rocks;
 
 pub use closing::{track_close, CloseWatch};
 pub use commit::{CommitStats, Committer};
+pub use format::{FormatError, FORMAT_VERSION};
 pub use memory::MemoryStore;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksStore;
@@ -88,6 +91,14 @@ pub enum StoreError {
     /// The group-commit thread is gone (the server is shutting down).
     #[error("storage is shutting down")]
     Closed,
+    /// The store is in a format this build does not read (see [`format`]): it was not opened.
+    #[error("the data dir {location} {problem}")]
+    Format {
+        /// Where the store is (its directory).
+        location: String,
+        /// What was found.
+        problem: FormatError,
+    },
 }
 
 /// Key-value pairs in key order, as a prefix scan returns them.

@@ -147,6 +147,7 @@ async fn samples() -> Vec<ApiError> {
         ApiError::BadBody(s("connection reset")),
         ApiError::MethodNotAllowed(s("BREW")),
         ApiError::BadTransferEncoding(s("gzip")),
+        ApiError::BadHost(s("an HTTP/1.1 request needs a Host header")),
         ApiError::BadPath("empty segment"),
         ApiError::PathTooLong { len: 9000, limit: 8192 },
         ApiError::BadJson(s("expected a list")),

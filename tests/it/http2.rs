@@ -60,7 +60,7 @@ async fn one_h2c_connection_holds_many_live_subscriptions() {
 }
 
 /// A self-signed certificate for `localhost`, written as PEM files into `dir`.
-fn self_signed(dir: &std::path::Path) -> (CertificateDer<'static>, std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn self_signed(dir: &std::path::Path) -> (CertificateDer<'static>, std::path::PathBuf, std::path::PathBuf) {
     let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, cert.pem()).unwrap();
@@ -69,7 +69,7 @@ fn self_signed(dir: &std::path::Path) -> (CertificateDer<'static>, std::path::Pa
 }
 
 /// A TLS connection to `addr` trusting only `cert`, offering `alpn`; returns the stream.
-async fn tls_connect(
+pub(crate) async fn tls_connect(
     addr: std::net::SocketAddr,
     cert: &CertificateDer<'static>,
     alpn: &[&[u8]],

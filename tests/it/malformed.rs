@@ -6,7 +6,9 @@
 //! answer. When our code answers, the body is `{"error": <code>, "message": <text>}` and
 //! `Plait-Error` repeats the code. Requests that hyper's HTTP/1 parser refuses before any of
 //! our code runs get hyper's own empty 4xx: those are exactly the [`Expect::Hyper`] cases (and
-//! [`Expect::HeaderLimitOr`] when a header limit is hit), printed by name at the end.
+//! [`Expect::HeaderLimitOr`] when a header limit is hit), printed by name at the end. A few
+//! requests that look malformed but are not (HTTP/1.0 without `Host`, an absolute-form target
+//! naming another host) must be served normally: [`Expect::Served`].
 //!
 //! Many malformed writes aim at one control document; every 50 cases the health endpoint and
 //! a valid PUT + GET on that document must work, and its text and version must be exactly what
@@ -56,6 +58,9 @@ enum Expect {
     /// chunks, removes `Content-Length` (so our code cannot see the conflict), lets our handler
     /// answer, then closes the connection. `None`: a success (not a 4xx!) is what happens.
     TeOverCl(u16, Option<&'static str>),
+    /// Looks malformed but is not (HTTP/1.0 without `Host`, an absolute-form target whose
+    /// authority differs from `Host`): served normally, with this status and no error.
+    Served(u16),
 }
 
 impl Expect {
@@ -64,7 +69,7 @@ impl Expect {
             Expect::Api(s, _) | Expect::Hyper(s) | Expect::HeaderLimitOr(s, _) => s,
             Expect::HyperOneOf(a, b) => a.max(b),
             Expect::TeOverCl(s, Some(_)) => s,
-            Expect::TeOverCl(s, None) => return s == 200,
+            Expect::TeOverCl(s, None) | Expect::Served(s) => return s == 200,
         };
         (400..500).contains(&s) || s == 309
     }
@@ -147,7 +152,7 @@ impl Cases {
     }
 }
 
-use Expect::{Api, HeaderLimitOr, Hyper, HyperOneOf, TeOverCl};
+use Expect::{Api, HeaderLimitOr, Hyper, HyperOneOf, Served, TeOverCl};
 
 /// Every malformed request, named. Writes aim at the control document and would change it if
 /// any malformed part were ignored (ranges and patches are valid against `ctl-4` = "hello").
@@ -161,6 +166,7 @@ fn all_cases() -> Vec<Case> {
     methods_and_paths(&mut c);
     framing(&mut c);
     hyper_level(&mut c);
+    hosts(&mut c);
     c.0
 }
 
@@ -926,6 +932,133 @@ fn hyper_level(c: &mut Cases) {
     c.add("headers/500kb-header", r, Hyper(431));
 }
 
+/// `Host` (RFC 9112 §3.2): missing, repeated or invalid on HTTP/1.1 → `400 bad_host`, on every
+/// route; optional on HTTP/1.0; required with absolute-form targets too, whose authority wins.
+/// Two equal `Host` lines are refused like two different ones: the RFC counts field lines.
+/// And HEAD with `Subscribe` answers what GET does.
+fn hosts(c: &mut Cases) {
+    // `request line`, then these header lines, then a blank line.
+    let head = |line: &str, headers: &[&[u8]]| {
+        let mut out = format!("{line}\r\n").into_bytes();
+        for h in headers {
+            out.extend_from_slice(h);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    };
+    let get = format!("GET {CTL} HTTP/1.1");
+    let bad = Api(400, "bad_host");
+    c.add("host/missing/GET", head(&get, &[]), bad);
+    c.add("host/missing/HEAD", head(&format!("HEAD {CTL} HTTP/1.1"), &[]), bad);
+    c.add("host/missing/health", head("GET /.plait/health HTTP/1.1", &[]), bad);
+    c.add("host/missing/history", head(&format!("GET /.plait/history{CTL} HTTP/1.1"), &[]), bad);
+    c.add("host/missing/unknown-endpoint", head("GET /.plait/nope HTTP/1.1", &[]), bad);
+    c.add("host/missing/multiplexer", head("GET /.well-known/multiplexer/x HTTP/1.1", &[]), bad);
+    c.add("host/missing/DELETE", head(&format!("DELETE {CTL} HTTP/1.1"), &[]), bad);
+    c.add("host/missing/OPTIONS", head(&format!("OPTIONS {CTL} HTTP/1.1"), &[]), bad);
+    c.add(
+        "host/missing/OPTIONS-preflight",
+        head(
+            &format!("OPTIONS {CTL} HTTP/1.1"),
+            &[b"Origin: http://app.example", b"Access-Control-Request-Method: PUT"],
+        ),
+        bad,
+    );
+    c.add("host/missing/Subscribe", head(&get, &[b"Subscribe: true"]), bad);
+    // A valid write without Host: refused before anything is written.
+    let mut put = head(
+        &format!("PUT {CTL} HTTP/1.1"),
+        &[b"Parents: \"ctl-4\"", b"Content-Range: text [0:0]", b"Content-Length: 1"],
+    );
+    put.push(b'x');
+    c.add("host/missing/PUT", put, bad);
+    for (name, lines) in [
+        ("two-different", &[&b"Host: test"[..], b"Host: other"][..]),
+        ("two-equal", &[b"Host: test", b"Host: test"]),
+        ("three", &[b"Host: test", b"Host: test", b"Host: test"]),
+        ("two-with-header-between", &[b"Host: test", b"Accept: */*", b"Host: test"]),
+        ("one-line-list", &[b"Host: test, other"]),
+    ] {
+        c.add(format!("host/repeated/{name}/GET"), head(&get, lines), bad);
+    }
+    let mut put = head(
+        &format!("PUT {CTL} HTTP/1.1"),
+        &[b"Host: test", b"Host: other", b"Parents: \"ctl-4\"", b"Content-Range: text [0:0]", b"Content-Length: 1"],
+    );
+    put.push(b'x');
+    c.add("host/repeated/two-different/PUT", put, bad);
+    let long_host = [&[b'h'; 10_000][..], b" x"].concat();
+    for (name, value) in [
+        ("space", &b"te st"[..]),
+        ("tab", b"te\tst"),
+        ("userinfo", b"user@test"),
+        ("userinfo-password", b"user:pw@test"),
+        ("port-alpha", b"test:http"),
+        ("port-negative", b"test:-1"),
+        ("port-65536", b"test:65536"),
+        ("port-huge", b"test:99999999999999999999"),
+        ("two-ports", b"test:80:80"),
+        ("path", b"test/x"),
+        ("query", b"test?x"),
+        ("quoted", b"\"test\""),
+        ("angle-brackets", b"<test>"),
+        ("bad-escape", b"te%zzst"),
+        ("non-ascii", b"caf\xc3\xa9.example"),
+        ("obs-text", b"te\xffst"),
+        ("ipv6-unclosed", b"[::1"),
+        ("ipv6-junk-after", b"[::1]x"),
+        ("ipv6-not-an-address", b"[test]"),
+        ("ipv6-zone", b"[fe80::1%25eth0]"),
+        ("bare-ipv6", b"::1"),
+        ("10kb-with-a-space", &long_host),
+    ] {
+        let line = [&b"Host: "[..], value].concat();
+        c.add(format!("host/invalid/{name}/GET"), head(&get, &[&line]), bad);
+    }
+    // Raw control characters never reach us: httparse refuses them in any header value.
+    c.add("host/invalid/raw-soh/GET", head(&get, &[b"Host: te\x01st"]), Hyper(400));
+    // HTTP/1.0: Host optional, but one at most and valid.
+    c.add("host/http-1.0/missing/GET", head(&format!("GET {CTL} HTTP/1.0"), &[]), Served(200));
+    c.add("host/http-1.0/missing/health", head("GET /.plait/health HTTP/1.0", &[]), Served(200));
+    c.add("host/http-1.0/invalid/GET", head(&format!("GET {CTL} HTTP/1.0"), &[b"Host: te st"]), bad);
+    c.add("host/http-1.0/two/GET", head(&format!("GET {CTL} HTTP/1.0"), &[b"Host: test", b"Host: test"]), bad);
+    // Absolute-form targets: Host still required and checked; the target's authority wins.
+    let absolute = format!("GET http://test{CTL} HTTP/1.1");
+    c.add("host/absolute-form/missing/GET", head(&absolute, &[]), bad);
+    c.add("host/absolute-form/invalid-host/GET", head(&absolute, &[b"Host: te st"]), bad);
+    c.add("host/absolute-form/two-hosts/GET", head(&absolute, &[b"Host: test", b"Host: test"]), bad);
+    c.add("host/absolute-form/other-host/GET", head(&absolute, &[b"Host: elsewhere.example:8080"]), Served(200));
+    c.add(
+        "host/absolute-form/userinfo/GET",
+        head(&format!("GET http://user@test{CTL} HTTP/1.1"), &[b"Host: test"]),
+        bad,
+    );
+    c.add(
+        "host/absolute-form/port-65536/GET",
+        head(&format!("GET http://test:65536{CTL} HTTP/1.1"), &[b"Host: test"]),
+        bad,
+    );
+
+    // HEAD with Subscribe answers what GET with Subscribe answers.
+    for (name, headers, expect) in [
+        ("known-version", vec![("Version", CTL_V)], Api(400, "version_with_subscribe")),
+        ("unknown-version", vec![("Version", &b"\"nobody-1\""[..])], Api(400, "version_with_subscribe")),
+        ("version-and-parents", vec![("Version", CTL_V), ("Parents", CTL_V)], Api(400, "version_with_subscribe")),
+        ("bad-version", vec![("Version", &b"a-1"[..])], Api(400, "bad_version_header")),
+        (
+            "dt-unknown-parents",
+            vec![("Merge-Type", &b"dt"[..]), ("Parents", b"\"nobody-5\"")],
+            Api(309, "version_unknown"),
+        ),
+        ("bad-heartbeats", vec![("Heartbeats", &b"-5"[..])], Api(400, "bad_heartbeats")),
+    ] {
+        let mut all = vec![("Subscribe", &b"true"[..])];
+        all.extend(headers);
+        c.add(format!("head-subscribe/{name}/HEAD"), req("HEAD", CTL, &all, b""), expect);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sending and checking
 
@@ -1144,6 +1277,10 @@ async fn run_case(addr: std::net::SocketAddr, case: &Case) -> Result<Vec<Answer>
                     check_ours(&res, status, code, head_request && i == 0).map(|_| Answer::Ours)
                 }
             }
+            Served(status) => match (res.status == status, res.header("plait-error")) {
+                (true, None) => Ok(Answer::Ours),
+                (_, error) => Err(format!("status {} (expected {status}), plait-error {error:?}", res.status)),
+            },
             TeOverCl(status, code) => {
                 must_close = true;
                 match code {
