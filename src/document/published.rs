@@ -102,13 +102,11 @@ pub struct PeerWrite {
 }
 
 /// An update shared by every subscriber that needs exactly it (most subscribers of a document
-/// sit at the same version), with a slot for its encoded bytes so that it is encoded once.
+/// sit at the same version): computed once, taken by each without a lock.
 #[derive(Debug)]
 pub struct SharedUpdate {
     /// The update.
     pub update: Update,
-    /// Its wire bytes, filled by the first subscription that sends it.
-    pub encoded: OnceLock<Bytes>,
 }
 
 impl SharedUpdate {
@@ -117,7 +115,6 @@ impl SharedUpdate {
     pub fn simpleton(from: VersionSet, version: VersionSet, patches: Vec<Patch>, digest: Option<String>) -> Self {
         SharedUpdate {
             update: Update { version, parents: from, content: UpdateContent::Patches(patches), repr_digest: digest },
-            encoded: OnceLock::new(),
         }
     }
 }

@@ -39,8 +39,7 @@ use super::{Hub, HubError, SubscribeRequest};
 pub enum Delivery {
     /// Updates computed for this subscriber.
     Updates(Vec<Update>),
-    /// The update every subscriber at the same version gets (encode it once: its `encoded`
-    /// slot keeps the bytes for the others).
+    /// The update every subscriber at the same version gets, shared between them.
     Shared(Arc<SharedUpdate>),
 }
 

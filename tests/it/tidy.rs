@@ -286,15 +286,23 @@ fn layers_only_use_what_they_may() {
             continue;
         };
         let code = code(&text);
-        let (internal, external) = names(&code);
+        // An inline `#[cfg(test)]` module is test code, held to the layer's test allowances.
+        let (main_code, test_code) = match code.find("#[cfg(test)]\nmod ") {
+            Some(at) => (&code[..at], &code[at..]),
+            None => (code.as_str(), ""),
+        };
+        let (internal, external) = names(main_code);
+        let (test_internal, test_external) = names(test_code);
+        let internal = internal.into_iter().chain(test_internal);
+        let external = external.into_iter().map(|e| (e, false)).chain(test_external.into_iter().map(|e| (e, true)));
         for m in internal {
             if m != module && !layer.internal.contains(&m.as_str()) {
                 violations.push(format!("src/{file} uses crate::{m}, which {module} may not"));
             }
         }
-        for e in external {
+        for (e, in_test_module) in external {
             let allowed = layer.external.contains(&e.as_str())
-                || (is_test_file(&file) && layer.test_external.contains(&e.as_str()));
+                || ((in_test_module || is_test_file(&file)) && layer.test_external.contains(&e.as_str()));
             if !allowed {
                 violations.push(format!("src/{file} uses the crate {e}, which {module} may not"));
             }
