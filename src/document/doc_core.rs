@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::protocol::{repr_digest, MergeType, VersionSet};
+use crate::protocol::{MergeType, VersionSet};
 use crate::store::Batch;
 use crate::text::{EventId, Outcome, TextDoc};
 
@@ -16,7 +16,7 @@ use super::compaction::CompactionPlan;
 use super::horizon::Horizon;
 use super::listing::{Author, HistoryEntry, Listing};
 use super::parked::{Parked, ParkedWrite};
-use super::published::{Current, PeerWrite, Published, SharedUpdate};
+use super::published::{PeerWrite, Published, SharedUpdate};
 use super::records::{self, Records};
 use super::round::{outcome, Accepted, Committed, CompactStaged, Failed, Reply, Round, StagedWrites, Work};
 use super::stored::StoredDoc;
@@ -423,8 +423,11 @@ impl<R> DocCore<R> {
     /// digest) into `published`, for a round that only added to the tip: the transform is a
     /// walk over the round's own operations.
     fn fill_step(&self, published: &Published) {
-        let text = self.doc.text();
-        let digest = repr_digest(&text);
+        // The digest is hashed from the rope; the head's text itself is left for the first
+        // reader to fill in (`Published::current`): copying the whole text for every round
+        // cost O(document) per write and, under many subscribers, kept the allocator's heap
+        // growing with each round's larger copy.
+        let digest = self.doc.repr_digest();
         let step = self.doc.xf_patches(&published.prev_head, &published.head).map(|patches| {
             SharedUpdate::simpleton(published.prev_head.clone(), published.head.clone(), patches, Some(digest.clone()))
         });
@@ -434,7 +437,6 @@ impl<R> DocCore<R> {
             }
             Err(e) => tracing::warn!(path = %self.path, error = %e, "no catch-up step for the new head"),
         }
-        let _ = published.current.set(Arc::new(Current { text: bytes::Bytes::from(text), digest }));
     }
 
     /// Making `round` durable failed with `error`: everyone who waited on it gets the error;

@@ -18,6 +18,17 @@ pub fn repr_digest(text: &str) -> String {
     format!("sha-256=:{}:", STANDARD.encode(text_sha256(text)))
 }
 
+/// [`repr_digest`] of the text made of `pieces` in order, without joining them (a document
+/// held as a rope is hashed where it lies, with no copy of the whole text).
+pub fn repr_digest_of<'a>(pieces: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hasher = Sha256::new();
+    for piece in pieces {
+        hasher.update(piece.as_bytes());
+    }
+    let sha: [u8; 32] = hasher.finalize().into();
+    format!("sha-256=:{}:", STANDARD.encode(sha))
+}
+
 /// Extracts the SHA-256 from a request's `Repr-Digest`, which may list several algorithms
 /// separated by commas (`sha-512=:..:, sha-256=:..:`). Returns `None` when there is no
 /// well-formed `sha-256` entry; the caller then has nothing to check.

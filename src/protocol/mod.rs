@@ -35,7 +35,7 @@ pub(crate) mod test_util;
 pub use body::{classify_body, parse_patches, patch_count, UpdateBody, MAX_PATCHES};
 pub use cache::{etag, if_none_match};
 pub use decode::{DecodedUpdate, Decoder, DEFAULT_MAX_BODY, MAX_HEADER_BLOCK};
-pub use digest::{parse_repr_digest, repr_digest, text_sha256};
+pub use digest::{parse_repr_digest, repr_digest, repr_digest_of, text_sha256};
 pub use error::ProtocolError;
 pub use framing::{encode_patches_body, encode_update, Update, UpdateContent, HEARTBEAT};
 pub use headers::{parse_heartbeats, parse_peer, subscribe_echo, MergeType};

@@ -195,6 +195,12 @@ impl TextDoc {
         to_remote(&self.oplog, self.oplog.local_version_ref())
     }
 
+    /// The `Repr-Digest` of the current text, hashed piece by piece from the rope: no copy of
+    /// the whole text (the writer needs the digest of every head, not its text).
+    pub fn repr_digest(&self) -> String {
+        self.with_tip(|b| crate::protocol::repr_digest_of(b.content().substrings()))
+    }
+
     /// The current text.
     pub fn text(&self) -> String {
         self.with_tip(|b| b.content().to_string())
