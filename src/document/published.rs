@@ -102,11 +102,14 @@ pub struct PeerWrite {
 }
 
 /// An update shared by every subscriber that needs exactly it (most subscribers of a document
-/// sit at the same version): computed once, taken by each without a lock.
+/// sit at the same version): computed once, taken by each without a lock, with a slot for its
+/// wire bytes so that it is encoded once too.
 #[derive(Debug)]
 pub struct SharedUpdate {
     /// The update.
     pub update: Update,
+    /// Its wire bytes, filled by the first subscription that sends it.
+    pub encoded: OnceLock<Bytes>,
 }
 
 impl SharedUpdate {
@@ -115,6 +118,7 @@ impl SharedUpdate {
     pub fn simpleton(from: VersionSet, version: VersionSet, patches: Vec<Patch>, digest: Option<String>) -> Self {
         SharedUpdate {
             update: Update { version, parents: from, content: UpdateContent::Patches(patches), repr_digest: digest },
+            encoded: OnceLock::new(),
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::IntervalStream;
 use tokio_stream::{Stream, StreamExt};
 
-use crate::hub::Subscription;
+use crate::hub::{Delivery, Subscription};
 use crate::protocol::{encode_update, Update, UpdateContent, HEARTBEAT};
 
 use super::reply::REPR_TYPE;
@@ -41,8 +41,15 @@ pub fn chunks(
 ) -> Chunks {
     // `None` marks the end, so that the merge with heartbeats (which never end) still ends.
     let updates = futures_util::stream::unfold(sub, move |mut sub| async move {
-        let updates = sub.next().await?;
-        Some((Some(encode(updates, header_only)), sub))
+        let chunk = match sub.next_delivery().await? {
+            // Every subscriber at the previous head sends the same bytes: the first encodes
+            // them, the rest share them (B4: one encoding per round, not per subscriber).
+            Delivery::Shared(shared) if !header_only => {
+                shared.encoded.get_or_init(|| encode(vec![shared.update.clone()], false)).clone()
+            }
+            delivery => encode(delivery.into_updates(), header_only),
+        };
+        Some((Some(chunk), sub))
     })
     .chain(tokio_stream::once(None));
     let beats = match heartbeat {
