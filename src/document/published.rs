@@ -40,8 +40,8 @@ pub struct Published {
     /// writer when the round only added to the tip (cheap), else by the first subscriber that
     /// needs it.
     pub step: OnceLock<Arc<SharedUpdate>>,
-    /// The text at `head` and its digest: filled by the writer when it had them at hand, else by
-    /// the first reader that needs them.
+    /// The text at `head` and its digest: filled by the first reader that needs them (the writer
+    /// never copies the whole text; it hashes the digest for the step from the rope).
     pub current: OnceLock<Arc<Current>>,
     /// The merge horizon, once the document was compacted.
     pub horizon: Option<Arc<Horizon>>,
