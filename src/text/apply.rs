@@ -14,10 +14,11 @@
 
 use super::chunk::{encode_run, Run};
 use super::event::{validate_agent, EventId, MAX_SEQ};
+use super::floor::LenFloor;
 use super::frontier::{lookup, to_local, to_remote};
 use super::plan::{apply_spans, build_ops, check_ops_fit, count, minimal_diff, resolve, trim_front, whole_replace};
 use super::{Applied, Change, Edit, Outcome, TextDoc, TextError};
-use crate::protocol::VersionSet;
+use crate::protocol::{Bound, VersionSet};
 use diamond_types::list::operation::OpKind;
 use diamond_types::LocalVersion;
 use smallvec::smallvec;
@@ -64,8 +65,14 @@ impl TextDoc {
             Some(p) => to_local(&self.oplog, p)?,
         };
 
-        // 3. The change, as validated absolute spans against the parent text.
-        let parent_len = self.len_at_local(&parents)?;
+        // 3. The change, as validated absolute spans against the parent text. A counted floor of
+        // the parent length is enough for ranges that fit under it (`floor.rs`); anything else
+        // gets the exact length.
+        let mut parent = self.len_floor_at_local(&parents);
+        if !parent.exact && !fits_under(&edit.change, parent.len) {
+            parent = LenFloor::exact(self.len_at_local(&parents)?);
+        }
+        let parent_len = parent.len;
         let spans = match edit.change {
             Change::Patches(patches) => resolve(patches, parent_len)?,
             Change::Snapshot(body) if named.is_some() => whole_replace(parent_len, body),
@@ -94,8 +101,8 @@ impl TextDoc {
         };
         let (next, known_next) = (self.next_seq(&agent), self.known_next_seq(&agent));
         let mut ops = build_ops(&spans)?;
-        let (parents, parent_len, outcome) = if low == next {
-            (parents, parent_len, Outcome::Fresh)
+        let (parents, parent, outcome) = if low == next {
+            (parents, parent, Outcome::Fresh)
         } else if low < next && next <= last {
             // Partial: the first `next - low` events are known; the tail hangs off the agent's
             // last known event, as braid-text does (WIRE §7 t25).
@@ -105,7 +112,7 @@ impl TextDoc {
             let t = lookup(&self.oplog, &prev).ok_or_else(|| self.unknown_seq(&agent, next - 1, next, low))?;
             let tail_parents: LocalVersion = smallvec![t];
             let len = self.len_at_local(&tail_parents)?;
-            (tail_parents, len, Outcome::Partial)
+            (tail_parents, LenFloor::exact(len), Outcome::Partial)
         } else {
             // low > next (a gap), or the Version falls inside a gap of a loaded foreign history
             // or inside a pruned range.
@@ -114,7 +121,8 @@ impl TextDoc {
 
         // 5. Last guard: every op must fit the text at its actual parents (the partial case reads
         // the tail against a different version than the client did). Yields the new length.
-        let new_len = check_ops_fit(&ops, parent_len)?;
+        // Ops that fit a floor fit the text; the length after them is then a floor too.
+        let new_len = check_ops_fit(&ops, parent.len)?;
         if let Some(expected) = expect_sha256 {
             if outcome == Outcome::Fresh && self.is_tip(&parents) {
                 check_digest(&self.text(), &spans, expected)?;
@@ -128,7 +136,9 @@ impl TextDoc {
         let seq = usize::try_from(next).map_err(|_| TextError::TooLarge(format!("seq {next}")))?;
         let run = Run { agent: agent.clone(), seq, len: added, parents: remote_pairs(&self.oplog, &parents), ops };
 
-        let on_tip = self.is_tip(&parents);
+        // On the tip with only a floor of its length: added like a write off the tip (the
+        // checked-out text lags the tip anyway, or its length would be known).
+        let on_tip = self.is_tip(&parents) && parent.exact;
         let last_lv = if outcome == Outcome::Fresh && known_next < next {
             // The agent's latest events were pruned: DT would number these from `known_next`.
             let lv = self.add_at_seq(&run)?;
@@ -150,7 +160,9 @@ impl TextDoc {
         self.recent.push(run);
         // Remember the lengths clients are likely to name as Parents next: this edit's own
         // version (what the PUT answers) and the new tip (what a GET answers), when known.
-        self.lengths.insert(smallvec![last_lv], new_len);
+        if parent.exact {
+            self.lengths.insert(smallvec![last_lv], new_len);
+        }
         if let Some(tip_len) = self.known_tip_len() {
             self.lengths.insert(self.oplog.local_version(), tip_len);
         }
@@ -208,4 +220,15 @@ fn check_digest(text: &str, spans: &[super::plan::Span], expected: [u8; 32]) -> 
         return Ok(());
     }
     Err(TextError::DigestMismatch { expected: STANDARD.encode(expected), actual: STANDARD.encode(actual) })
+}
+
+/// Whether `change` can be checked against a floor of its parent length: patches whose bounds
+/// all count from the start and lie within `floor` (a whole-text replace, a snapshot diff and
+/// ranges from the end need the exact length).
+fn fits_under(change: &Change, floor: usize) -> bool {
+    let within = |b: Bound| matches!(b, Bound::FromStart(n) if n <= floor as u64);
+    match change {
+        Change::Patches(patches) => patches.iter().all(|p| within(p.range.start) && within(p.range.end)),
+        Change::Snapshot(_) => false,
+    }
 }

@@ -10,11 +10,12 @@
 //! every step back). For clients that never see each other's writes (each PUT parented on its
 //! own previous one) that is the whole history, per write (docs/BENCHMARKS.md, the flat-merge
 //! scenario). Most writes need no text at all (their ranges are checked against remembered
-//! lengths), so a write off the tip only appends to the log, and the text is brought up to the
+//! lengths or a counted lower bound, `floor.rs`), so a write off the tip only appends to the log, and the text is brought up to the
 //! tip, in one merge, by the first caller that needs it.
 
 use super::delta::RecentRuns;
 use super::frontier::{to_local, to_remote};
+use super::floor::Counts;
 use super::lengths::Lengths;
 use super::TextError;
 use crate::protocol::VersionSet;
@@ -42,6 +43,8 @@ pub struct TextDoc {
     tip: Mutex<Tip>,
     pub(super) next_seq: HashMap<String, u64>,
     pub(super) lengths: Lengths,
+    /// Inserted and deleted code points over the whole log (see `floor.rs`).
+    pub(super) counts: Counts,
     pub(super) pruned: HashMap<String, Vec<Range<u64>>>,
     /// What `apply` added since the last persisted delta (see `delta.rs`).
     pub(super) recent: RecentRuns,
@@ -67,6 +70,7 @@ impl Clone for TextDoc {
             tip: Mutex::new(self.lock_tip().clone()),
             next_seq: self.next_seq.clone(),
             lengths: self.lengths.clone(),
+            counts: self.counts.clone(),
             pruned: self.pruned.clone(),
             recent: self.recent.clone(),
             len_bound: self.len_bound,
@@ -100,6 +104,7 @@ impl TextDoc {
             tip: Mutex::new(Tip { branch, len }),
             next_seq,
             lengths: Lengths::default(),
+            counts: Counts::default(),
             pruned: HashMap::new(),
             recent,
             len_bound,
@@ -186,6 +191,8 @@ impl TextDoc {
         let len = branch.as_ref().filter(|b| at_tip(b)).map(Branch::len);
         self.len_bound = len.unwrap_or(oplog.len());
         self.oplog = oplog;
+        // Local times differ between logs: count the new one afresh.
+        self.counts = Counts::default();
         *self.tip.get_mut().unwrap_or_else(|p| p.into_inner()) = Tip { branch, len };
         self.restart_delta();
     }
@@ -255,8 +262,8 @@ impl TextDoc {
         }
     }
 
-    /// Length of the text at `lv`: remembered for recent versions (see `lengths.rs`), else the
-    /// current length minus what the ops after `lv` inserted plus what they deleted (DT-FACTS §3.3),
+    /// The exact length of the text at `lv`, for what the floor of `floor.rs` does not settle:
+    /// remembered for recent versions (see `lengths.rs`), else the current length minus what the ops after `lv` inserted plus what they deleted (DT-FACTS §3.3),
     /// without checking out the old text.
     pub(super) fn len_at_local(&self, lv: &[usize]) -> Result<usize, TextError> {
         if self.is_tip(lv) {

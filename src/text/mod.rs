@@ -21,6 +21,7 @@ mod doc;
 mod edit;
 mod error;
 mod event;
+mod floor;
 mod frontier;
 mod history;
 mod lengths;

@@ -50,3 +50,77 @@ fn remembered_lengths_match_checked_out_texts() {
         assert!(doc.lengths.get(&to_local(&doc.oplog, &seen[0]).unwrap()).is_some(), "seed {seed}: nothing remembered");
     }
 }
+
+/// Random concurrent histories: `(doc, versions clients named or were answered)`. Deletes only
+/// when `deletes` is set.
+fn random_history(seed: u64, deletes: bool) -> (TextDoc, Vec<VersionSet>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut doc = TextDoc::new();
+    let agents = ["a", "b", "c", "d"];
+    let mut last: Vec<VersionSet> = vec![VersionSet::new(Vec::<String>::new()); agents.len()];
+    let mut seen = Vec::new();
+    for _ in 0..150 {
+        let k = rng.random_range(0..agents.len());
+        // Overlapping writers: each continues from the head it was answered with, or its own chain.
+        let parents = if rng.random_ratio(1, 3) { doc.version() } else { last[k].clone() };
+        let len = doc.text_at(&parents).unwrap().chars().count() as u64;
+        let start = rng.random_range(0..=len);
+        let end = if deletes { (start + rng.random_range(0..4)).min(len) } else { start };
+        let content = ["x", "😀é", "", "yz"][rng.random_range(0..4)];
+        if start == end && content.is_empty() {
+            continue;
+        }
+        let chars = content.chars().count() as u64 + (end - start);
+        let agent = agents[k];
+        let seq = doc.next_seq(agent) + chars - 1;
+        let ids: Vec<&str> = parents.ids().iter().map(String::as_str).collect();
+        let e = edit(&format!("{agent}-{seq}"), &ids, Change::Patches(vec![p(start, end, content)]));
+        doc.apply(e).unwrap();
+        last[k] = doc.version();
+        seen.push(doc.version());
+        seen.push(parents);
+    }
+    (doc, seen)
+}
+
+#[test]
+fn counted_floors_never_exceed_the_text_and_are_exact_without_deletes() {
+    let mut inexact = 0;
+    for seed in 0..6u64 {
+        for deletes in [false, true] {
+            let (doc, seen) = random_history(seed, deletes);
+            // A fresh decode remembers nothing: every floor is counted.
+            let mut fresh = TextDoc::decode_full(&doc.encode_full()).unwrap();
+            for v in &seen {
+                let truth = doc.text_at(v).unwrap().chars().count();
+                let lv = to_local(&fresh.oplog, v).unwrap();
+                let floor = fresh.len_floor_at_local(&lv);
+                assert!(floor.len <= truth, "seed {seed}, {v:?}: floor {} above the text's {truth}", floor.len);
+                if floor.exact || !deletes {
+                    assert_eq!(floor.len, truth, "seed {seed}, {v:?}: an exact floor must be the length");
+                }
+                inexact += usize::from(!floor.exact);
+            }
+        }
+    }
+    assert!(inexact > 0, "no history exercised the inexact floor");
+}
+
+#[test]
+fn ranges_beyond_an_inexact_floor_are_judged_on_the_exact_length() {
+    // "abc", then b and c delete the same "b" concurrently: the text is "ac" (2) but counting
+    // gives 3 - 2 = 1. Ranges up to 2 are good, 3 is not; the floor must not decide either.
+    let mut doc = TextDoc::new();
+    doc.apply(edit("a-2", &[], Change::Patches(vec![p(0, 0, "abc")]))).unwrap();
+    doc.apply(edit("b-0", &["a-2"], Change::Patches(vec![p(1, 2, "")]))).unwrap();
+    doc.apply(edit("c-0", &["a-2"], Change::Patches(vec![p(1, 2, "")]))).unwrap();
+    let mut fresh = TextDoc::decode_full(&doc.encode_full()).unwrap();
+    let head = fresh.version();
+    let floor = fresh.len_floor_at_local(&to_local(&fresh.oplog, &head).unwrap());
+    assert_eq!((floor.len, floor.exact), (1, false));
+    let ids: Vec<&str> = head.ids().iter().map(String::as_str).collect();
+    let err = fresh.apply(edit("d-0", &ids, Change::Patches(vec![p(3, 3, "z")]))).unwrap_err();
+    assert!(matches!(err, crate::text::TextError::RangeOutOfBounds { len: 2, .. }), "{err:?}");
+    fresh.apply(edit("d-0", &ids, Change::Patches(vec![p(2, 2, "z")]))).unwrap();
+    assert_eq!(fresh.text(), "acz");
+}
