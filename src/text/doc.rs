@@ -14,8 +14,8 @@
 //! tip, in one merge, by the first caller that needs it.
 
 use super::delta::RecentRuns;
-use super::frontier::{to_local, to_remote};
 use super::floor::Counts;
+use super::frontier::{to_local, to_remote};
 use super::lengths::Lengths;
 use super::TextError;
 use crate::protocol::VersionSet;

@@ -1335,6 +1335,20 @@ impl Server {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    /// VmRSS once the server has finished with the connections just closed: the first reading
+    /// that repeats over 100 ms (bounded: 3 s, then the last reading), instead of a fixed sleep.
+    async fn settled_rss_kib(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let (mut last, mut same) = (self.rss_kib(), 0);
+        while same < 4 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let now = self.rss_kib();
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+        }
+        last
+    }
+
     fn still_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
@@ -1453,8 +1467,7 @@ async fn malformed_requests_get_4xx_json_and_the_server_stays_healthy() {
     let addr = server.addr;
     let mut ctl = Control::create(addr).await;
     warm_up(addr, &mut ctl).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let baseline = server.rss_kib();
+    let baseline = server.settled_rss_kib().await;
 
     // Pass 1: one case at a time, health and the control document checked every 50.
     let mut failures = Vec::new();
@@ -1479,8 +1492,7 @@ async fn malformed_requests_get_4xx_json_and_the_server_stays_healthy() {
     ctl.check(addr, "after pass 1").await;
     assert!(server.still_running(), "the server exited");
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after_one = server.rss_kib();
+    let after_one = server.settled_rss_kib().await;
 
     // Passes 2-4: the whole set three more times, 8 connections at a time.
     let shared = Arc::new(cases);
@@ -1493,8 +1505,7 @@ async fn malformed_requests_get_4xx_json_and_the_server_stays_healthy() {
         ctl.check(addr, &format!("after pass {pass}")).await;
     }
     assert!(failures.is_empty(), "{} failures in the repeats:\n{}", failures.len(), failures.join("\n"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let after_repeats = server.rss_kib();
+    let after_repeats = server.settled_rss_kib().await;
 
     let mut categories: Vec<(String, usize)> = Vec::new();
     for case in shared.iter() {
