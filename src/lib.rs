@@ -5,6 +5,7 @@
 //! Layers, leaves first (see ARCHITECTURE.md):
 //! - [`protocol`]: the Braid wire format, pure;
 //! - [`text`]: text documents over diamond-types (the only user of that crate), pure;
+//! - [`file`]: file versions (siblings, tombstones, winner order), pure;
 //! - [`store`]: a narrow key-value trait with memory and RocksDB engines, group commit;
 //! - [`hub`]: document actors, durability before acknowledgement, subscriptions;
 //! - [`http`]: axum handlers and the single error-to-status mapping;
@@ -14,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod document;
+pub mod file;
 pub mod http;
 pub mod hub;
 pub mod protocol;

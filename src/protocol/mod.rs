@@ -24,6 +24,7 @@ pub mod digest;
 pub mod error;
 pub mod framing;
 pub mod headers;
+pub mod kind;
 pub mod range;
 pub mod version;
 

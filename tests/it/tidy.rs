@@ -73,6 +73,8 @@ const LAYERS: &[Layer] = &[
         external: &["diamond_types", "smallvec", "similar", "crc32c", "base64", "thiserror"],
         test_external: &["rand"],
     },
+    // The file merge type's version graph: pure, no bytes of content.
+    Layer { module: "file", internal: &[], external: &["serde", "serde_json", "thiserror"], test_external: &[] },
     // Bytes and keys; RocksDB only in store/rocks.rs (checked below).
     Layer {
         module: "store",
