@@ -18,6 +18,7 @@
 
 mod block;
 pub mod body;
+pub mod byte_range;
 pub mod cache;
 pub mod decode;
 pub mod digest;
