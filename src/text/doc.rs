@@ -161,8 +161,11 @@ impl TextDoc {
     /// may have been added to it.
     pub(super) fn added_off_tip(&mut self, inserted: usize) {
         let tip = self.tip.get_mut().unwrap_or_else(|p| p.into_inner());
-        tip.len = None;
-        self.len_bound = self.len_bound.saturating_add(inserted);
+        // A merge since the last write knew the exact length before this one: start the bound
+        // from it, so that off-tip deletes do not leave it drifting up for ever (a bound over
+        // the size limit makes the size rule merge on every write).
+        let before = tip.len.take().unwrap_or(self.len_bound);
+        self.len_bound = before.saturating_add(inserted);
     }
 
     /// Records that events were added on top of the tip without moving the checked-out text

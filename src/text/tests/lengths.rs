@@ -124,3 +124,20 @@ fn ranges_beyond_an_inexact_floor_are_judged_on_the_exact_length() {
     fresh.apply(edit("d-0", &ids, Change::Patches(vec![p(2, 2, "z")]))).unwrap();
     assert_eq!(fresh.text(), "acz");
 }
+
+#[test]
+fn the_upper_bound_restarts_from_a_merged_length() {
+    // Concurrent chains that insert and then delete their own text: the bound adds every
+    // insert, so it drifts above the text until a merge tells the exact length again.
+    let mut doc = TextDoc::new();
+    doc.apply(edit("a-9", &[], Change::Patches(vec![p(0, 0, "0123456789")]))).unwrap();
+    doc.apply(edit("b-4", &["a-9"], Change::Patches(vec![p(0, 0, "bbbbb")]))).unwrap();
+    doc.apply(edit("c-4", &["a-9"], Change::Patches(vec![p(0, 0, "ccccc")]))).unwrap();
+    doc.apply(edit("b-9", &["b-4"], Change::Patches(vec![p(0, 5, "")]))).unwrap();
+    doc.apply(edit("c-9", &["c-4"], Change::Patches(vec![p(0, 5, "")]))).unwrap();
+    assert!(doc.len_upper_bound() >= 20, "the bound kept the deleted inserts: {}", doc.len_upper_bound());
+    assert_eq!(doc.len_chars(), 10, "merged");
+    doc.apply(edit("d-0", &["a-9"], Change::Patches(vec![p(0, 0, "d")]))).unwrap();
+    assert_eq!(doc.len_upper_bound(), 11, "the bound starts again from the merged length");
+    assert_eq!(doc.len_chars(), 11);
+}
