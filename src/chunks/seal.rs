@@ -9,15 +9,15 @@
 //! ‖ body                                   when not encrypted
 //! ‖ nonce (12 bytes) ‖ body ⊕ GCM ‖ tag (16)  when encrypted; AAD = flags ‖ length ‖ chunk id
 //! ```
+//! where body is the LZ4 block of the plaintext when that is at least 1/16 smaller, else the
+//! plaintext. LZ4 (`lz4_flex`, already in the tree) for now; measured on real files
+//! (docs/CHUNKS.md), zstd level 1 stores 35-40% less of files that compress at no more CPU,
+//! and gives up on incompressible ones at half LZ4's speed: flag bit 0x04 is free for it.
+//!
 //! The CRC is checked before anything decodes the bytes: `lz4_flex` 0.9.5's decoder panics
 //! (an index out of range) on some corrupted blocks, so a damaged chunk must never reach it;
 //! the decoder also runs under `catch_unwind`, so a block that passes the CRC by chance (or
 //! was forged by someone who can write the disk) is an error too, not a panic.
-//! where body is the LZ4 block of the plaintext when that is at least 1/16 smaller, else the
-//! plaintext. LZ4 (`lz4_flex`, already in the tree) rather than zstd, measured on real files
-//! in docs/CHUNKS.md: the bulk of a file store (photos, video, archives) does not compress,
-//! and LZ4 finds that out 3× faster; zstd would store 35-40% less of the files that do
-//! compress at similar CPU, an option left open by a free flag bit.
 //!
 //! Nonces are 96 random bits from the OS per sealing. With one key, random 96-bit nonces are
 //! safe for 2^32 sealings (NIST SP 800-38D), which at 1 MiB chunks is 4 PiB of distinct
