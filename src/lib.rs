@@ -7,12 +7,14 @@
 //! - [`text`]: text documents over diamond-types (the only user of that crate), pure;
 //! - [`file`]: file versions (siblings, tombstones, winner order), pure;
 //! - [`store`]: a narrow key-value trait with memory and RocksDB engines, group commit;
+//! - [`chunks`]: file bytes as content-defined chunks, stored once, sealed at rest, collected;
 //! - [`hub`]: document actors, durability before acknowledgement, subscriptions;
 //! - [`http`]: axum handlers and the single error-to-status mapping;
 //! - [`config`] and [`app`]: configuration and wiring.
 
 pub mod app;
 pub mod auth;
+pub mod chunks;
 pub mod config;
 pub mod document;
 pub mod file;

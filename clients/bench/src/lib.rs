@@ -17,7 +17,8 @@
 //! modules of the `plait` library the server is built from (tidy checks both).
 //!
 //! A scenario is one file `bN_<what>.rs` with `pub async fn run(&Ctx) -> anyhow::Result<Vec<Row>>`,
-//! a `mod` line below, an arm in [`run`] and its name in the `--scenarios` default.
+//! a `mod` line below, an arm in [`run`] and its name in the `--scenarios` default. `CHUNKS`
+//! (`chunks_ref`) is an in-process reference, not a server scenario: file ingest's.
 
 mod b1_sequential;
 mod b2_concurrent;
@@ -28,6 +29,7 @@ mod b5_idle_memory;
 mod b6_durable;
 mod b7_reads;
 mod b8_merge;
+mod chunks_ref;
 pub mod client;
 pub mod fleet;
 pub mod procs;
@@ -49,7 +51,7 @@ use report::Row;
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Scenarios to run, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8")]
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS")]
     pub scenarios: Vec<String>,
     /// B8: the history sizes (writes) after which the cost of a write is measured.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
@@ -184,7 +186,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
             "B6" => b6_durable::run(&ctx).await?,
             "B7" => b7_reads::run(&ctx).await?,
             "B8" => b8_merge::run(&ctx).await?,
-            other => bail!("unknown scenario {other:?}; use B1 … B8"),
+            "CHUNKS" => chunks_ref::run(&ctx).await?,
+            other => bail!("unknown scenario {other:?}; use B1 … B8 or CHUNKS"),
         };
         tracing::info!(scenario = %name, seconds = started.elapsed().as_secs_f64(), "scenario done");
         rows.extend(got);

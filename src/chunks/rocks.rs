@@ -1,0 +1,206 @@
+//! The RocksDB chunk engine: a RocksDB of its own (the data dir's `chunks/`), with chunks in
+//! blob files.
+//!
+//! Why not the documents' RocksDB: every synced write of a document waits for the shared
+//! write-ahead log, and a 1 MiB chunk in that log would make each text write behind it wait
+//! for a megabyte to reach the disk. Why blob files: values of 1–4 MiB in the LSM tree would
+//! be rewritten by every compaction; in blob files they are written once more at flush and
+//! then only by blob garbage collection, which reclaims deleted chunks' space as blob files
+//! age. Chunks arrive compressed or encrypted, so neither blob files nor the write-ahead log
+//! compress them again. Nothing here needs to be atomic with the documents' store: a chunk is
+//! durable before the version that references it commits (see `gc`).
+//!
+//! Keys: `'c' ‖ id` → sealed bytes (a blob); `'m' ‖ id` → plaintext length ‖ stored length
+//! (u32 BE each), written in the same batch, so existence and sizes never read a blob;
+//! `'h'` → the sealing header. Totals are counted at open (one scan of the `'m'` keys) and
+//! kept in memory.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rocksdb::{DBCompressionType, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+
+use super::{ChunkError, ChunkId, ChunkSize, ChunkStore, EngineStats};
+
+const BODY: u8 = b'c';
+const META: u8 = b'm';
+const HEADER: &[u8] = b"h";
+/// Puts of one id serialise on one of these (the existence check and the write), so the
+/// totals count each chunk once; puts of other ids proceed and share RocksDB's group commit.
+const STRIPES: usize = 64;
+
+/// Sealed chunks in a RocksDB of their own.
+pub struct RocksChunkStore {
+    db: DB,
+    stripes: Vec<Mutex<()>>,
+    chunks: AtomicU64,
+    stored: AtomicU64,
+    plain: AtomicU64,
+}
+
+fn engine(e: rocksdb::Error) -> ChunkError {
+    let msg = e.into_string();
+    if msg.contains("No space left") {
+        ChunkError::NoSpace(msg)
+    } else {
+        ChunkError::Engine(msg)
+    }
+}
+
+fn key(tag: u8, id: &ChunkId) -> [u8; 33] {
+    let mut k = [0u8; 33];
+    k[0] = tag;
+    k[1..].copy_from_slice(&id.0);
+    k
+}
+
+fn sizes(value: &[u8]) -> Option<ChunkSize> {
+    let (plain, stored) = value.split_first_chunk::<4>()?;
+    Some(ChunkSize { plain: u32::from_be_bytes(*plain), stored: u32::from_be_bytes(stored.try_into().ok()?) })
+}
+
+impl RocksChunkStore {
+    /// Opens (creating if needed) the chunk database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, ChunkError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_max_total_wal_size(256 << 20);
+        opts.set_keep_log_file_num(4);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_enable_blob_files(true);
+        // Metadata and the header stay in the LSM tree; every chunk body goes to blob files.
+        opts.set_min_blob_size(4096);
+        opts.set_blob_file_size(256 << 20);
+        opts.set_blob_compression_type(DBCompressionType::None);
+        opts.set_enable_blob_gc(true);
+        let db = DB::open(&opts, dir).map_err(|e| ChunkError::Engine(format!("{}: {}", dir.display(), e)))?;
+        let store = RocksChunkStore {
+            db,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            chunks: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            plain: AtomicU64::new(0),
+        };
+        for item in store.db.iterator(IteratorMode::From(&[META], Direction::Forward)) {
+            let (k, v) = item.map_err(engine)?;
+            if k.first() != Some(&META) {
+                break;
+            }
+            let size = sizes(&v).ok_or_else(|| ChunkError::Engine("unreadable chunk size record".into()))?;
+            store.count(size, 1);
+        }
+        Ok(store)
+    }
+
+    fn stripe(&self, id: &ChunkId) -> MutexGuard<'_, ()> {
+        self.stripes[id.0[0] as usize % STRIPES].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, size: ChunkSize, sign: i64) {
+        let add = |a: &AtomicU64, n: u64| {
+            if sign > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            } else {
+                a.fetch_sub(n, Ordering::Relaxed);
+            }
+        };
+        add(&self.chunks, 1);
+        add(&self.stored, u64::from(size.stored));
+        add(&self.plain, u64::from(size.plain));
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), ChunkError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(batch, &wo).map_err(engine)
+    }
+}
+
+impl ChunkStore for RocksChunkStore {
+    fn put(&self, id: &ChunkId, sealed: &[u8], plain_len: u32) -> Result<bool, ChunkError> {
+        let _stripe = self.stripe(id);
+        if self.db.get_pinned(key(META, id)).map_err(engine)?.is_some() {
+            return Ok(false);
+        }
+        let size = ChunkSize { plain: plain_len, stored: sealed.len() as u32 };
+        let mut meta = [0u8; 8];
+        meta[..4].copy_from_slice(&size.plain.to_be_bytes());
+        meta[4..].copy_from_slice(&size.stored.to_be_bytes());
+        let mut batch = WriteBatch::default();
+        batch.put(key(BODY, id), sealed);
+        batch.put(key(META, id), meta);
+        self.write(batch, true)?;
+        self.count(size, 1);
+        Ok(true)
+    }
+
+    fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, ChunkError> {
+        self.db.get(key(BODY, id)).map_err(engine)
+    }
+
+    fn lookup(&self, ids: &[ChunkId]) -> Result<Vec<Option<ChunkSize>>, ChunkError> {
+        let keys = ids.iter().map(|id| key(META, id));
+        self.db
+            .multi_get(keys)
+            .into_iter()
+            .map(|r| {
+                let value = r.map_err(engine)?;
+                value
+                    .map(|v| sizes(&v).ok_or_else(|| ChunkError::Engine("unreadable chunk size record".into())))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    fn delete(&self, ids: &[ChunkId]) -> Result<(), ChunkError> {
+        for id in ids {
+            let _stripe = self.stripe(id);
+            let Some(value) = self.db.get_pinned(key(META, id)).map_err(engine)? else { continue };
+            let size = sizes(&value).ok_or_else(|| ChunkError::Engine("unreadable chunk size record".into()))?;
+            let mut batch = WriteBatch::default();
+            batch.delete(key(BODY, id));
+            batch.delete(key(META, id));
+            self.write(batch, false)?;
+            self.count(size, -1);
+        }
+        Ok(())
+    }
+
+    fn ids(&self, after: Option<&ChunkId>, limit: usize) -> Result<Vec<ChunkId>, ChunkError> {
+        let start = after.map_or_else(|| vec![META], |id| key(META, id).to_vec());
+        let mut out = Vec::new();
+        for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (k, _) = item.map_err(engine)?;
+            let Some(rest) = k.strip_prefix(&[META]) else { break };
+            let Ok(bytes) = <[u8; 32]>::try_from(rest) else { continue };
+            let id = ChunkId(bytes);
+            if after == Some(&id) {
+                continue;
+            }
+            if out.len() >= limit {
+                break;
+            }
+            out.push(id);
+        }
+        Ok(out)
+    }
+
+    fn stats(&self) -> Result<EngineStats, ChunkError> {
+        Ok(EngineStats {
+            chunks: self.chunks.load(Ordering::Relaxed),
+            stored_bytes: self.stored.load(Ordering::Relaxed),
+            plain_bytes: self.plain.load(Ordering::Relaxed),
+        })
+    }
+
+    fn header(&self) -> Result<Option<Vec<u8>>, ChunkError> {
+        self.db.get(HEADER).map_err(engine)
+    }
+
+    fn set_header(&self, value: &[u8]) -> Result<(), ChunkError> {
+        let mut batch = WriteBatch::default();
+        batch.put(HEADER, value);
+        self.write(batch, true)
+    }
+}
