@@ -245,7 +245,10 @@ fn orphans_of_a_killed_process_are_collected_after_reopen() {
         drop(done);
         let mut killed = vault.begin();
         killed.put(&orphan).unwrap();
-        std::mem::forget(killed); // the process dies with the upload in progress
+        // The process dies with the upload in progress: its leases lived in memory only, and
+        // everything of it goes (the engine too, or RocksDB's lock would outlive the "process").
+        drop(killed);
+        drop(vault);
     }
     let engine: Arc<dyn ChunkStore> = Arc::new(RocksChunkStore::open(&dir.path().join("chunks")).unwrap());
     let vault = Vault::open(engine.clone(), None, MAX, "test").unwrap();
