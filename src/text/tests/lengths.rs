@@ -12,32 +12,8 @@ use rand::{Rng, SeedableRng};
 #[test]
 fn remembered_lengths_match_checked_out_texts() {
     for seed in 0..5u64 {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut doc = TextDoc::new();
-        let agents = ["a", "b", "c"];
-        let mut last: Vec<VersionSet> = vec![VersionSet::new(Vec::<String>::new()); agents.len()];
-        let mut seen: Vec<VersionSet> = Vec::new();
-        for _ in 0..120 {
-            let k = rng.random_range(0..agents.len());
-            // Mostly the agent's own chain (long concurrent branches), sometimes the tip.
-            let parents = if rng.random_ratio(1, 4) { doc.version() } else { last[k].clone() };
-            let len = doc.text_at(&parents).unwrap().chars().count() as u64;
-            let start = rng.random_range(0..=len);
-            let end = (start + rng.random_range(0..3)).min(len);
-            let content = ["x", "😀é", "", "yz"][rng.random_range(0..4)];
-            if start == end && content.is_empty() {
-                continue;
-            }
-            let chars = content.chars().count() as u64 + (end - start);
-            let agent = agents[k];
-            let seq = doc.next_seq(agent) + chars - 1;
-            let ids: Vec<&str> = parents.ids().iter().map(String::as_str).collect();
-            let e = edit(&format!("{agent}-{seq}"), &ids, Change::Patches(vec![p(start, end, content)]));
-            let applied = doc.apply(e).unwrap();
-            last[k] = applied.version.clone();
-            seen.push(applied.version);
-            seen.push(doc.version());
-        }
+        // Mostly each agent's own chain (long concurrent branches), sometimes the tip.
+        let (doc, seen) = random_history(seed, Shape { deletes: true, overlapping: false });
         // A copy with nothing remembered computes every length from history instead.
         let fresh = TextDoc::decode_full(&doc.encode_full()).unwrap();
         for v in &seen {
@@ -51,21 +27,32 @@ fn remembered_lengths_match_checked_out_texts() {
     }
 }
 
-/// Random concurrent histories: `(doc, versions clients named or were answered)`. Deletes only
-/// when `deletes` is set.
-fn random_history(seed: u64, deletes: bool) -> (TextDoc, Vec<VersionSet>) {
+/// How [`random_history`]'s writers behave.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Edits delete as well as insert.
+    deletes: bool,
+    /// Each writer continues from the head it was answered with (else from its own last
+    /// version: chains that never see each other), and a third of the writes are on the tip
+    /// (else a quarter).
+    overlapping: bool,
+}
+
+/// A random concurrent history: the document and the versions clients were answered or named
+/// (each write's own version first, then the head, then its parents).
+fn random_history(seed: u64, shape: Shape) -> (TextDoc, Vec<VersionSet>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut doc = TextDoc::new();
     let agents = ["a", "b", "c", "d"];
     let mut last: Vec<VersionSet> = vec![VersionSet::new(Vec::<String>::new()); agents.len()];
     let mut seen = Vec::new();
+    let tip_ratio = if shape.overlapping { 3 } else { 4 };
     for _ in 0..150 {
         let k = rng.random_range(0..agents.len());
-        // Overlapping writers: each continues from the head it was answered with, or its own chain.
-        let parents = if rng.random_ratio(1, 3) { doc.version() } else { last[k].clone() };
+        let parents = if rng.random_ratio(1, tip_ratio) { doc.version() } else { last[k].clone() };
         let len = doc.text_at(&parents).unwrap().chars().count() as u64;
         let start = rng.random_range(0..=len);
-        let end = if deletes { (start + rng.random_range(0..4)).min(len) } else { start };
+        let end = if shape.deletes { (start + rng.random_range(0..4)).min(len) } else { start };
         let content = ["x", "😀é", "", "yz"][rng.random_range(0..4)];
         if start == end && content.is_empty() {
             continue;
@@ -75,8 +62,9 @@ fn random_history(seed: u64, deletes: bool) -> (TextDoc, Vec<VersionSet>) {
         let seq = doc.next_seq(agent) + chars - 1;
         let ids: Vec<&str> = parents.ids().iter().map(String::as_str).collect();
         let e = edit(&format!("{agent}-{seq}"), &ids, Change::Patches(vec![p(start, end, content)]));
-        doc.apply(e).unwrap();
-        last[k] = doc.version();
+        let applied = doc.apply(e).unwrap();
+        last[k] = if shape.overlapping { doc.version() } else { applied.version.clone() };
+        seen.push(applied.version);
         seen.push(doc.version());
         seen.push(parents);
     }
@@ -88,7 +76,7 @@ fn counted_floors_never_exceed_the_text_and_are_exact_without_deletes() {
     let mut inexact = 0;
     for seed in 0..6u64 {
         for deletes in [false, true] {
-            let (doc, seen) = random_history(seed, deletes);
+            let (doc, seen) = random_history(seed, Shape { deletes, overlapping: true });
             // A fresh decode remembers nothing: every floor is counted.
             let mut fresh = TextDoc::decode_full(&doc.encode_full()).unwrap();
             for v in &seen {
