@@ -108,7 +108,8 @@ pub struct PeerWrite {
 pub struct SharedUpdate {
     /// The update.
     pub update: Update,
-    /// Its wire bytes, filled by the first subscription that sends it.
+    /// Its wire bytes, framed as one chunk of a chunked body (`http::stream::Chunk`), filled
+    /// by the first subscription that sends it.
     pub encoded: OnceLock<Bytes>,
 }
 

@@ -4,14 +4,19 @@
 //!
 //! One stream of chunks ([`chunks`]) goes out two ways: as hyper's response body
 //! ([`body`]: HTTP/2, HTTP/1.0), or, on an HTTP/1.1 connection taken over after the 209 head
-//! (see `takeover`), written with chunked framing by [`write_chunked`] in a task of its own.
+//! (see `takeover`), written by [`write_chunked`] in a task of its own.
+//!
+//! Each [`Chunk`] is framed once, when it is encoded, as hyper frames a chunk of a chunked
+//! body; the update shared by every subscriber at the previous head is encoded and framed
+//! once per round (`SharedUpdate::encoded`). So a delivery on a taken-over connection is one
+//! `write` of bytes that already exist, with no per-subscriber size line, allocation or
+//! vectored write (B4 in docs/BENCHMARKS.md); hyper's body takes the data inside the frame.
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::{Buf, Bytes};
-use futures_util::future::Either;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -19,12 +24,66 @@ use tokio_stream::wrappers::IntervalStream;
 use tokio_stream::{Stream, StreamExt};
 
 use crate::hub::{Delivery, Subscription};
-use crate::protocol::{encode_update, Update, UpdateContent, HEARTBEAT};
+use crate::protocol::{encode_update, Update, UpdateContent};
 
 use super::reply::REPR_TYPE;
 
 /// A subscription's chunks: each an encoded batch of updates or a heartbeat.
-pub type Chunks = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+pub type Chunks = Pin<Box<dyn Stream<Item = Chunk> + Send>>;
+
+/// Room for a size line in front of an encoding: a usize has at most 16 hex digits, + CRLF.
+const LINE_ROOM: usize = 18;
+
+/// One chunk of a chunked body, framed: `{len:X}\r\n`, the data, `\r\n`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    framed: Bytes,
+    /// Where the data starts (after the size line).
+    start: usize,
+}
+
+impl Chunk {
+    /// Frames `data` (one copy; the encoders below write after room left for the size line).
+    #[cfg(test)]
+    pub fn new(data: &[u8]) -> Chunk {
+        let mut out = vec![0u8; LINE_ROOM];
+        out.extend_from_slice(data);
+        Chunk::frame(out)
+    }
+
+    /// Frames what `out` holds after its first [`LINE_ROOM`] bytes, in place: the size line
+    /// goes right before the data, and the chunk starts there.
+    fn frame(mut out: Vec<u8>) -> Chunk {
+        let len = out.len().saturating_sub(LINE_ROOM);
+        let mut line = [0u8; LINE_ROOM];
+        let n = size_line(len, &mut line);
+        let at = LINE_ROOM - n;
+        out[at..LINE_ROOM].copy_from_slice(&line[..n]);
+        out.extend_from_slice(b"\r\n");
+        Chunk { framed: Bytes::from(out).slice(at..), start: n }
+    }
+
+    /// A chunk from bytes [`Chunk::framed`] returned (a shared update's slot).
+    fn from_framed(framed: Bytes) -> Chunk {
+        let start = framed.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        Chunk { framed, start }
+    }
+
+    /// The whole frame, as written to a taken-over connection.
+    pub fn framed(&self) -> &Bytes {
+        &self.framed
+    }
+
+    /// The data alone, as hyper's body sends it (hyper frames it itself).
+    pub fn data(&self) -> Bytes {
+        self.framed.slice(self.start..self.framed.len().saturating_sub(2).max(self.start))
+    }
+
+    /// True for a chunk without data (which would read as the end of the body).
+    pub fn is_empty(&self) -> bool {
+        self.framed.len() <= self.start + 2
+    }
+}
 
 /// The chunks of `sub`. The subscription computes an update only when the stream is polled,
 /// and it is polled only when the socket can take more, so a client that stops reading
@@ -43,55 +102,58 @@ pub fn chunks(
     let updates = futures_util::stream::unfold(sub, move |mut sub| async move {
         let chunk = match sub.next_delivery().await? {
             // Every subscriber at the previous head sends the same bytes: the first encodes
-            // them, the rest share them (B4: one encoding per round, not per subscriber).
-            Delivery::Shared(shared) if !header_only => {
-                shared.encoded.get_or_init(|| encode(vec![shared.update.clone()], false)).clone()
-            }
+            // and frames them, the rest share them (B4: one encoding per round, not per
+            // subscriber).
+            Delivery::Shared(shared) if !header_only => Chunk::from_framed(
+                shared.encoded.get_or_init(|| encode(vec![shared.update.clone()], false).framed).clone(),
+            ),
             delivery => encode(delivery.into_updates(), header_only),
         };
         Some((Some(chunk), sub))
     })
     .chain(tokio_stream::once(None));
-    let beats = match heartbeat {
-        Some(every) => {
-            let mut interval = tokio::time::interval_at(Instant::now() + every, every);
-            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            Either::Left(IntervalStream::new(interval).map(|_| Some(Bytes::from_static(HEARTBEAT))))
-        }
-        None => Either::Right(tokio_stream::pending()),
-    };
-    let revoked = futures_util::stream::once(revoked(ended)).map(|()| None);
-    Box::pin(updates.merge(beats).merge(revoked).map_while(move |chunk| match *shutdown.borrow() {
+    let end = move |chunk: Option<Chunk>| match *shutdown.borrow() {
         true => None,
         false => chunk,
-    }))
+    };
+    // Heartbeats and a credential's end are merged in only when the subscription has them:
+    // every layer is polled on every delivery.
+    let beats = heartbeat.map(|every| {
+        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        IntervalStream::new(interval).map(|_| Some(Chunk::from_framed(Bytes::from_static(HEARTBEAT_CHUNK))))
+    });
+    let revoked = ended.map(|rx| futures_util::stream::once(revoked(rx)).map(|()| None));
+    match (beats, revoked) {
+        (None, None) => Box::pin(updates.map_while(end)),
+        (Some(beats), None) => Box::pin(updates.merge(beats).map_while(end)),
+        (None, Some(revoked)) => Box::pin(updates.merge(revoked).map_while(end)),
+        (Some(beats), Some(revoked)) => Box::pin(updates.merge(beats).merge(revoked).map_while(end)),
+    }
 }
 
-fn encode(updates: Vec<Update>, header_only: bool) -> Bytes {
-    let mut out = Vec::new();
+/// A heartbeat (`protocol::HEARTBEAT`, CRLF) as a framed chunk.
+const HEARTBEAT_CHUNK: &[u8] = b"2\r\n\r\n\r\n";
+
+fn encode(updates: Vec<Update>, header_only: bool) -> Chunk {
+    let mut out = vec![0u8; LINE_ROOM];
     for mut u in updates {
         if header_only {
             u.content = UpdateContent::HeaderOnly;
         }
         encode_update(&u, REPR_TYPE, &mut out);
     }
-    Bytes::from(out)
+    Chunk::frame(out)
 }
 
-/// Completes when the credential is revoked or expires (or its registry entry is gone);
-/// never for a subscription opened without a credential.
-async fn revoked(ended: Option<watch::Receiver<bool>>) {
-    match ended {
-        Some(mut rx) => {
-            let _ = rx.wait_for(|ended| *ended).await;
-        }
-        None => std::future::pending().await,
-    }
+/// Completes when the credential is revoked or expires (or its registry entry is gone).
+async fn revoked(mut ended: watch::Receiver<bool>) {
+    let _ = ended.wait_for(|ended| *ended).await;
 }
 
 /// `chunks` as hyper's response body, which hyper frames itself.
 pub fn body(chunks: Chunks) -> Body {
-    Body::from_stream(chunks.map(Ok::<Bytes, std::convert::Infallible>))
+    Body::from_stream(chunks.map(|chunk| Ok::<Bytes, std::convert::Infallible>(chunk.data())))
 }
 
 /// Writes `chunks` to a connection taken over after its 209 head, framed as hyper frames a
@@ -124,7 +186,7 @@ pub async fn write_chunked<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let Some(chunk) = chunk else { break };
         // An empty chunk would read as the end of the body.
-        if !chunk.is_empty() && write_chunk(&mut io, &chunk).await.is_err() {
+        if !chunk.is_empty() && write_chunk(&mut io, chunk.framed()).await.is_err() {
             return None;
         }
     }
@@ -137,18 +199,15 @@ pub async fn write_chunked<S: AsyncRead + AsyncWrite + Unpin>(
     None
 }
 
-/// One chunk, in one (vectored) write when the socket takes it whole.
-async fn write_chunk<W: AsyncWrite + Unpin>(io: &mut W, data: &[u8]) -> std::io::Result<()> {
-    let mut line = [0u8; 18];
-    let len = size_line(data.len(), &mut line);
-    let mut frame = Buf::chain(&line[..len], data).chain(&b"\r\n"[..]);
-    io.write_all_buf(&mut frame).await?;
+/// One framed chunk, in one write when the socket takes it whole.
+async fn write_chunk<W: AsyncWrite + Unpin>(io: &mut W, framed: &[u8]) -> std::io::Result<()> {
+    io.write_all(framed).await?;
     // A TLS stream may hold what it encrypted until flushed.
     io.flush().await
 }
 
 /// `{len:X}\r\n` into `out` (a usize has at most 16 hex digits); returns its length.
-fn size_line(len: usize, out: &mut [u8; 18]) -> usize {
+fn size_line(len: usize, out: &mut [u8; LINE_ROOM]) -> usize {
     use std::io::Write;
     let mut rest = &mut out[..];
     let _ = write!(rest, "{len:X}\r\n");
@@ -171,12 +230,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn chunks_are_framed_once_and_hyper_gets_the_data_inside() {
+        for data in [&b""[..], b"x", &[b'y'; 300]] {
+            let chunk = Chunk::new(data);
+            let mut expected = format!("{:X}\r\n", data.len()).into_bytes();
+            expected.extend_from_slice(data);
+            expected.extend_from_slice(b"\r\n");
+            assert_eq!(chunk.framed().as_ref(), expected);
+            assert_eq!(chunk.data().as_ref(), data);
+            assert_eq!(chunk.is_empty(), data.is_empty());
+            // A shared update's slot keeps the frame; the chunk is found again from it.
+            assert_eq!(Chunk::from_framed(chunk.framed().clone()), chunk);
+        }
+        let beat = Chunk::from_framed(Bytes::from_static(HEARTBEAT_CHUNK));
+        assert_eq!(beat.data().as_ref(), crate::protocol::HEARTBEAT);
+        assert_eq!(beat, Chunk::new(crate::protocol::HEARTBEAT));
+    }
+
+    #[test]
+    fn an_encoded_update_is_framed_in_place() {
+        let update = Update {
+            version: crate::protocol::VersionSet::new(["a-1".to_string()]),
+            parents: crate::protocol::VersionSet::new(["a-0".to_string()]),
+            content: UpdateContent::Snapshot("hello".into()),
+            repr_digest: None,
+        };
+        let mut bare = Vec::new();
+        encode_update(&update, REPR_TYPE, &mut bare);
+        let chunk = encode(vec![update], false);
+        assert_eq!(chunk, Chunk::new(&bare));
+    }
+
     #[tokio::test]
     async fn chunks_are_framed_and_the_stream_ends_with_the_last_chunk() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let chunks: Chunks = Box::pin(tokio_stream::iter(
-            ["hello", "", "a longer chunk of 26 bytes"].map(|s| Bytes::from_static(s.as_bytes())),
-        ));
+        let chunks: Chunks =
+            Box::pin(tokio_stream::iter(["hello", "", "a longer chunk of 26 bytes"].map(|s| Chunk::new(s.as_bytes()))));
         let server = write_chunked(server, chunks, true).await.expect("the socket back");
         drop(server);
         let mut out = Vec::new();
@@ -187,11 +277,11 @@ mod tests {
     #[tokio::test]
     async fn bytes_from_the_client_during_the_stream_close_the_connection_after_it() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(1);
         let chunks: Chunks = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
         let task = tokio::spawn(write_chunked(server, chunks, true));
         client.write_all(b"GET /pipelined HTTP/1.1\r\n\r\n").await.unwrap();
-        tx.send(Bytes::from_static(b"x")).await.unwrap();
+        tx.send(Chunk::new(b"x")).await.unwrap();
         let mut first = [0u8; 6];
         client.read_exact(&mut first).await.unwrap();
         assert_eq!(&first, b"1\r\nx\r\n");

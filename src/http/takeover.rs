@@ -328,7 +328,7 @@ mod tests {
 
     fn armed<T>(io: T) -> (HandOff<T>, Claim<T>, Vec<u8>) {
         let (wrapper, takeover, claim) = wrap(io);
-        let chunks: Chunks = Box::pin(tokio_stream::iter([Bytes::from_static(b"update")]));
+        let chunks: Chunks = Box::pin(tokio_stream::iter([super::super::stream::Chunk::new(b"update")]));
         let _body = takeover.clone().arm(chunks);
         let nonce = takeover.0.job().as_ref().unwrap().nonce;
         let mut sentinel = SENTINEL_LINE.to_vec();
@@ -376,7 +376,7 @@ mod tests {
         let mut pipelined = [0u8; 9];
         socket.read_exact(&mut pipelined).await.unwrap();
         assert_eq!(&pipelined, b"pipelined");
-        assert_eq!(tokio_stream::StreamExt::next(&mut chunks).await.unwrap(), Bytes::from_static(b"update"));
+        assert_eq!(tokio_stream::StreamExt::next(&mut chunks).await.unwrap().data(), Bytes::from_static(b"update"));
         socket.write_all(b"ours").await.unwrap();
         drop(socket);
         let mut out = Vec::new();

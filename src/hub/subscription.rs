@@ -324,7 +324,7 @@ impl Subscription {
     fn deliver(&mut self, step: Arc<SharedUpdate>) -> Delivery {
         self.rebase_at = None;
         self.unsent_rebases = 0;
-        self.client = step.update.version.clone();
+        self.client.clone_from(&step.update.version);
         Delivery::Shared(step)
     }
 

@@ -12,8 +12,20 @@ use crate::protocol::error::{show, ProtocolError};
 
 /// A set of event ids, always sorted and free of duplicates, so two sets compare equal
 /// exactly when they name the same events (braid-text sorts on receipt, and so do we).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VersionSet(Vec<String>);
+
+impl Clone for VersionSet {
+    fn clone(&self) -> Self {
+        VersionSet(self.0.clone())
+    }
+
+    /// Reuses this set's allocations (a subscription moves its client's version forward on
+    /// every delivery: B4 in docs/BENCHMARKS.md).
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl VersionSet {
     /// Builds a set from ids in any order.
