@@ -119,7 +119,7 @@ impl ChunkKey {
 
     /// The key check value, as the header stores it.
     pub fn check_hex(&self) -> String {
-        self.check.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.check)
     }
 }
 

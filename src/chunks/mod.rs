@@ -56,22 +56,15 @@ impl ChunkId {
 
     /// Parses 64 lowercase or uppercase hex digits (the id's text form).
     pub fn from_hex(text: &str) -> Option<Self> {
-        let bytes = text.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
         let mut id = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let digit = |b: u8| (b as char).to_digit(16);
-            id[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-        }
+        hex::decode_to_slice(text, &mut id).ok()?;
         Some(ChunkId(id))
     }
 }
 
 impl fmt::Display for ChunkId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&hex::encode(self.0))
     }
 }
 

@@ -27,19 +27,10 @@ pub struct Content {
     /// Length in bytes.
     pub size: u64,
     /// SHA-256 of the bytes (`Repr-Digest`).
-    #[serde(serialize_with = "sha_hex", deserialize_with = "sha_from_hex")]
+    #[serde(serialize_with = "super::record::to_hex", deserialize_with = "super::record::from_hex")]
     pub sha256: [u8; 32],
     /// The chunks, in order; their lengths add up to `size`.
     pub chunks: Vec<ChunkRef>,
-}
-
-fn sha_hex<S: serde::Serializer>(id: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&id.iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
-fn sha_from_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-    let s = <String as serde::Deserialize>::deserialize(d)?;
-    super::record::parse_hex(&s).ok_or_else(|| serde::de::Error::custom("a sha-256 is 64 lowercase hex digits"))
 }
 
 /// One stored version.

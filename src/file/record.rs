@@ -17,32 +17,20 @@ pub struct ChunkRef {
     pub len: u64,
 }
 
-fn to_hex<S: Serializer>(id: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    s.serialize_str(&hex)
+/// Serializes a 32-byte id or hash as 64 lowercase hex digits.
+pub(super) fn to_hex<S: Serializer>(id: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(id))
 }
 
-fn from_hex<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+/// The inverse of [`to_hex`]; only lowercase, as it writes.
+pub(super) fn from_hex<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
     let s = String::deserialize(d)?;
-    parse_hex(&s).ok_or_else(|| serde::de::Error::custom("a chunk id is 64 lowercase hex digits"))
-}
-
-/// A 32-byte id from 64 lowercase hex digits.
-pub(super) fn parse_hex(s: &str) -> Option<[u8; 32]> {
-    let digit = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    };
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    let lowercase = !s.bytes().any(|b| b.is_ascii_uppercase());
+    match lowercase && hex::decode_to_slice(&s, &mut out).is_ok() {
+        true => Ok(out),
+        false => Err(serde::de::Error::custom("a chunk id or sha-256 is 64 lowercase hex digits")),
     }
-    Some(out)
 }
 
 impl FileVersion {

@@ -57,15 +57,13 @@ impl TextDoc {
         if self.counts.events == self.oplog.len() {
             return;
         }
-        let (mut ins, mut del) = (self.counts.inserted, self.counts.deleted);
-        for op in self.oplog.iter_range_since(&self.counts.at) {
-            let n = op.end() - op.start();
-            match op.kind {
-                OpKind::Ins => ins += n,
-                OpKind::Del => del += n,
-            }
-        }
-        self.counts = Counts { at: self.oplog.local_version(), events: self.oplog.len(), inserted: ins, deleted: del };
+        let (ins, del) = self.counted_since(&self.counts.at);
+        self.counts = Counts {
+            at: self.oplog.local_version(),
+            events: self.oplog.len(),
+            inserted: self.counts.inserted + ins,
+            deleted: self.counts.deleted + del,
+        };
     }
 
     /// The text length at `lv` (a version of this log): exact when the tip's length or a
@@ -80,14 +78,22 @@ impl TextDoc {
             return LenFloor::exact(len);
         }
         self.catch_up_counts();
-        let (mut ins, mut del) = (self.counts.inserted, self.counts.deleted);
+        let (lacked_ins, lacked_del) = self.counted_since(lv);
+        let ins = self.counts.inserted.saturating_sub(lacked_ins);
+        let del = self.counts.deleted.saturating_sub(lacked_del);
+        LenFloor { len: ins.saturating_sub(del), exact: del == 0 }
+    }
+
+    /// Code points inserted and deleted by the events the tip has and `lv` lacks.
+    fn counted_since(&self, lv: &[usize]) -> (usize, usize) {
+        let (mut ins, mut del) = (0usize, 0usize);
         for op in self.oplog.iter_range_since(lv) {
             let n = op.end() - op.start();
             match op.kind {
-                OpKind::Ins => ins = ins.saturating_sub(n),
-                OpKind::Del => del = del.saturating_sub(n),
+                OpKind::Ins => ins += n,
+                OpKind::Del => del += n,
             }
         }
-        LenFloor { len: ins.saturating_sub(del), exact: del == 0 }
+        (ins, del)
     }
 }

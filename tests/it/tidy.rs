@@ -74,7 +74,7 @@ const LAYERS: &[Layer] = &[
         test_external: &["rand"],
     },
     // The file merge type's version graph: pure, no bytes of content.
-    Layer { module: "file", internal: &[], external: &["serde", "serde_json", "thiserror"], test_external: &[] },
+    Layer { module: "file", internal: &[], external: &["serde", "serde_json", "thiserror", "hex"], test_external: &[] },
     // Bytes and keys; RocksDB only in store/rocks.rs (checked below).
     Layer {
         module: "store",
@@ -87,7 +87,7 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "chunks",
         internal: &["store"],
-        external: &["fastcdc", "blake3", "sha2", "lz4_flex", "ring", "crc32c", "rocksdb", "thiserror"],
+        external: &["fastcdc", "blake3", "sha2", "lz4_flex", "ring", "crc32c", "rocksdb", "thiserror", "hex"],
         test_external: &["rand", "tempfile"],
     },
     // The document core: no I/O, so no tokio but its clock type, and the store's value types
@@ -108,7 +108,7 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "auth",
         internal: &["store"],
-        external: &["tokio", "serde", "serde_json", "sha2", "subtle", "base64", "rand", "thiserror", "tracing"],
+        external: &["tokio", "serde", "serde_json", "sha2", "subtle", "base64", "rand", "thiserror", "tracing", "hex"],
         test_external: &[],
     },
     // The only module that knows axum and hyper; text for the edit values it builds and diffs.
@@ -191,6 +191,7 @@ const EXTERNAL: &[&str] = &[
     "rustls_pki_types",
     "tempfile",
     "fastcdc",
+    "hex",
     "blake3",
     "lz4_flex",
     "ring",
