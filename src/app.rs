@@ -11,9 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Access;
+use crate::chunks::{ChunkKey, ChunkParams, ChunkStore, MemoryChunkStore, RocksChunkStore, Vault};
 use crate::config::{AuthMode, ServeConfig};
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
-use crate::hub::{run_retention, Hub, RetentionPolicy};
+use crate::hub::{run_retention, FileStore, Hub, RetentionPolicy};
 use crate::store::{track_close, CloseWatch, Committer, MemoryStore, Store, StoreError};
 
 /// Opens the configured store.
@@ -32,6 +33,30 @@ fn open_rocks(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
         e => anyhow::Error::new(e)
             .context(format!("opening RocksDB at {} (a build without RocksDB needs --memory)", cfg.data_dir.display())),
     })
+}
+
+/// Opens the chunk store of file resources: `<data-dir>/chunks` (a RocksDB of its own), or
+/// memory with `--memory`; sealed with the key file when one is configured (a store written
+/// with another key, or with a key when none is given, is refused here).
+pub fn open_files(cfg: &ServeConfig) -> anyhow::Result<FileStore> {
+    let params = ChunkParams::new(cfg.chunk_min_bytes, cfg.chunk_avg_bytes, cfg.chunk_max_bytes)
+        .context("--chunk-min-bytes/--chunk-avg-bytes/--chunk-max-bytes")?;
+    let key = match &cfg.chunk_key_file {
+        Some(path) => Some(ChunkKey::load(path).with_context(|| format!("loading the chunk key {}", path.display()))?),
+        None => None,
+    };
+    let (engine, location): (Arc<dyn ChunkStore>, String) = if cfg.memory {
+        (Arc::new(MemoryChunkStore::new()), "in memory".into())
+    } else {
+        let dir = cfg.data_dir.join("chunks");
+        let engine =
+            RocksChunkStore::open(&dir).with_context(|| format!("opening the chunk store {}", dir.display()))?;
+        (Arc::new(engine), dir.display().to_string())
+    };
+    // Chunks as large as the chunker's maximum: a store written with a larger maximum still
+    // reads (the limit applies to what is written).
+    let vault = Vault::open(engine, key.as_ref(), params.max(), &location)?;
+    Ok(FileStore { vault: Arc::new(vault), params, max_file_bytes: cfg.max_file_bytes })
 }
 
 /// The URL scheme the server answers on.
@@ -123,7 +148,8 @@ impl App {
             None => Committer::start(store.clone()),
         }
         .context("starting the commit thread")?;
-        let hub = Hub::new(store, committer, cfg.hub_settings());
+        let files = open_files(cfg)?;
+        let hub = Hub::new(store, committer, cfg.hub_settings(), files);
         let hub_handle = hub.clone();
         let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
         let policy = RetentionPolicy::new(cfg.retention.clone());

@@ -98,6 +98,29 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_MAX_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
 
+    /// Largest file accepted in one body, in bytes (files stream into the chunk store, so
+    /// this bounds disk use, not memory).
+    #[arg(long, env = "PLAIT_MAX_FILE_BYTES", default_value_t = 64 << 30)]
+    pub max_file_bytes: u64,
+
+    /// Content-defined chunking of files (FastCDC v2020): smallest chunk, in bytes.
+    #[arg(long, env = "PLAIT_CHUNK_MIN_BYTES", default_value_t = 256 << 10)]
+    pub chunk_min_bytes: usize,
+
+    /// Average chunk, in bytes (a power of two).
+    #[arg(long, env = "PLAIT_CHUNK_AVG_BYTES", default_value_t = 1 << 20)]
+    pub chunk_avg_bytes: usize,
+
+    /// Largest chunk, in bytes.
+    #[arg(long, env = "PLAIT_CHUNK_MAX_BYTES", default_value_t = 4 << 20)]
+    pub chunk_max_bytes: usize,
+
+    /// Encrypt file chunks at rest (AES-256-GCM) with the key in this file: 64 hex digits,
+    /// readable by the owner only (`openssl rand -hex 32 > key; chmod 600 key`). A store
+    /// written with a key refuses to start without it, or with another one.
+    #[arg(long, env = "PLAIT_CHUNK_KEY_FILE")]
+    pub chunk_key_file: Option<PathBuf>,
+
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs `--tls-key`. ALPN offers
     /// h2 and http/1.1. Without it the server speaks cleartext HTTP/1.1 and h2c.
     #[arg(long, env = "PLAIT_TLS_CERT", requires = "tls_key")]
@@ -212,6 +235,11 @@ impl ServeConfig {
             retention: Vec::new(),
             compaction_interval_secs: 3600,
             max_body_bytes: 16 << 20,
+            max_file_bytes: 64 << 30,
+            chunk_min_bytes: 256 << 10,
+            chunk_avg_bytes: 1 << 20,
+            chunk_max_bytes: 4 << 20,
+            chunk_key_file: None,
             max_header_bytes: 64 << 10,
             stall_timeout_secs: 60,
             body_timeout_secs: 30,

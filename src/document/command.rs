@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
+use crate::chunks::{ChunkId, ChunkSize};
+use crate::file::{Applied as FileApplied, FileWrite};
 use crate::protocol::{MergeType, VersionSet};
 use crate::text::{Applied, Edit};
 
@@ -25,6 +29,13 @@ pub enum Command<R> {
     },
     /// Delete the document and its whole history.
     Delete {
+        /// Where the answer goes.
+        reply: R,
+    },
+    /// Write one version of a file resource (or a tombstone); answered once it is durable.
+    WriteFile {
+        /// The write.
+        req: Box<FileWriteRequest>,
         /// Where the answer goes.
         reply: R,
     },
@@ -69,6 +80,38 @@ impl WriteRequest {
             principal: None,
         }
     }
+}
+
+/// One write to a file resource: the version's metadata, and the chunks its bytes were
+/// stored under before the write reached the core (the core never holds a file's bytes).
+#[derive(Clone)]
+pub struct FileWriteRequest {
+    /// The write as the file layer judges it.
+    pub write: FileWrite,
+    /// Every distinct chunk of the content with its sizes: the references the version's
+    /// record adds, in the same batch.
+    pub refs: Vec<(ChunkId, ChunkSize)>,
+    /// The writer's `Peer` (its own subscriptions do not get its write back).
+    pub peer: Option<String>,
+    /// Kept until the round is durable: the upload's claims on its chunks, so the collector
+    /// cannot delete one between the upload and the commit, even if the caller goes away.
+    pub hold: Option<Hold>,
+}
+
+/// Something kept alive until a round is durable (an upload's claims on its chunks).
+pub type Hold = Arc<dyn Send + Sync>;
+
+impl std::fmt::Debug for FileWriteRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileWriteRequest").field("write", &self.write).field("refs", &self.refs.len()).finish()
+    }
+}
+
+/// The result of a durable file write.
+#[derive(Clone, Debug)]
+pub struct FileWriteOutcome {
+    /// What the file layer did (the version, duplicate or not, the heads, lost or not).
+    pub applied: FileApplied,
 }
 
 /// The result of a durable write.

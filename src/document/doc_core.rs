@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::file::FileDoc;
 use crate::protocol::{MergeType, VersionSet};
 use crate::store::Batch;
 use crate::text::{EventId, Outcome, TextDoc};
 
 use super::command::{AckPolicy, Command, CoreSettings, WriteRequest};
 use super::compaction::CompactionPlan;
+use super::file_rounds::heads_of;
 use super::horizon::Horizon;
 use super::listing::{Author, HistoryEntry, Listing};
 use super::parked::{Parked, ParkedWrite};
@@ -32,7 +34,7 @@ const FOLD_RETRY: Duration = Duration::from_secs(30);
 
 /// Whether the core can plan a round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     /// Ready for the next round.
     Ready,
     /// A round is out with the shell.
@@ -53,22 +55,25 @@ pub struct Needs {
 /// One document: its state, the commands waiting, the writes parked, and the rules that turn
 /// commands into rounds. `R` is the shell's reply token.
 pub struct DocCore<R> {
-    path: String,
-    doc: TextDoc,
-    records: Records,
+    pub(super) path: String,
+    /// The text, for a text resource (empty for a file or a resource never written).
+    pub(super) doc: TextDoc,
+    /// The version graph, for a file resource (empty otherwise; see `file_rounds`).
+    pub(super) file: FileDoc,
+    pub(super) records: Records,
     listing: Listing,
     /// Shared with every publication (it changes only with a compaction).
-    horizon: Option<Arc<Horizon>>,
-    settings: CoreSettings,
+    pub(super) horizon: Option<Arc<Horizon>>,
+    pub(super) settings: CoreSettings,
     queue: VecDeque<Command<R>>,
     parked: Parked<R>,
     /// A round added events: the parked writes may now find their parents.
     retry_parked: bool,
     /// Write rounds committed since the load.
-    round: u64,
+    pub(super) round: u64,
     /// The head as last published: what is durable and visible.
-    head: VersionSet,
-    state: State,
+    pub(super) head: VersionSet,
+    pub(super) state: State,
     last_activity: Instant,
     /// No quiet fold before this (pushed back after a failed one, so that a full disk is not
     /// retried in a loop).
@@ -83,13 +88,15 @@ impl<R> DocCore<R> {
         settings: CoreSettings,
         now: Instant,
     ) -> Result<(Self, Published), DocError> {
-        let (doc, records, listing, horizon) = records::decode(path, stored)?;
+        let records::Decoded { doc, file, records, listing, horizon } = records::decode(path, stored)?;
         let horizon = horizon.map(Arc::new);
-        let head = doc.version();
-        let published = Published::loaded(head.clone(), horizon.clone());
+        let head = if file.is_empty() { doc.version() } else { heads_of(&file) };
+        let mut published = Published::loaded(head.clone(), horizon.clone());
+        published.file = (!file.is_empty()).then(|| Arc::new(file.clone()));
         let core = DocCore {
             path: path.to_string(),
             doc,
+            file,
             records,
             listing,
             horizon,
@@ -210,6 +217,7 @@ impl<R> DocCore<R> {
                     break;
                 }
                 Some(Command::Delete { reply }) => return Some(self.plan_delete(reply, replies)),
+                Some(Command::WriteFile { req, reply }) => return Some(self.plan_file_write(req, reply, replies)),
                 Some(Command::Compact { plan, reply }) => return Some(self.plan_compaction(*plan, reply, replies)),
             }
         }
@@ -218,7 +226,7 @@ impl<R> DocCore<R> {
         }
         if self.records.worth_folding() && now >= self.fold_due() {
             let mut records = self.records.clone();
-            let batch = records.fold_batch(&self.path, &self.doc);
+            let batch = records.fold_batch(&self.path, self.snapshot_record());
             self.state = State::InFlight;
             return Some(Round { batch: Some(batch), replies, work: Work::Fold { records } });
         }
@@ -236,6 +244,8 @@ impl<R> DocCore<R> {
         for w in writes {
             let on_tip = w.req.edit.parents.as_ref().is_none_or(|p| *p == self.doc.version());
             let mut ctx = WriteContext {
+                path: &self.path,
+                is_file: !self.file.is_empty(),
                 doc: &mut self.doc,
                 horizon: self.horizon.as_deref(),
                 max_document_chars: self.settings.max_document_chars,
@@ -298,7 +308,8 @@ impl<R> DocCore<R> {
     /// The round that erases the document and its whole history.
     fn plan_delete(&mut self, reply: R, replies: Vec<Reply<R>>) -> Round<R> {
         let mut records = self.records.clone();
-        let batch = records.delete_batch(&self.path);
+        let mut batch = records.delete_batch(&self.path);
+        self.drop_file_refs(&mut batch);
         self.state = State::InFlight;
         Round { batch: Some(batch), replies, work: Work::Delete { reply, records } }
     }
@@ -380,6 +391,7 @@ impl<R> DocCore<R> {
                     step: Default::default(),
                     current: Default::default(),
                     horizon: self.horizon.clone(),
+                    file: None,
                 };
                 if needs.simpleton && linear {
                     self.fill_step(&published);
@@ -391,6 +403,7 @@ impl<R> DocCore<R> {
                 self.listing = Listing::default();
                 self.horizon = None;
                 self.doc = TextDoc::new();
+                self.file = FileDoc::new();
                 replies.extend(self.parked.refuse_all(|| DocError::Deleted));
                 replies.push(Reply::done(reply, Ok(())));
                 Some(self.reset_publication())
@@ -404,6 +417,7 @@ impl<R> DocCore<R> {
                 replies.push(Reply::done(reply, Ok(())));
                 Some(self.reset_publication())
             }
+            Work::File(staged) => self.file_committed(*staged, &mut replies),
         };
         Committed { replies, published }
     }
@@ -411,8 +425,10 @@ impl<R> DocCore<R> {
     /// A publication that replaces the document for readers and subscribers.
     fn reset_publication(&mut self) -> Published {
         self.round += 1;
-        let prev_head = std::mem::replace(&mut self.head, self.doc.version());
+        let head = self.current_head();
+        let prev_head = std::mem::replace(&mut self.head, head);
         let mut published = Published::loaded(self.head.clone(), self.horizon.clone());
+        published.file = (!self.file.is_empty()).then(|| Arc::new(self.file.clone()));
         published.prev_head = prev_head;
         published.round = self.round;
         published.reset = true;
@@ -460,6 +476,10 @@ impl<R> DocCore<R> {
             Work::Delete { reply, .. } | Work::Compact { reply, .. } => {
                 replies.push(Reply::done(reply, Err(error.duplicate())));
             }
+            Work::File(staged) => {
+                reload = true;
+                replies.extend(staged.reply.map(|r| Reply::file(r, Err(error.duplicate()))));
+            }
         }
         self.state = if reload { State::NeedsReload } else { State::Ready };
         Failed { replies, reload }
@@ -470,14 +490,15 @@ impl<R> DocCore<R> {
     /// what was published (a commit that failed after writing: its events are durable, so
     /// they become visible, to every reader at once).
     pub fn reload(&mut self, stored: &StoredDoc) -> Result<Option<Published>, DocError> {
-        let (doc, records, listing, horizon) = records::decode(&self.path, stored)?;
+        let records::Decoded { doc, file, records, listing, horizon } = records::decode(&self.path, stored)?;
         self.doc = doc;
+        self.file = file;
         self.records = records;
         self.listing = listing;
         self.horizon = horizon.map(Arc::new);
         self.state = State::Ready;
         self.retry_parked = true;
-        if self.doc.version() == self.head {
+        if self.current_head() == self.head {
             return Ok(None);
         }
         Ok(Some(self.reset_publication()))

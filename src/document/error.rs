@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use crate::file::FileError;
+use crate::protocol::kind::Kind;
 use crate::protocol::VersionSet;
 use crate::store::StoreError;
 use crate::text::TextError;
@@ -44,10 +46,30 @@ pub enum DocError {
         /// The document's path, where the current snapshot is.
         snapshot: String,
     },
+    /// The write was refused by the file layer (a client fault, except a corrupt record).
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A write of the other kind than the resource's (text to a file, a file to text).
+    #[error("{path} is {} and this write is {}: a resource keeps its kind; delete it first (DELETE {path}?erase for a file) to store the other kind", kind_name(*.existing), kind_name(*.written))]
+    KindMismatch {
+        /// The resource.
+        path: String,
+        /// What it is.
+        existing: Kind,
+        /// What the write was.
+        written: Kind,
+    },
     /// A compaction planned against an older state of the document (another compaction
     /// finished first); it is dropped, and the next pass plans again.
     #[error("a concurrent compaction changed the document; this one was dropped")]
     CompactionRaced,
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text => "text",
+        Kind::File => "a file",
+    }
 }
 
 impl DocError {

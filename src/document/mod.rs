@@ -27,8 +27,9 @@
 //! - the core never reads the store: what it needs is handed in ([`StoredDoc`], the listing
 //!   records in a [`CompactionPlan`]).
 //!
-//! Resource kinds: the core is written against one kind today, text ([`TextDoc`] behind
-//! `write_rules` and `records`); ARCHITECTURE.md shows where a second kind (files) plugs in.
+//! Resource kinds: text ([`TextDoc`] behind `write_rules` and `records`) and files
+//! (`file::FileDoc` behind `file_rounds`); one core holds either, the first write decides
+//! which, and a write of the other kind is refused.
 //!
 //! [`TextDoc`]: crate::text::TextDoc
 
@@ -36,6 +37,7 @@ mod command;
 mod compaction;
 mod doc_core;
 mod error;
+mod file_rounds;
 mod horizon;
 mod listing;
 mod listing_block;
@@ -50,7 +52,9 @@ mod write_rules;
 #[cfg(test)]
 mod tests;
 
-pub use command::{AckPolicy, Command, CoreSettings, WriteOutcome, WriteRequest};
+pub use command::{
+    AckPolicy, Command, CoreSettings, FileWriteOutcome, FileWriteRequest, Hold, WriteOutcome, WriteRequest,
+};
 pub use compaction::CompactionPlan;
 pub use doc_core::{DocCore, Needs};
 pub use error::DocError;

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use crate::file::FileDoc;
 use crate::protocol::{Patch, Update, UpdateContent, VersionSet};
 
 use super::horizon::Horizon;
@@ -45,6 +46,9 @@ pub struct Published {
     pub current: OnceLock<Arc<Current>>,
     /// The merge horizon, once the document was compacted.
     pub horizon: Option<Arc<Horizon>>,
+    /// A file resource's version graph as of `head` (None for text): readers and subscribers
+    /// of files need nothing else (the bytes are in the chunk store).
+    pub file: Option<Arc<FileDoc>>,
 }
 
 impl Published {
@@ -61,6 +65,7 @@ impl Published {
             step: OnceLock::new(),
             current: OnceLock::new(),
             horizon,
+            file: None,
         }
     }
 
@@ -77,6 +82,7 @@ impl Published {
             step: OnceLock::new(),
             current: self.current.clone(),
             horizon: self.horizon.clone(),
+            file: self.file.clone(),
         }
     }
 }

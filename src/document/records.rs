@@ -8,6 +8,7 @@
 //! snapshot instead of hundreds of deltas), in the same atomic batch that deletes the folded
 //! records, so a crash at any point leaves a loadable document.
 
+use crate::file::{FileDoc, FileVersion};
 use crate::protocol::VersionSet;
 use crate::store::{keys, Batch};
 use crate::text::TextDoc;
@@ -22,6 +23,12 @@ use super::DocError;
 /// `TextDoc::take_delta_since`).
 const FORMAT_V1: u8 = 1;
 const FORMAT_V2: u8 = 2;
+/// File resources: a log record is one file version (its JSON record, `file::FileVersion`),
+/// a snapshot every version in acceptance order (a JSON array). The first byte of any record
+/// says the kind of the resource, so a build that knows only text refuses a file resource as
+/// unreadable instead of serving it as empty text.
+const FILE_VERSION: u8 = 3;
+const FILE_SNAPSHOT: u8 = 4;
 /// Fold the log into a snapshot after this many records...
 const MAX_LOG_RECORDS: u64 = 512;
 /// ...or when the log's bytes exceed this many times the snapshot's (plus a floor).
@@ -87,9 +94,19 @@ fn unwrap_record<'a>(key: &[u8], value: &'a [u8]) -> Result<Vec<&'a [u8]>, DocEr
     }
 }
 
+/// A document as its stored records say: text (`doc`) or a file (`file` not empty); a path
+/// never written is empty text.
+pub struct Decoded {
+    pub doc: TextDoc,
+    pub file: FileDoc,
+    pub records: Records,
+    pub listing: Listing,
+    pub horizon: Option<Horizon>,
+}
+
 /// Decodes a document's stored records (an empty document when nothing is stored): the
 /// document, the snapshot-and-log bookkeeping, the listing's and the horizon.
-pub fn decode(path: &str, stored: &StoredDoc) -> Result<(TextDoc, Records, Listing, Option<Horizon>), DocError> {
+pub fn decode(path: &str, stored: &StoredDoc) -> Result<Decoded, DocError> {
     let listing = Listing::from_stored(
         path,
         stored.meta.as_deref(),
@@ -101,13 +118,23 @@ pub fn decode(path: &str, stored: &StoredDoc) -> Result<(TextDoc, Records, Listi
     if let Some(value) = &stored.snapshot {
         records.snapshot_bytes = value.len();
     }
-    let mut deltas = Vec::with_capacity(stored.log.len());
     for (key, value) in &stored.log {
         let Some(seq) = keys::log_seq(path, key) else { continue };
-        deltas.extend(unwrap_record(key, value)?);
         records.next_seq = seq + 1;
         records.log_records += 1;
         records.log_bytes += value.len();
+    }
+    let is_file = |tag: Option<&u8>| matches!(tag, Some(&FILE_VERSION | &FILE_SNAPSHOT));
+    let first = stored.snapshot.as_deref().or(stored.log.first().map(|(_, v)| v.as_slice()));
+    if is_file(first.and_then(|v| v.first())) {
+        let file = decode_file(path, stored)?;
+        return Ok(Decoded { doc: TextDoc::new(), file, records, listing, horizon });
+    }
+    let mut deltas = Vec::with_capacity(stored.log.len());
+    for (key, value) in &stored.log {
+        if keys::log_seq(path, key).is_some() {
+            deltas.extend(unwrap_record(key, value)?);
+        }
     }
     let snapshot = match stored.snapshot.as_deref().map(|value| unwrap_record(&snapshot_key, value)).transpose()? {
         None => None,
@@ -120,12 +147,63 @@ pub fn decode(path: &str, stored: &StoredDoc) -> Result<(TextDoc, Records, Listi
         // continue after them, never reuse their ids.
         doc.set_pruned(&h.pruned);
     }
-    Ok((doc, records, listing, horizon))
+    Ok(Decoded { doc, file: FileDoc::new(), records, listing, horizon })
 }
 
-/// Decodes the document alone from its stored records (for readers' copies of it).
+/// A file resource's versions: the snapshot's, then the log's, in acceptance order. Every
+/// record must be a file record (a resource is one kind for its whole life).
+fn decode_file(path: &str, stored: &StoredDoc) -> Result<FileDoc, DocError> {
+    let corrupt = |what: String| DocError::Corrupt(format!("file resource {path}: {what}"));
+    let mut versions = Vec::new();
+    if let Some(value) = &stored.snapshot {
+        match value.split_first() {
+            Some((&FILE_SNAPSHOT, json)) => {
+                let list: Vec<FileVersion> =
+                    serde_json::from_slice(json).map_err(|e| corrupt(format!("snapshot: {e}")))?;
+                versions.extend(list);
+            }
+            _ => return Err(corrupt("the snapshot is not a file snapshot".into())),
+        }
+    }
+    for (key, value) in &stored.log {
+        if keys::log_seq(path, key).is_none() {
+            continue;
+        }
+        match value.split_first() {
+            Some((&FILE_VERSION, json)) => {
+                versions.push(FileVersion::decode(json).map_err(|e| corrupt(e.to_string()))?)
+            }
+            _ => return Err(corrupt("a log record is not a file version".into())),
+        }
+    }
+    FileDoc::from_records(versions).map_err(|e| corrupt(e.to_string()))
+}
+
+/// Decodes the document alone from its stored records (for readers' copies of it; a file
+/// resource reads as empty text there, and readers of files never ask).
 pub fn decode_text(path: &str, stored: &StoredDoc) -> Result<TextDoc, DocError> {
-    Ok(decode(path, stored)?.0)
+    Ok(decode(path, stored)?.doc)
+}
+
+/// The log record of one file version.
+pub fn file_version_record(version: &FileVersion) -> Vec<u8> {
+    let mut out = vec![FILE_VERSION];
+    out.extend_from_slice(&version.encode());
+    out
+}
+
+/// The snapshot record of a file resource: every version, in acceptance order.
+pub fn file_snapshot_record(file: &FileDoc) -> Vec<u8> {
+    let versions: Vec<&FileVersion> = file.history().collect();
+    let mut out = vec![FILE_SNAPSHOT];
+    // Plain data into memory: cannot fail.
+    out.extend_from_slice(&serde_json::to_vec(&versions).unwrap_or_default());
+    out
+}
+
+/// A text snapshot record.
+pub fn text_snapshot_record(doc: &TextDoc) -> Vec<u8> {
+    wrap(doc.encode_full())
 }
 
 impl Records {
@@ -140,18 +218,39 @@ impl Records {
     ) -> Result<(Batch, Vec<Vec<u8>>), DocError> {
         let mut batch = Batch::new();
         let files = doc.take_delta_since(before)?;
-        let log_is_large = self.log_records >= MAX_LOG_RECORDS
-            || self.log_bytes > LOG_BYTES_FLOOR.max(self.snapshot_bytes * LOG_TO_SNAPSHOT_RATIO);
-        if log_is_large {
-            self.fold_into(path, doc, &mut batch);
+        if self.log_is_large() {
+            self.fold_into(path, text_snapshot_record(doc), &mut batch);
+            self.next_seq += 1;
         } else {
-            let record = wrap_files(files.clone());
-            self.log_records += 1;
-            self.log_bytes += record.len();
-            batch.put(keys::log_entry(path, self.next_seq), record);
+            self.append(path, wrap_files(files.clone()), &mut batch);
         }
-        self.next_seq += 1;
         Ok((batch, files))
+    }
+
+    /// The batch that makes a file resource's new version durable: its log record, or a fresh
+    /// snapshot of every version (which then includes it) when the log has grown too large.
+    pub fn file_round_batch(&mut self, path: &str, file: &FileDoc, version: &FileVersion) -> Batch {
+        let mut batch = Batch::new();
+        if self.log_is_large() {
+            self.fold_into(path, file_snapshot_record(file), &mut batch);
+            self.next_seq += 1;
+        } else {
+            self.append(path, file_version_record(version), &mut batch);
+        }
+        batch
+    }
+
+    fn log_is_large(&self) -> bool {
+        self.log_records >= MAX_LOG_RECORDS
+            || self.log_bytes > LOG_BYTES_FLOOR.max(self.snapshot_bytes * LOG_TO_SNAPSHOT_RATIO)
+    }
+
+    /// One record at the end of the log.
+    fn append(&mut self, path: &str, record: Vec<u8>, batch: &mut Batch) {
+        self.log_records += 1;
+        self.log_bytes += record.len();
+        batch.put(keys::log_entry(path, self.next_seq), record);
+        self.next_seq += 1;
     }
 
     /// Whether a quiet document should fold its log now (see [`fold_batch`](Self::fold_batch)).
@@ -163,14 +262,13 @@ impl Records {
     /// a document decodes every log record one by one (measured on B3's document: a few
     /// hundred one-edit records cost more than the snapshot itself), so a document whose
     /// writes have paused folds its log, once per burst.
-    pub fn fold_batch(&mut self, path: &str, doc: &TextDoc) -> Batch {
+    pub fn fold_batch(&mut self, path: &str, snapshot: Vec<u8>) -> Batch {
         let mut batch = Batch::new();
-        self.fold_into(path, doc, &mut batch);
+        self.fold_into(path, snapshot, &mut batch);
         batch
     }
 
-    fn fold_into(&mut self, path: &str, doc: &TextDoc, batch: &mut Batch) {
-        let record = wrap(doc.encode_full());
+    fn fold_into(&mut self, path: &str, record: Vec<u8>, batch: &mut Batch) {
         self.snapshot_bytes = record.len();
         self.log_records = 0;
         self.log_bytes = 0;
@@ -182,7 +280,7 @@ impl Records {
     /// the log gone (the caller adds the horizon and the listing's changes to the same batch).
     pub fn compaction_into(&mut self, path: &str, doc: &TextDoc, batch: &mut Batch) {
         batch.delete_prefix(keys::log_prefix(path));
-        let record = wrap(doc.encode_full());
+        let record = text_snapshot_record(doc);
         self.snapshot_bytes = record.len();
         self.log_records = 0;
         self.log_bytes = 0;

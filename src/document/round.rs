@@ -7,7 +7,7 @@ use crate::protocol::VersionSet;
 use crate::store::Batch;
 use crate::text::{Applied, TextDoc};
 
-use super::command::{WriteOutcome, WriteRequest};
+use super::command::{FileWriteOutcome, FileWriteRequest, WriteOutcome, WriteRequest};
 use super::horizon::Horizon;
 use super::listing::Listing;
 use super::published::Published;
@@ -29,6 +29,8 @@ pub enum Answer {
     Write(Result<WriteOutcome, DocError>),
     /// The answer to a delete or a compaction.
     Done(Result<(), DocError>),
+    /// The answer to a file write.
+    File(Result<FileWriteOutcome, DocError>),
 }
 
 impl<R> Reply<R> {
@@ -38,6 +40,10 @@ impl<R> Reply<R> {
 
     pub(super) fn done(to: R, result: Result<(), DocError>) -> Self {
         Reply { to, answer: Answer::Done(result) }
+    }
+
+    pub(super) fn file(to: R, result: Result<FileWriteOutcome, DocError>) -> Self {
+        Reply { to, answer: Answer::File(result) }
     }
 }
 
@@ -79,6 +85,16 @@ pub(super) enum Work<R> {
     Delete { reply: R, records: Records },
     /// A compacted document swapped in.
     Compact { reply: R, staged: Box<CompactStaged> },
+    /// One file version applied in memory (boxed: it holds the request).
+    File(Box<StagedFile<R>>),
+}
+
+/// A file write round's work: `records` is the bookkeeping once durable.
+pub(super) struct StagedFile<R> {
+    pub req: Box<FileWriteRequest>,
+    pub applied: crate::file::Applied,
+    pub records: Records,
+    pub reply: Option<R>,
 }
 
 /// A write round's work: `records` and `listing` are the bookkeeping once durable.

@@ -5,6 +5,7 @@
 //! core parks it). The text layer's own validation (ranges, ids, seqs: `text::apply`) is the
 //! last rule, and the only one that changes the document.
 
+use crate::protocol::kind::Kind;
 use crate::protocol::VersionSet;
 use crate::text::{Applied, Change, Edit, TextDoc, TextError};
 
@@ -24,6 +25,9 @@ pub(super) enum Verdict {
 
 /// What the rules look at besides the write.
 pub(super) struct WriteContext<'a> {
+    pub path: &'a str,
+    /// The resource is a file: text writes are refused.
+    pub is_file: bool,
     pub doc: &'a mut TextDoc,
     pub horizon: Option<&'a Horizon>,
     pub max_document_chars: usize,
@@ -31,6 +35,14 @@ pub(super) struct WriteContext<'a> {
 
 /// Runs every rule on `req`, in order; the last one applies it.
 pub(super) fn judge(ctx: &mut WriteContext<'_>, req: &WriteRequest) -> Verdict {
+    // 0. Kind: a resource keeps the kind its first write gave it (see `protocol::kind`).
+    if ctx.is_file {
+        return Verdict::Refused(DocError::KindMismatch {
+            path: ctx.path.to_string(),
+            existing: Kind::File,
+            written: Kind::Text,
+        });
+    }
     // 1. Size: refused when it could make the document larger than allowed (an upper bound of
     //    the length, so that no merge runs just to check it).
     let limit = ctx.max_document_chars;

@@ -37,6 +37,12 @@ impl FileVersionId {
         Ok(FileVersionId(id.to_string()))
     }
 
+    /// Whether the id is a decimal (braid-blob's "wallclockish" ids, and every id the server
+    /// mints): sent with `Version-Type: wallclockish`.
+    pub fn is_wallclockish(&self) -> bool {
+        Decimal::parse(&self.0).is_some()
+    }
+
     /// The id as sent on the wire.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -52,6 +52,12 @@ const EXPOSED: &[&str] = &[
     "link",
     "www-authenticate",
     "x-request-id",
+    // File resources.
+    "version-type",
+    "conflict",
+    "served-version",
+    "accept-ranges",
+    "content-range",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {

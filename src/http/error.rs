@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use hyper::ext::ReasonPhrase;
 
 use crate::auth::AuthError;
+use crate::chunks::ChunkError;
 use crate::document::DocError;
+use crate::file::FileError;
 use crate::hub::HubError;
 use crate::protocol::error::show;
 use crate::protocol::{ProtocolError, VersionSet};
@@ -98,6 +100,22 @@ pub enum ApiError {
     /// A query string parameter that does not parse.
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// A `Range` that no byte of the file satisfies (416 with `Content-Range: bytes */len`).
+    #[error("no range of {range:?} starts inside the {len} bytes of this file")]
+    RangeNotSatisfiable {
+        /// The `Range` header, as sent (truncated).
+        range: String,
+        /// The file's length.
+        len: u64,
+    },
+    /// The served version of the file is a delete.
+    #[error("{path} was deleted (version {version}); its history stays readable with Version")]
+    FileDeleted {
+        /// The resource.
+        path: String,
+        /// The tombstone's version.
+        version: String,
+    },
     /// Unknown server endpoint under `/.plait/`.
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -142,6 +160,8 @@ impl ApiError {
             ApiError::BadJson(_) => C::BadJson,
             ApiError::BadQuery(_) => C::BadQuery,
             ApiError::NotFound(_) => C::NotFound,
+            ApiError::RangeNotSatisfiable { .. } => C::RangeNotSatisfiable,
+            ApiError::FileDeleted { .. } => C::FileDeleted,
             ApiError::MultiplexingNotSupported => C::MultiplexingNotSupported,
             ApiError::Hub(e) => hub_code(e),
             ApiError::Auth(e) => auth_code(e),
@@ -225,6 +245,34 @@ fn hub_code(e: &HubError) -> ErrorCode {
         HubError::TooManyCheckpoints(_) => C::TooManyCheckpoints,
         HubError::NoSuchCheckpoint(_) => C::NoSuchCheckpoint,
         HubError::Unavailable => C::Unavailable,
+        HubError::Chunks(c) => chunk_code(c),
+        HubError::FileTooLarge { .. } => C::FileTooLarge,
+        HubError::DigestMismatch { .. } => C::DigestMismatch,
+    }
+}
+
+fn chunk_code(e: &ChunkError) -> ErrorCode {
+    use ErrorCode as C;
+    match e {
+        ChunkError::NoSpace(_) => C::InsufficientStorage,
+        ChunkError::Engine(_) | ChunkError::Store(_) => C::StorageUnavailable,
+        // Never the client's bytes: a stored chunk that does not verify, a chunk larger than the
+        // chunker makes, a reference to an unclaimed chunk, a key problem (refused at start-up).
+        ChunkError::Corrupt { .. }
+        | ChunkError::TooLarge { .. }
+        | ChunkError::NotClaimed(_)
+        | ChunkError::Key { .. } => C::Internal,
+    }
+}
+
+fn file_code(e: &FileError) -> ErrorCode {
+    use ErrorCode as C;
+    match e {
+        FileError::BadVersionId { .. } => C::BadFileVersion,
+        FileError::UnknownParents { .. } => C::VersionUnknown,
+        FileError::VersionReused { .. } => C::VersionReused,
+        FileError::NothingToDelete => C::NothingToDelete,
+        FileError::CorruptRecord(_) => C::Internal,
     }
 }
 
@@ -243,6 +291,8 @@ fn doc_code(e: &DocError) -> ErrorCode {
         // Another compaction (the background pass, or a second request) finished first:
         // nothing was changed by this one, and asking again plans against the new state.
         DocError::CompactionRaced => C::Unavailable,
+        DocError::File(f) => file_code(f),
+        DocError::KindMismatch { .. } => C::KindMismatch,
     }
 }
 
@@ -299,6 +349,9 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&ids.to_header()) {
                 headers.insert("version", v);
             }
+        }
+        if let ApiError::RangeNotSatisfiable { len, .. } = &self {
+            super::reply::set(headers, "content-range", &format!("bytes */{len}"));
         }
         if let Some(challenge) = row.challenge {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));

@@ -29,6 +29,8 @@ pub struct BraidHeaders {
     pub head_override: bool,
     /// The SHA-256 in `Repr-Digest` (RFC 9530); other algorithms are ignored, as the RFC allows.
     pub repr_digest: Option<[u8; 32]>,
+    /// `Merge-Type: aww`: braid-blob's, a file resource (`merge_type` is then the default).
+    pub aww: bool,
 }
 
 /// The Braid-relevant headers of a request, raw, each at most once.
@@ -88,7 +90,10 @@ impl BraidHeaders {
             Some(raw) => Some((protocol::parse_heartbeats(raw)?, String::from_utf8_lossy(raw).into_owned())),
             None => None,
         };
-        let merge_type = MergeType::parse(raw.merge_type)?;
+        // braid-blob's merge type names a file resource (see `protocol::kind`); text's parser
+        // does not know it, and text requests never send it.
+        let aww = raw.merge_type.is_some_and(|m| m.trim_ascii() == b"aww");
+        let merge_type = if aww { MergeType::Simpleton } else { MergeType::parse(raw.merge_type)? };
         let content_range = raw.content_range.map(<[u8]>::to_vec);
         let patch_count = protocol::patch_count(raw.patches, raw.content_type)?;
         let head_override = raw.method_override.is_some_and(|v| v.eq_ignore_ascii_case(b"HEAD"));
@@ -104,6 +109,7 @@ impl BraidHeaders {
             patch_count,
             head_override,
             repr_digest,
+            aww,
         })
     }
 }

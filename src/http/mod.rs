@@ -14,6 +14,8 @@ mod credentials;
 mod diff;
 mod editor;
 mod error;
+mod file;
+mod file_stream;
 mod headers;
 mod history;
 mod host;

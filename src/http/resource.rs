@@ -1,4 +1,5 @@
-//! Handlers for text resources: any path outside the reserved prefixes.
+//! Handlers for resources: any path outside the reserved prefixes. Text is served here; file
+//! resources are told apart here and served by `file` and `file_stream`.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -45,13 +46,19 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
     let navigation = braid.subscribe.is_none() && braid.version.is_none() && braid.parents.is_none();
     // HEAD answers what GET would, minus the body (hyper never sends a HEAD's body).
     let get_or_head = matches!(*req.method(), Method::GET | Method::HEAD);
-    if get_or_head && navigation && state.settings.editor && super::editor::wants_page(req.headers()) {
-        return Ok(super::editor::page());
-    }
     let reader = Reader {
         private: grant.is_some(),
         editable: grant.as_ref().is_none_or(|g| g.allows(crate::auth::Action::Write, &path)),
     };
+    // A file resource: its bytes (a browser sees the photo, not the text editor).
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE) {
+        if let Some(file) = state.hub.file(&path).await? {
+            return file_request(&state, &path, braid, req, grant, file, reader).await;
+        }
+    }
+    if get_or_head && navigation && state.settings.editor && super::editor::wants_page(req.headers()) {
+        return Ok(super::editor::page());
+    }
     match *req.method() {
         // A HEAD subscription gets the 209's head, refusals included (`Version` with
         // `Subscribe`, subscription limits); dropping its unsent body ends the subscription.
@@ -64,6 +71,7 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         Method::GET => read(&state, &path, braid, inm, true, reader).await,
         Method::HEAD => read(&state, &path, braid, inm, false, reader).await,
         Method::PUT | Method::PATCH | Method::POST => write(&state, &path, braid, req, grant).await,
+        // Text: the document and its whole history are erased (a file's DELETE is above).
         Method::DELETE => {
             state.hub.delete(&path).await?;
             Ok(StatusCode::OK.into_response())
@@ -75,6 +83,64 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         }
         ref other => Err(ApiError::MethodNotAllowed(other.to_string())),
     }
+}
+
+/// GET, HEAD (subscriptions included) and DELETE of a file resource.
+async fn file_request(
+    state: &AppState,
+    path: &str,
+    braid: BraidHeaders,
+    req: Request,
+    grant: Option<crate::auth::Grant>,
+    file: std::sync::Arc<crate::file::FileDoc>,
+    reader: Reader,
+) -> Result<Response, ApiError> {
+    let method = req.method().clone();
+    if method == Method::DELETE {
+        // `?erase`: the resource and its whole history go (then the path may hold text).
+        if req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "erase" || p.starts_with("erase="))) {
+            state.hub.delete(path).await?;
+            return Ok(StatusCode::OK.into_response());
+        }
+        return super::file::delete(state, path, braid, grant.as_ref()).await;
+    }
+    if braid.subscribe.is_some() {
+        if braid.version.is_some() {
+            return Err(ApiError::VersionWithSubscribe);
+        }
+        let takeover = (method == Method::GET).then(|| super::takeover::Takeover::of(&req)).flatten();
+        let sub = state.hub.subscribe_file(path, braid.parents.clone(), braid.peer.clone()).await?;
+        let current = sub.current.clone();
+        let heartbeat = braid.heartbeats.as_ref().map(|(secs, _)| std::time::Duration::from_secs_f64(*secs));
+        let ended = grant.and_then(|g| g.ended());
+        let chunks = super::file_stream::chunks(
+            sub,
+            state.hub.clone(),
+            heartbeat,
+            state.shutdown.clone(),
+            ended,
+            braid.head_override,
+        );
+        let body = match takeover {
+            Some(takeover) => takeover.arm(chunks),
+            None => stream::body(chunks),
+        };
+        let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
+        let h = res.headers_mut();
+        reply::set_version(h, reply::CURRENT_VERSION, &current);
+        reply::set(h, "merge-type", "aww");
+        reply::set(h, "subscribe", protocol::subscribe_echo(braid.subscribe.as_deref().unwrap_or_default()));
+        reply::set(h, "content-type", HISTORY_TYPE);
+        reply::set(h, "cache-control", "no-cache, no-transform, no-store");
+        reply::set(h, "x-accel-buffering", "no");
+        if let Some((_, raw)) = &braid.heartbeats {
+            reply::set(h, "heartbeats", raw);
+        }
+        return Ok(res);
+    }
+    let with_body = method == Method::GET && !braid.head_override;
+    let file_reader = super::file::FileReader { with_body, private: reader.private, editable: reader.editable };
+    super::file::read(state, path, &braid, req.headers(), file, file_reader).await
 }
 
 /// The longest document path accepted, in bytes as sent (percent-escapes included).
@@ -334,12 +400,18 @@ async fn write(
         None => None,
     };
     let declared = declared_length(req.headers());
-    let body = tokio::time::timeout(
-        state.settings.body_timeout,
-        read_body(declared, req.into_body(), state.settings.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ApiError::BodyTimeout { secs: state.settings.body_timeout.as_secs() })??;
+    let (parts, body) = req.into_parts();
+    let body = match super::file::route(state, path, &braid, &parts.headers, body).await? {
+        super::file::Route::File { prefix, body } => {
+            return super::file::put(state, path, braid, &parts.headers, grant.as_ref(), prefix, body).await;
+        }
+        super::file::Route::TextRead(bytes) => bytes,
+        super::file::Route::Text(body) => {
+            tokio::time::timeout(state.settings.body_timeout, read_body(declared, body, state.settings.max_body_bytes))
+                .await
+                .map_err(|_| ApiError::BodyTimeout { secs: state.settings.body_timeout.as_secs() })??
+        }
+    };
     let change = match protocol::classify_body(braid.content_range.as_deref(), braid.patch_count, &body)? {
         UpdateBody::Snapshot(text) => Change::Snapshot(text),
         UpdateBody::Patches(patches) if patches.len() > state.settings.max_patches => {

@@ -44,7 +44,6 @@ pub struct Chunk {
 
 impl Chunk {
     /// Frames `data` (one copy; the encoders below write after room left for the size line).
-    #[cfg(test)]
     pub fn new(data: &[u8]) -> Chunk {
         let mut out = vec![0u8; LINE_ROOM];
         out.extend_from_slice(data);
@@ -112,6 +111,17 @@ pub fn chunks(
         Some((Some(chunk), sub))
     })
     .chain(tokio_stream::once(None));
+    with_beats(updates, heartbeat, shutdown, ended)
+}
+
+/// `updates` (None marks their end) merged with heartbeats and the credential's end, and cut
+/// at shutdown: what every subscription stream, text or file, goes out as.
+pub fn with_beats(
+    updates: impl Stream<Item = Option<Chunk>> + Send + 'static,
+    heartbeat: Option<Duration>,
+    shutdown: watch::Receiver<bool>,
+    ended: Option<watch::Receiver<bool>>,
+) -> Chunks {
     let end = move |chunk: Option<Chunk>| match *shutdown.borrow() {
         true => None,
         false => chunk,

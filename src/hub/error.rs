@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::chunks::ChunkError;
 use crate::document::DocError;
 use crate::store::StoreError;
 use crate::text::TextError;
@@ -32,6 +33,23 @@ pub enum HubError {
     /// No checkpoint has that name.
     #[error("no checkpoint named {0:?}")]
     NoSuchCheckpoint(String),
+    /// The chunk store failed (or, for a stored chunk, found it corrupt).
+    #[error(transparent)]
+    Chunks(#[from] ChunkError),
+    /// A file body larger than the configured limit.
+    #[error("the file is larger than the limit of {limit} bytes")]
+    FileTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The body's SHA-256 is not what its `Repr-Digest` says: nothing was stored.
+    #[error("the body's sha-256 is {actual}, its Repr-Digest says {expected}: nothing was stored")]
+    DigestMismatch {
+        /// What the client said, hex.
+        expected: String,
+        /// What the bytes hash to, hex.
+        actual: String,
+    },
     /// The document's worker went away unexpectedly.
     #[error("document worker unavailable")]
     Unavailable,
@@ -58,7 +76,11 @@ impl std::fmt::Display for SubscriptionLimit {
 impl HubError {
     /// True when the failure is a full disk (the write was not made; retry later).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, HubError::Doc(e) if e.is_disk_full())
+        match self {
+            HubError::Doc(e) => e.is_disk_full(),
+            HubError::Chunks(ChunkError::NoSpace(_)) => true,
+            _ => false,
+        }
     }
 }
 

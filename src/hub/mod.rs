@@ -21,6 +21,8 @@ mod browse;
 mod compaction;
 mod durability;
 mod error;
+mod file_subscription;
+mod files;
 mod history;
 #[cfg(test)]
 mod history_tests;
@@ -37,12 +39,15 @@ mod shell_tests;
 mod subscription;
 
 pub use crate::document::{
-    AckPolicy, Author, DocError, HistoryEntry, Horizon, NumberedEntry, Principal, WriteOutcome, WriteRequest,
+    AckPolicy, Author, DocError, FileWriteOutcome, HistoryEntry, Horizon, NumberedEntry, Principal, WriteOutcome,
+    WriteRequest,
 };
 pub use browse::{Checkpoint, HistoryPage, MAX_CHECKPOINTS, MAX_CHECKPOINT_NAME};
 pub use compaction::{run_retention, CompactionReport};
 pub use durability::{CommitFuture, Durability};
 pub use error::{HubError, SubscriptionLimit};
+pub use file_subscription::FileSubscription;
+pub use files::{FileIngest, FileStore, Ingested};
 pub use registry::{Hub, HubSettings, HubStats};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest};
 pub use retention::{RetentionPolicy, RetentionRule};

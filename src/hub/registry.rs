@@ -21,6 +21,7 @@ use crate::store::{CommitStats, Committer, Store};
 
 use super::durability::Durability;
 use super::error::SubscriptionLimit;
+use super::files::FileStore;
 use super::loading::{blocking, read_stored};
 use super::replica::Replica;
 use super::shared::DocShared;
@@ -179,6 +180,9 @@ impl Registry {
 pub struct Hub(pub(super) Arc<HubInner>);
 
 pub(crate) struct HubInner {
+    /// File bytes. Declared before `store` so that it is dropped (and its engine closed)
+    /// first: the app waits for the store to close before the process exits.
+    pub files: FileStore,
     pub store: Arc<dyn Store>,
     pub durability: Arc<dyn Durability>,
     /// The group-commit thread, when durability is RocksDB's (for its counters).
@@ -192,15 +196,21 @@ pub(crate) struct HubInner {
 const MAX_LOOKUPS: usize = 8;
 
 impl Hub {
-    /// A hub over `store`, making rounds durable through the group-commit thread `committer`.
-    pub fn new(store: Arc<dyn Store>, committer: Committer, settings: HubSettings) -> Self {
+    /// A hub over `store`, making rounds durable through the group-commit thread `committer`,
+    /// with file bytes in `files`.
+    pub fn new(store: Arc<dyn Store>, committer: Committer, settings: HubSettings, files: FileStore) -> Self {
         let durability: Arc<dyn Durability> = Arc::new(committer.clone());
-        Hub::build(store, durability, Some(committer), settings)
+        Hub::build(store, durability, Some(committer), settings, files)
     }
 
     /// A hub whose rounds are made durable by `durability` (tests inject failures this way).
-    pub fn with_durability(store: Arc<dyn Store>, durability: Arc<dyn Durability>, settings: HubSettings) -> Self {
-        Hub::build(store, durability, None, settings)
+    pub fn with_durability(
+        store: Arc<dyn Store>,
+        durability: Arc<dyn Durability>,
+        settings: HubSettings,
+        files: FileStore,
+    ) -> Self {
+        Hub::build(store, durability, None, settings, files)
     }
 
     fn build(
@@ -208,8 +218,10 @@ impl Hub {
         durability: Arc<dyn Durability>,
         committer: Option<Committer>,
         settings: HubSettings,
+        files: FileStore,
     ) -> Self {
         Hub(Arc::new(HubInner {
+            files,
             store,
             durability,
             committer,
@@ -296,7 +308,7 @@ impl Hub {
 
     /// Sends a command to the document's shell and waits for its answer, looking the document
     /// up again when it was unloaded in between.
-    async fn command<T>(
+    pub(super) async fn command<T>(
         &self,
         path: &str,
         make: impl Fn(oneshot::Sender<Result<T, HubError>>) -> Mail,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::document::{Answer, Command, DocCore, DocError, Published, Reply, WriteOutcome};
+use crate::document::{Answer, Command, DocCore, DocError, FileWriteOutcome, Published, Reply, WriteOutcome};
 
 use super::durability::Durability;
 use super::loading::{blocking, read_stored};
@@ -30,6 +30,8 @@ pub(crate) enum Responder {
     Write(oneshot::Sender<Result<WriteOutcome, HubError>>),
     /// A delete's or a compaction's caller.
     Done(oneshot::Sender<Result<(), HubError>>),
+    /// A file write's caller.
+    File(oneshot::Sender<Result<FileWriteOutcome, HubError>>),
 }
 
 impl Responder {
@@ -42,10 +44,17 @@ impl Responder {
             (Responder::Done(tx), Answer::Done(result)) => {
                 let _ = tx.send(result.map_err(HubError::from));
             }
-            (Responder::Write(tx), Answer::Done(_)) => {
+            (Responder::File(tx), Answer::File(result)) => {
+                let _ = tx.send(result.map_err(HubError::from));
+            }
+            // The core answers each command with its own kind of answer; never reached.
+            (Responder::Write(tx), _) => {
                 let _ = tx.send(Err(HubError::Unavailable));
             }
-            (Responder::Done(tx), Answer::Write(_)) => {
+            (Responder::Done(tx), _) => {
+                let _ = tx.send(Err(HubError::Unavailable));
+            }
+            (Responder::File(tx), _) => {
                 let _ = tx.send(Err(HubError::Unavailable));
             }
         }

@@ -56,7 +56,7 @@ async fn text(hub: &Hub, path: &str) -> String {
 /// A hub over `store` with the real group-commit thread.
 fn committed_hub(store: &Arc<FaultStore>) -> Hub {
     let dyn_store: Arc<dyn Store> = store.clone();
-    Hub::new(dyn_store.clone(), Committer::start(dyn_store).unwrap(), HubSettings::standard())
+    Hub::new(dyn_store.clone(), Committer::start(dyn_store).unwrap(), HubSettings::standard(), files())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +169,7 @@ async fn one_writer_per_document() {
 }
 
 fn inline_hub(store: &Arc<dyn Store>, settings: HubSettings) -> Hub {
-    Hub::with_durability(store.clone(), Arc::new(Inline(store.clone())), settings)
+    Hub::with_durability(store.clone(), Arc::new(Inline(store.clone())), settings, files())
 }
 
 #[tokio::test(start_paused = true)]
@@ -258,4 +258,8 @@ async fn a_round_of_concurrent_writes_reloads_from_its_record() {
     let multi = records.iter().filter(|(_, v)| v.first() == Some(&2)).count();
     assert!(multi > 0, "no record of several files among {}", records.len());
     assert_eq!(text(&inline_hub(&store, HubSettings::standard()), "/rounds").await, expected);
+}
+
+fn files() -> crate::hub::FileStore {
+    crate::hub::FileStore::in_memory().unwrap()
 }

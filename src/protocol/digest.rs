@@ -13,6 +13,11 @@ pub fn text_sha256(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
+/// `sha-256=:…:` of a SHA-256 (a file's digest, hashed as its bytes streamed in).
+pub fn repr_digest_sha256(sha256: &[u8; 32]) -> String {
+    format!("sha-256=:{}:", STANDARD.encode(sha256))
+}
+
 /// The `Repr-Digest` header value for a text: `sha-256=:<base64 of sha256(utf8)>:`.
 pub fn repr_digest(text: &str) -> String {
     format!("sha-256=:{}:", STANDARD.encode(text_sha256(text)))

@@ -3,7 +3,8 @@
 //!
 //! The rule (spec/CONFORMANCE.md, "Text or file"):
 //! 1. `Merge-Type: aww` (braid-blob's) makes a file; any other merge type (`dt`, `simpleton`, …)
-//!    makes text.
+//!    makes text. Without a merge type, `Version-Type: wallclockish` (braidfs' blob writes)
+//!    makes a file.
 //! 2. A `Content-Type` that is not text makes a file: `image/*`, `application/pdf`,
 //!    `application/octet-stream`, … Text types are `text/*`, JSON, XML, JavaScript, YAML, TOML,
 //!    SQL and shell (with `+json`/`+xml` suffixes), and curl's default
@@ -31,10 +32,18 @@ pub enum HeaderVerdict {
     TextIfTheBytesAre,
 }
 
-/// Rules 1 and 2: the kind from `Merge-Type` and `Content-Type`, when they decide it.
-pub fn kind_from_headers(content_type: Option<&str>, merge_type: Option<&str>) -> HeaderVerdict {
+/// Rules 1 and 2: the kind from `Merge-Type` (and braid-blob's `Version-Type: wallclockish`,
+/// which only blobs use) and `Content-Type`, when they decide it.
+pub fn kind_from_headers(
+    content_type: Option<&str>,
+    merge_type: Option<&str>,
+    version_type: Option<&str>,
+) -> HeaderVerdict {
     if let Some(m) = merge_type.map(str::trim).filter(|m| !m.is_empty()) {
         return HeaderVerdict::Is(if m.eq_ignore_ascii_case("aww") { Kind::File } else { Kind::Text });
+    }
+    if version_type.is_some_and(|v| v.trim().eq_ignore_ascii_case("wallclockish")) {
+        return HeaderVerdict::Is(Kind::File);
     }
     match content_type.map(essence) {
         Some(t) if !t.is_empty() && !is_text_type(&t) => HeaderVerdict::Is(Kind::File),
@@ -63,6 +72,22 @@ fn is_text_type(t: &str) -> bool {
         "application/x-www-form-urlencoded",
     ];
     t.starts_with("text/") || TEXT_APPLICATION.contains(&t) || t.ends_with("+json") || t.ends_with("+xml")
+}
+
+/// The media type a file's first bytes announce (JPEG, PNG, PDF, MP4, ZIP, …), for a file
+/// body sent without a usable `Content-Type` (none, or curl's default form type).
+pub fn sniff_media_type(prefix: &[u8]) -> Option<&'static str> {
+    infer::get(prefix).map(|t| t.mime_type())
+}
+
+/// The `Content-Type` a file version keeps: the one sent, unless it says nothing about the
+/// bytes (absent, empty, or curl's default `application/x-www-form-urlencoded`); then what the
+/// bytes announce, else `application/octet-stream`.
+pub fn file_content_type(sent: Option<&str>, prefix: &[u8]) -> String {
+    match sent.map(str::trim).filter(|t| !t.is_empty() && essence(t) != "application/x-www-form-urlencoded") {
+        Some(t) => t.to_string(),
+        None => sniff_media_type(prefix).unwrap_or("application/octet-stream").to_string(),
+    }
 }
 
 /// Rule 3, fed frame by frame: whether every byte so far can be text.
@@ -116,7 +141,7 @@ impl Sniffer {
 
 /// The kind a first write creates, given its headers and its whole body.
 pub fn kind_of(content_type: Option<&str>, merge_type: Option<&str>, body: &[u8]) -> Kind {
-    match kind_from_headers(content_type, merge_type) {
+    match kind_from_headers(content_type, merge_type, None) {
         HeaderVerdict::Is(kind) => kind,
         HeaderVerdict::TextIfTheBytesAre => {
             let mut s = Sniffer::default();
@@ -138,6 +163,17 @@ mod tests {
         assert_eq!(kind_of(None, Some("aww"), b"abc"), Kind::File);
         assert_eq!(kind_of(Some("image/png"), Some("dt"), b"abc"), Kind::Text, "a merge type wins");
         assert_eq!(kind_of(None, Some("simpleton"), &[0xff, 0xfe]), Kind::Text);
+        assert_eq!(kind_from_headers(None, None, Some("wallclockish")), HeaderVerdict::Is(Kind::File));
+        assert_eq!(kind_from_headers(None, Some("dt"), Some("wallclockish")), HeaderVerdict::Is(Kind::Text));
+    }
+
+    #[test]
+    fn a_file_keeps_its_type_or_gets_one_from_its_magic_bytes() {
+        let jpeg = [0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F', b'I', b'F', 0];
+        assert_eq!(file_content_type(Some("application/x-www-form-urlencoded"), &jpeg), "image/jpeg");
+        assert_eq!(file_content_type(None, b"%PDF-1.7\n"), "application/pdf");
+        assert_eq!(file_content_type(Some(" "), &[1, 2, 3]), "application/octet-stream");
+        assert_eq!(file_content_type(Some("image/x-custom"), &jpeg), "image/x-custom");
     }
 
     #[test]

@@ -17,9 +17,12 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use plait::auth::AuthError;
+use plait::chunks::ChunkError;
 use plait::document::DocError;
+use plait::file::FileError;
 use plait::http::{ApiError, ErrorCode, Fault, Group, RetryAfter, Row};
 use plait::hub::{Hub, HubError, HubSettings, SubscribeRequest};
+use plait::protocol::kind::Kind;
 use plait::protocol::{MergeType, ProtocolError, VersionSet};
 use plait::store::{Committer, MemoryStore, Store, StoreError};
 use plait::text::TextError;
@@ -45,7 +48,12 @@ fn vs(ids: &[&str]) -> VersionSet {
 async fn too_many_subscriptions() -> HubError {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
     let settings = HubSettings { max_subscriptions_per_doc: 0, ..HubSettings::standard() };
-    let hub = Hub::new(store.clone(), Committer::start(store).unwrap(), settings);
+    let hub = Hub::new(
+        store.clone(),
+        Committer::start(store).unwrap(),
+        settings,
+        plait::hub::FileStore::in_memory().unwrap(),
+    );
     let req = SubscribeRequest {
         parents: None,
         merge_type: MergeType::Simpleton,
@@ -118,6 +126,14 @@ async fn samples() -> Vec<ApiError> {
         HubError::TooManyCheckpoints(1000),
         HubError::NoSuchCheckpoint(s("draft")),
         HubError::Unavailable,
+        HubError::FileTooLarge { limit: 1 << 30 },
+        HubError::DigestMismatch { expected: s("00"), actual: s("ff") },
+        HubError::Chunks(ChunkError::NoSpace(s("ENOSPC"))),
+        HubError::Chunks(ChunkError::Engine(s("I/O error"))),
+        DocError::KindMismatch { path: s("/a"), existing: Kind::Text, written: Kind::File }.into(),
+        DocError::File(FileError::BadVersionId { id: s("a b"), why: "only visible ASCII" }).into(),
+        DocError::File(FileError::VersionReused { id: s("1.5") }).into(),
+        DocError::File(FileError::NothingToDelete).into(),
     ];
     let auth = [
         AuthError::Missing,
@@ -154,6 +170,8 @@ async fn samples() -> Vec<ApiError> {
         ApiError::BadQuery(s("limit")),
         ApiError::NotFound(s("/.plait/nothing")),
         ApiError::MultiplexingNotSupported,
+        ApiError::RangeNotSatisfiable { range: s("bytes=900-"), len: 10 },
+        ApiError::FileDeleted { path: s("/a.jpg"), version: s("1.5") },
     ];
     let mut all: Vec<ApiError> = Vec::new();
     all.extend(protocol_samples().into_iter().map(ApiError::from));

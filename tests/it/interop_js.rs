@@ -46,6 +46,14 @@ async fn braid_fetch_from_node() {
     s.stop().await;
 }
 
+/// braid_fetch subscribing to a file resource, as braidfs does for blobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn braid_fetch_subscribes_to_a_file() {
+    let s = TestServer::start(Engine::Rocks).await;
+    run_node("braid_fetch_file.mjs", &s, &[]).await;
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simpleton_clients_converge() {
     let s = TestServer::start(Engine::Memory).await;

@@ -63,7 +63,7 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "protocol",
         internal: &[],
-        external: &["base64", "serde_json", "sha2", "thiserror"],
+        external: &["base64", "serde_json", "sha2", "thiserror", "infer"],
         test_external: &[],
     },
     // The only user of diamond-types.
@@ -94,14 +94,14 @@ const LAYERS: &[Layer] = &[
     // only (checked below).
     Layer {
         module: "document",
-        internal: &["protocol", "text", "store"],
+        internal: &["protocol", "text", "store", "file", "chunks"],
         external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing"],
         test_external: &[],
     },
     Layer {
         module: "hub",
-        internal: &["document", "protocol", "text", "store"],
-        external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing"],
+        internal: &["document", "protocol", "text", "store", "file", "chunks"],
+        external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing", "hex"],
         test_external: &[],
     },
     // Credentials: the store's bytes, never documents or HTTP.
@@ -144,7 +144,7 @@ const LAYERS: &[Layer] = &[
     // The composition root: builds engines and wires layers, but speaks no HTTP itself.
     Layer {
         module: "app",
-        internal: &["config", "http", "hub", "store", "auth"],
+        internal: &["config", "http", "hub", "store", "auth", "chunks"],
         external: &["anyhow", "tokio", "tracing"],
         test_external: &[],
     },

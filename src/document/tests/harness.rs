@@ -72,6 +72,21 @@ impl Harness {
         self.next_token
     }
 
+    /// Submits a file write; returns its token.
+    pub fn write_file(&mut self, req: crate::document::FileWriteRequest) -> u32 {
+        self.next_token += 1;
+        self.core.submit(Command::WriteFile { req: Box::new(req), reply: self.next_token }, self.now);
+        self.next_token
+    }
+
+    /// The answer to a file write, if it came.
+    pub fn file_answer(&self, token: u32) -> Option<&Result<crate::document::FileWriteOutcome, DocError>> {
+        self.answers.iter().find(|(t, _)| *t == token).and_then(|(_, a)| match a {
+            Answer::File(r) => Some(r),
+            _ => None,
+        })
+    }
+
     pub fn delete(&mut self) -> u32 {
         self.next_token += 1;
         self.core.submit(Command::Delete { reply: self.next_token }, self.now);
@@ -123,7 +138,7 @@ impl Harness {
     pub fn write_answer(&self, token: u32) -> Option<&Result<WriteOutcome, DocError>> {
         self.answers.iter().find(|(t, _)| *t == token).and_then(|(_, a)| match a {
             Answer::Write(r) => Some(r),
-            Answer::Done(_) => None,
+            Answer::Done(_) | Answer::File(_) => None,
         })
     }
 

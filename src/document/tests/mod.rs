@@ -2,5 +2,6 @@
 //! and the invariants of `document`'s module doc, with an injected clock and a memory store
 //! standing in for durability.
 
+mod files;
 mod harness;
 mod rounds;
