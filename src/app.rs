@@ -14,7 +14,7 @@ use crate::auth::Access;
 use crate::chunks::{ChunkKey, ChunkParams, ChunkStore, MemoryChunkStore, RocksChunkStore, Vault};
 use crate::config::{AuthMode, ServeConfig};
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
-use crate::hub::{run_retention, FileStore, Hub, RetentionPolicy};
+use crate::hub::{run_collector, run_retention, FileStore, Hub, RetentionPolicy};
 use crate::store::{track_close, CloseWatch, Committer, MemoryStore, Store, StoreError};
 
 /// Opens the configured store.
@@ -125,6 +125,8 @@ pub struct App {
     hub: Hub,
     /// The background compaction pass, when a retention rule compacts.
     retention: Option<(RetentionPolicy, Duration)>,
+    /// How often the chunk collector runs (None: only on request).
+    collect_every: Option<Duration>,
     /// Fires once the store's last handle is gone and the engine has closed.
     store_closed: CloseWatch,
     /// Tokens and share links (for the expiry task), when access control is on.
@@ -191,6 +193,8 @@ impl App {
             limits,
             hub: hub_handle,
             retention,
+            collect_every: (cfg.chunk_collect_interval_secs > 0)
+                .then(|| Duration::from_secs(cfg.chunk_collect_interval_secs)),
             store_closed,
             access,
         })
@@ -204,8 +208,9 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { state, stop, limits, hub, retention, store_closed, access } = self;
+        let App { state, stop, limits, hub, retention, collect_every, store_closed, access } = self;
         let compaction = retention.map(|(policy, every)| tokio::spawn(run_retention(hub.clone(), policy, every)));
+        let collector = collect_every.map(|every| tokio::spawn(run_collector(hub.clone(), every)));
         // The expiry task holds the store (through `Access`): it must be gone before the wait below.
         let expiry = access.map(|a| tokio::spawn(a.run_expiry()));
         // At shutdown, subscriptions end through their documents (see `Hub::end_subscriptions`).
@@ -217,7 +222,7 @@ impl App {
             }
         });
         http::serve_api(listener, state, limits, stop, shutdown).await.context("serving HTTP")?;
-        for task in [compaction, expiry, Some(ender)].into_iter().flatten() {
+        for task in [compaction, collector, expiry, Some(ender)].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }

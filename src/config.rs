@@ -115,6 +115,12 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_CHUNK_MAX_BYTES", default_value_t = 4 << 20)]
     pub chunk_max_bytes: usize,
 
+    /// Seconds between passes of the chunk collector, which deletes chunks that no version
+    /// references (after an erase, or an abandoned upload); 0 runs it only on
+    /// `POST /.plait/collect`.
+    #[arg(long, env = "PLAIT_CHUNK_COLLECT_INTERVAL_SECS", default_value_t = 3600)]
+    pub chunk_collect_interval_secs: u64,
+
     /// Encrypt file chunks at rest (AES-256-GCM) with the key in this file: 64 hex digits,
     /// readable by the owner only (`openssl rand -hex 32 > key; chmod 600 key`). A store
     /// written with a key refuses to start without it, or with another one.
@@ -240,6 +246,7 @@ impl ServeConfig {
             chunk_avg_bytes: 1 << 20,
             chunk_max_bytes: 4 << 20,
             chunk_key_file: None,
+            chunk_collect_interval_secs: 3600,
             max_header_bytes: 64 << 10,
             stall_timeout_secs: 60,
             body_timeout_secs: 30,

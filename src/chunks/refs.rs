@@ -132,6 +132,30 @@ pub fn is_referenced(store: &dyn Store, id: &ChunkId) -> Result<bool, StoreError
     Ok(!store.scan_prefix_rev(&chunk_prefix(id), None, 1)?.is_empty())
 }
 
+/// Whether a version of a resource that `accept` accepts references `id`: the "do you have
+/// this chunk" answer scoped to what one caller may read (never revealing other tenants'
+/// chunks). Pages through the chunk's owners newest key first and stops at the first match.
+pub fn referenced_by(store: &dyn Store, id: &ChunkId, accept: impl Fn(&str) -> bool) -> Result<bool, StoreError> {
+    let prefix = chunk_prefix(id);
+    let mut before: Option<Vec<u8>> = None;
+    loop {
+        let page = store.scan_prefix_rev(&prefix, before.as_deref(), 256)?;
+        for (key, _) in &page {
+            let resource = key[prefix.len()..]
+                .split_first_chunk::<4>()
+                .and_then(|(len, rest)| rest.get(..u32::from_be_bytes(*len) as usize))
+                .and_then(|r| std::str::from_utf8(r).ok());
+            if resource.is_some_and(&accept) {
+                return Ok(true);
+            }
+        }
+        match page.last() {
+            Some((key, _)) if page.len() == 256 => before = Some(key.clone()),
+            _ => return Ok(false),
+        }
+    }
+}
+
 /// One reference of a resource, as [`of_resource`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceRef {
@@ -172,6 +196,22 @@ pub fn remove_resource(store: &dyn Store, batch: &mut Batch, resource: &str) -> 
     }
     batch.delete_prefix(resource_prefix(resource));
     Ok(())
+}
+
+/// Every resource that holds chunk references (file resources with content), each once, in
+/// key order: what a retention pass walks. One scan of the owner side.
+pub fn resources(store: &dyn Store) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = Vec::new();
+    for (key, _) in store.scan_prefix(&all_owners())? {
+        let name = key[1..]
+            .split_first_chunk::<4>()
+            .and_then(|(len, rest)| rest.get(..u32::from_be_bytes(*len) as usize))
+            .and_then(|r| std::str::from_utf8(r).ok());
+        if let Some(name) = name.filter(|n| out.last().map(String::as_str) != Some(*n)) {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// The plaintext bytes a list of references stands for (each use counted).

@@ -148,17 +148,28 @@ impl Upload {
         Ok(missing)
     }
 
-    /// Adds the references of the version `owner`, whose chunk list is `chunks`, to `batch`
-    /// (the batch that records the version). Every chunk must have been stored or claimed
-    /// and found by this upload.
-    pub fn reference(&self, batch: &mut Batch, owner: Owner<'_>, chunks: &[ChunkId]) -> Result<(), ChunkError> {
-        let list = chunks
+    /// Whether this upload stored or claimed-and-found `id`.
+    pub fn holds(&self, id: &ChunkId) -> bool {
+        matches!(self.claimed.get(id), Some(Some(_)))
+    }
+
+    /// The sizes of `chunks` (in order, repeats kept): every one must have been stored or
+    /// claimed and found by this upload. What a version's references are built from.
+    pub fn sizes(&self, chunks: &[ChunkId]) -> Result<Vec<(ChunkId, ChunkSize)>, ChunkError> {
+        chunks
             .iter()
             .map(|id| match self.claimed.get(id) {
                 Some(Some(size)) => Ok((*id, *size)),
                 _ => Err(ChunkError::NotClaimed(*id)),
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect()
+    }
+
+    /// Adds the references of the version `owner`, whose chunk list is `chunks`, to `batch`
+    /// (the batch that records the version). Every chunk must have been stored or claimed
+    /// and found by this upload.
+    pub fn reference(&self, batch: &mut Batch, owner: Owner<'_>, chunks: &[ChunkId]) -> Result<(), ChunkError> {
+        let list = self.sizes(chunks)?;
         refs::add(batch, owner, &list);
         Ok(())
     }

@@ -39,6 +39,13 @@ pub enum Command<R> {
         /// Where the answer goes.
         reply: R,
     },
+    /// Drop a file's old versions as a retention rule says (their chunks become collectable).
+    PruneFile {
+        /// What to keep.
+        keep: FileRetention,
+        /// Where the answer goes.
+        reply: R,
+    },
     /// Install a compaction prepared from a copy of the document (see `hub::compaction`).
     Compact {
         /// The prepared compaction.
@@ -104,6 +111,27 @@ pub type Hold = Arc<dyn Send + Sync>;
 impl std::fmt::Debug for FileWriteRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileWriteRequest").field("write", &self.write).field("refs", &self.refs.len()).finish()
+    }
+}
+
+/// Which file versions a retention rule keeps: those received within `days` of `now_ms`, or
+/// among the newest `versions` (either suffices); the heads always.
+#[derive(Clone, Copy, Debug)]
+pub struct FileRetention {
+    /// Keep versions younger than this many days.
+    pub days: Option<u64>,
+    /// Keep this many newest versions.
+    pub versions: Option<u64>,
+    /// Now, in milliseconds since 1970.
+    pub now_ms: u64,
+}
+
+impl FileRetention {
+    /// Whether the version of rank `rank` (0 = newest) received at `time_ms` is kept.
+    pub fn keeps(&self, rank: usize, time_ms: u64) -> bool {
+        let young = self.days.is_some_and(|d| time_ms.saturating_add(d.saturating_mul(86_400_000)) >= self.now_ms);
+        let recent = self.versions.is_some_and(|n| (rank as u64) < n);
+        (self.days.is_none() && self.versions.is_none()) || young || recent
     }
 }
 

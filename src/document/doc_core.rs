@@ -218,6 +218,7 @@ impl<R> DocCore<R> {
                 }
                 Some(Command::Delete { reply }) => return Some(self.plan_delete(reply, replies)),
                 Some(Command::WriteFile { req, reply }) => return Some(self.plan_file_write(req, reply, replies)),
+                Some(Command::PruneFile { keep, reply }) => return Some(self.plan_prune(keep, reply, replies)),
                 Some(Command::Compact { plan, reply }) => return Some(self.plan_compaction(*plan, reply, replies)),
             }
         }
@@ -418,6 +419,12 @@ impl<R> DocCore<R> {
                 Some(self.reset_publication())
             }
             Work::File(staged) => self.file_committed(*staged, &mut replies),
+            Work::Prune { reply, file, records } => {
+                self.file = *file;
+                self.records = records;
+                replies.push(Reply::done(reply, Ok(())));
+                self.file_publication()
+            }
         };
         Committed { replies, published }
     }
@@ -473,7 +480,7 @@ impl<R> DocCore<R> {
                     replies.extend(a.reply.map(|r| Reply::write(r, Err(error.duplicate()))));
                 }
             }
-            Work::Delete { reply, .. } | Work::Compact { reply, .. } => {
+            Work::Delete { reply, .. } | Work::Compact { reply, .. } | Work::Prune { reply, .. } => {
                 replies.push(Reply::done(reply, Err(error.duplicate())));
             }
             Work::File(staged) => {

@@ -15,7 +15,7 @@ use crate::protocol::kind::Kind;
 use crate::protocol::VersionSet;
 use crate::store::Batch;
 
-use super::command::{AckPolicy, FileWriteOutcome, FileWriteRequest};
+use super::command::{AckPolicy, FileRetention, FileWriteOutcome, FileWriteRequest};
 use super::doc_core::{DocCore, State};
 use super::published::{PeerWrite, Published};
 use super::records;
@@ -115,6 +115,37 @@ impl<R> DocCore<R> {
         }
         self.state = State::InFlight;
         Round { batch: Some(batch), replies, work: Work::File(Box::new(StagedFile { req, applied, records, reply })) }
+    }
+
+    /// The round that drops the old versions `keep` does not keep: a fresh snapshot of the
+    /// versions that stay (replacing the log) and the removal of the dropped versions' chunk
+    /// references, in one batch. Nothing to drop: answered at once.
+    pub(super) fn plan_prune(&mut self, keep: FileRetention, reply: R, mut replies: Vec<Reply<R>>) -> Round<R> {
+        let mut file = self.file.clone();
+        let dropped = file.prune(|rank, v| keep.keeps(rank, v.time_ms));
+        if dropped.is_empty() {
+            replies.push(Reply::done(reply, Ok(())));
+            return Round { batch: None, replies, work: Work::Nothing };
+        }
+        let mut records = self.records.clone();
+        let mut batch = records.fold_batch(&self.path, records::file_snapshot_record(&file));
+        for v in &dropped {
+            if let Some(content) = &v.content {
+                let ids: Vec<_> = content.chunks.iter().map(|c| crate::chunks::ChunkId(c.id)).collect();
+                refs::remove(&mut batch, Owner { resource: &self.path, version: v.id.as_str() }, &ids);
+            }
+        }
+        self.state = State::InFlight;
+        Round { batch: Some(batch), replies, work: Work::Prune { reply, file: Box::new(file), records } }
+    }
+
+    /// A publication of the file graph as it is now, at the same head (after a prune).
+    pub(super) fn file_publication(&mut self) -> Option<Published> {
+        self.round += 1;
+        let mut published = Published::loaded(self.head.clone(), self.horizon.clone());
+        published.round = self.round;
+        published.file = Some(Arc::new(self.file.clone()));
+        Some(published)
     }
 
     /// Installs a durable file round: answers its write and returns the publication.

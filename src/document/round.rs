@@ -87,6 +87,8 @@ pub(super) enum Work<R> {
     Compact { reply: R, staged: Box<CompactStaged> },
     /// One file version applied in memory (boxed: it holds the request).
     File(Box<StagedFile<R>>),
+    /// A file's old versions dropped (the graph that remains, once durable).
+    Prune { reply: R, file: Box<crate::file::FileDoc>, records: Records },
 }
 
 /// A file write round's work: `records` is the bookkeeping once durable.

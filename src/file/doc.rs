@@ -213,6 +213,31 @@ impl FileDoc {
         })
     }
 
+    /// Drops the versions that are not heads and that `keep` (given each version's rank from
+    /// the newest, 0 being the newest, and the version) does not keep; returns them, oldest
+    /// first. Kept versions forget dropped parents (they then start the remaining history),
+    /// so the graph stays closed; the heads, and so the served version and any conflict, stay.
+    pub fn prune(&mut self, keep: impl Fn(usize, &FileVersion) -> bool) -> Vec<FileVersion> {
+        let n = self.order.len();
+        let mut dropped = Vec::new();
+        let mut order = Vec::with_capacity(n);
+        for (i, id) in std::mem::take(&mut self.order).into_iter().enumerate() {
+            let Some(v) = self.versions.get(&id) else { continue };
+            if self.heads.contains(&id) || keep(n - 1 - i, v) {
+                order.push(id);
+            } else if let Some(v) = self.versions.remove(&id) {
+                dropped.push(v);
+            }
+        }
+        self.order = order;
+        if !dropped.is_empty() {
+            for v in self.versions.values_mut() {
+                v.parents.retain(|p| !dropped.iter().any(|d| &d.id == p));
+            }
+        }
+        dropped
+    }
+
     /// Adds a validated version (parents known, id new) and moves the heads.
     fn install(&mut self, v: FileVersion) {
         for p in &v.parents {

@@ -18,6 +18,9 @@ pub enum FileError {
     /// and has no sibling.
     #[error("nothing to delete")]
     NothingToDelete,
+    /// A restore of a version that is a delete (it has no bytes to bring back).
+    #[error("version {id} is a delete: there are no bytes to restore")]
+    NothingToRestore { id: String },
     /// A stored record that does not decode (the store was damaged or written by a bug).
     #[error("corrupt file record: {0}")]
     CorruptRecord(String),

@@ -171,3 +171,26 @@ fn records_round_trip_and_rebuild_the_same_graph() {
     let bad_chunk = String::from_utf8(records[0].clone()).unwrap().replace("0101", "zz01");
     assert!(matches!(FileVersion::decode(bad_chunk.as_bytes()), Err(FileError::CorruptRecord(_))));
 }
+
+#[test]
+fn pruning_keeps_heads_and_what_the_rule_keeps_and_closes_the_graph() {
+    let mut doc = FileDoc::new();
+    doc.apply(put(Some("1"), None, 1, 1)).unwrap();
+    doc.apply(put(Some("2"), Some(&["1"]), 2, 2)).unwrap();
+    doc.apply(put(Some("3"), Some(&["2"]), 3, 3)).unwrap();
+    // A sibling of 3 on top of 1: a head, so it stays whatever the rule says.
+    doc.apply(put(Some("2.5"), Some(&["1"]), 4, 4)).unwrap();
+    doc.apply(put(Some("4"), Some(&["3"]), 5, 5)).unwrap();
+    let dropped = doc.prune(|rank, _| rank < 1);
+    let gone: Vec<&str> = dropped.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(gone, ["1", "2", "3"]);
+    let left: Vec<&str> = doc.history().map(|v| v.id.as_str()).collect();
+    assert_eq!(left, ["2.5", "4"], "the heads stay");
+    assert!(doc.history().all(|v| v.parents.is_empty()), "no version names a dropped parent");
+    assert_eq!(doc.winner().unwrap().id, id("4"));
+    assert!(doc.in_conflict(), "the conflict is still there");
+    // The pruned graph reloads from its records.
+    let again = FileDoc::from_records(doc.history().cloned()).unwrap();
+    assert_eq!(again.heads(), doc.heads());
+    assert!(matches!(doc.apply(put(Some("5"), Some(&["2"]), 6, 6)), Err(FileError::UnknownParents { .. })));
+}

@@ -84,7 +84,9 @@ fn need(req: &Request) -> Need {
         let target = target.to_string();
         return match endpoint {
             "tokens" => Need::On(Action::Admin, "/".into()),
-            "history" | "diff" => Need::On(Action::Read, target),
+            "history" | "diff" | "chunks-of" => Need::On(Action::Read, target),
+            "missing" | "chunk" | "commit" => Need::On(Action::Write, target),
+            "collect" => Need::On(Action::Admin, "/".into()),
             "checkpoints" if reading => Need::On(Action::Read, target),
             "checkpoints" | "restore" => Need::On(Action::Write, target),
             "compact" => Need::On(Action::Admin, target),
@@ -175,6 +177,12 @@ mod tests {
         assert_eq!(need(&req("POST", "/.plait/checkpoints/a", false)), on(Action::Write, "/a"));
         assert_eq!(need(&req("POST", "/.plait/restore/a", false)), on(Action::Write, "/a"));
         assert_eq!(need(&req("POST", "/.plait/compact/a", false)), on(Action::Admin, "/a"));
+        assert_eq!(need(&req("GET", "/.plait/chunks-of/a/b", false)), on(Action::Read, "/a/b"));
+        assert_eq!(need(&req("POST", "/.plait/missing/a", false)), on(Action::Write, "/a"));
+        assert_eq!(need(&req("PUT", "/.plait/chunk/a", false)), on(Action::Write, "/a"));
+        assert_eq!(need(&req("POST", "/.plait/commit/a", false)), on(Action::Write, "/a"));
+        assert_eq!(need(&req("POST", "/.plait/collect", false)), on(Action::Admin, "/"));
+        assert_eq!(need(&req("GET", "/.plait/chunks", false)), Need::AnyToken);
         assert_eq!(need(&req("GET", "/doc", true)), on(Action::Subscribe, "/doc"));
         assert_eq!(need(&req("HEAD", "/doc", false)), on(Action::Read, "/doc"));
         assert_eq!(need(&req("DELETE", "/doc", false)), on(Action::Write, "/doc"));

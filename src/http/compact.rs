@@ -29,6 +29,11 @@ pub async fn compact(State(state): State<AppState>, req: Request) -> Result<Resp
             ApiError::BadQuery(format!("no retention rule compacts {path}; pass versions=N and/or days=D"))
         })?
     };
+    if state.hub.file(&path).await?.is_some() {
+        let dropped = state.hub.prune_file(&path, &rule).await?;
+        let body = json!({ "path": path, "kind": "file", "dropped_versions": dropped });
+        return Ok((StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response());
+    }
     let report = state.hub.compact(&path, &rule).await?;
     let body = json!({
         "path": path,

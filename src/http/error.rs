@@ -116,6 +116,26 @@ pub enum ApiError {
         /// The tombstone's version.
         version: String,
     },
+    /// A chunk list that does not parse, or is too long.
+    #[error("bad chunk list: {0}")]
+    BadChunkList(String),
+    /// An uploaded chunk larger than the chunking maximum.
+    #[error("a chunk is at most {max} bytes")]
+    ChunkTooLarge {
+        /// The maximum.
+        max: usize,
+    },
+    /// An uploaded chunk whose BLAKE3 is not the id it was sent as.
+    #[error("the chunk's BLAKE3 is {actual}, not {said}: nothing was stored")]
+    ChunkIdMismatch {
+        /// The id in the request.
+        said: String,
+        /// The id of the bytes.
+        actual: String,
+    },
+    /// A file endpoint on a path that holds no file.
+    #[error("{0} is not a file resource")]
+    NotAFile(String),
     /// Unknown server endpoint under `/.plait/`.
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -162,6 +182,10 @@ impl ApiError {
             ApiError::NotFound(_) => C::NotFound,
             ApiError::RangeNotSatisfiable { .. } => C::RangeNotSatisfiable,
             ApiError::FileDeleted { .. } => C::FileDeleted,
+            ApiError::BadChunkList(_) => C::BadChunkList,
+            ApiError::ChunkTooLarge { .. } => C::ChunkTooLarge,
+            ApiError::ChunkIdMismatch { .. } => C::ChunkIdMismatch,
+            ApiError::NotAFile(_) => C::NotAFile,
             ApiError::MultiplexingNotSupported => C::MultiplexingNotSupported,
             ApiError::Hub(e) => hub_code(e),
             ApiError::Auth(e) => auth_code(e),
@@ -248,6 +272,8 @@ fn hub_code(e: &HubError) -> ErrorCode {
         HubError::Chunks(c) => chunk_code(c),
         HubError::FileTooLarge { .. } => C::FileTooLarge,
         HubError::DigestMismatch { .. } => C::DigestMismatch,
+        HubError::ChunksMissing(_) => C::ChunksMissing,
+        HubError::ChunkLength { .. } => C::BadChunkList,
     }
 }
 
@@ -272,6 +298,7 @@ fn file_code(e: &FileError) -> ErrorCode {
         FileError::UnknownParents { .. } => C::VersionUnknown,
         FileError::VersionReused { .. } => C::VersionReused,
         FileError::NothingToDelete => C::NothingToDelete,
+        FileError::NothingToRestore { .. } => C::NothingToRestore,
         FileError::CorruptRecord(_) => C::Internal,
     }
 }
@@ -334,6 +361,9 @@ impl IntoResponse for ApiError {
         } else {
             None
         };
+        if let ApiError::Hub(HubError::ChunksMissing(ids)) = &self {
+            body["missing"] = serde_json::json!(ids.iter().map(|id| id.to_string()).collect::<Vec<_>>());
+        }
         // The rows' statuses are checked when the crate compiles (`codes::Row::check`).
         let status = StatusCode::from_u16(row.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut res = (status, body.to_string()).into_response();

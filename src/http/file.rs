@@ -136,14 +136,14 @@ fn file_error(e: crate::file::FileError) -> ApiError {
     ApiError::Hub(HubError::Doc(crate::document::DocError::File(e)))
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Who wrote: the credential's label and id, else the `Peer`.
-fn author(grant: Option<&crate::auth::Grant>, peer: Option<&str>) -> Option<String> {
+pub(super) fn author(grant: Option<&crate::auth::Grant>, peer: Option<&str>) -> Option<String> {
     match grant {
         Some(g) => {
             let p = super::access::principal(g);
@@ -217,7 +217,7 @@ pub(super) async fn delete(
 }
 
 /// The answer to an accepted file write: its version, the heads, and whether it lost.
-fn written(outcome: &FileWriteOutcome) -> Response {
+pub(super) fn written(outcome: &FileWriteOutcome) -> Response {
     let applied = &outcome.applied;
     let mut res = StatusCode::OK.into_response();
     let h = res.headers_mut();

@@ -44,6 +44,16 @@ pub async fn history(State(state): State<AppState>, req: Request) -> Result<Resp
             _ => return Err(ApiError::BadQuery(format!("unknown parameter {key:?}; use limit and before"))),
         }
     }
+    if let Some(file) = state.hub.file(&path).await? {
+        let usage = state.hub.file_usage(&path)?;
+        let body = super::file_history::page(&path, &file, &usage, limit, before.as_deref())?;
+        return Ok((
+            StatusCode::OK,
+            [("content-type", "application/json"), ("cache-control", "no-cache")],
+            body.to_string(),
+        )
+            .into_response());
+    }
     let page = state.hub.history(&path, before, limit).await?;
     let body = page_json(&path, limit, &page);
     let mut res = (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response();
@@ -137,7 +147,7 @@ pub async fn checkpoints(State(state): State<AppState>, req: Request) -> Result<
 }
 
 /// Percent-encodes everything but unreserved characters, for a query value.
-fn escape(value: &str) -> String {
+pub(super) fn escape(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -149,7 +159,7 @@ fn escape(value: &str) -> String {
 
 /// `2026-11-25T07:00:00.123Z` for milliseconds since the Unix epoch (UTC, proleptic
 /// Gregorian; Howard Hinnant's days-to-civil algorithm).
-fn rfc3339(ms: u64) -> String {
+pub(super) fn rfc3339(ms: u64) -> String {
     let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -6,6 +6,7 @@
 //! so that clients fall back to plain requests).
 
 mod access;
+mod chunks;
 mod codes;
 mod compact;
 mod compress;
@@ -15,6 +16,7 @@ mod diff;
 mod editor;
 mod error;
 mod file;
+mod file_history;
 mod file_stream;
 mod headers;
 mod history;
@@ -145,6 +147,12 @@ fn routes(state: AppState, cors: tower_http::cors::CorsLayer) -> Router {
         .route("/.plait/history/{*path}", any(history::history))
         .route("/.plait/compact/{*path}", any(compact::compact))
         .route("/.plait/checkpoints/{*path}", any(history::checkpoints))
+        .route("/.plait/chunks", any(chunks::overview))
+        .route("/.plait/chunks-of/{*path}", any(chunks::chunks_of))
+        .route("/.plait/missing/{*path}", any(chunks::missing))
+        .route("/.plait/chunk/{*path}", any(chunks::upload))
+        .route("/.plait/commit/{*path}", any(chunks::commit))
+        .route("/.plait/collect", any(chunks::collect))
         .route("/.plait/tokens", any(credentials::tokens))
         .route("/.plait/tokens/{*id}", any(credentials::tokens))
         .route("/.plait/shares", any(credentials::shares))

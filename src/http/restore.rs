@@ -35,8 +35,12 @@ pub async fn restore(State(state): State<AppState>, req: Request) -> Result<Resp
     // The restorer's Peer, if it sent one, is the author the history listing shows.
     let peer = req.headers().get("peer").and_then(|v| v.to_str().ok()).map(str::to_string);
     let principal = super::access::grant_of(&req).as_ref().map(super::access::principal);
+    let grant = super::access::grant_of(&req);
     let parsed: RestoreBody = query::read_json(req, MAX_BODY, state.settings.body_timeout).await?;
     let version = VersionSet::new(parsed.version);
+    if state.hub.file(&path).await?.is_some() {
+        return restore_file(&state, &path, &version, grant.as_ref(), peer).await;
+    }
     let (old, _) = text_at(&state, &path, Some(version.clone())).await?;
     let edit = Edit {
         version: None,
@@ -55,5 +59,28 @@ pub async fn restore(State(state): State<AppState>, req: Request) -> Result<Resp
     });
     let mut res = (StatusCode::OK, [("content-type", "application/json")], json.to_string()).into_response();
     reply::set_version(res.headers_mut(), "version", &outcome.current);
+    Ok(res)
+}
+
+/// A file restore: a new version (on top of the served one) with the old version's chunks.
+async fn restore_file(
+    state: &AppState,
+    path: &str,
+    version: &VersionSet,
+    grant: Option<&crate::auth::Grant>,
+    peer: Option<String>,
+) -> Result<Response, ApiError> {
+    let [id] = version.ids() else { return Err(ApiError::MultipleVersionIds(version.to_header())) };
+    let from = crate::file::FileVersionId::parse(id)
+        .map_err(|e| ApiError::Hub(crate::hub::HubError::Doc(crate::document::DocError::File(e))))?;
+    let author = super::file::author(grant, peer.as_deref());
+    let outcome = state.hub.restore_file(path, &from, author, peer, super::file::now_ms()).await?;
+    let json = serde_json::json!({
+        "restored": version.ids(),
+        "version": [outcome.applied.version.as_str()],
+        "changed": true,
+    });
+    let mut res = (StatusCode::OK, [("content-type", "application/json")], json.to_string()).into_response();
+    reply::set_version(res.headers_mut(), "version", &VersionSet::new([outcome.applied.version.to_string()]));
     Ok(res)
 }

@@ -117,6 +117,22 @@ pub async fn run_retention(hub: Hub, policy: RetentionPolicy, every: std::time::
                 Err(e) => tracing::warn!(%path, error = %e, "compaction skipped"),
             }
         }
+        // Files: old versions go as the rule says; the collector then frees their chunks.
+        let files = match hub.file_paths().await {
+            Ok(paths) => paths,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention pass could not list files");
+                continue;
+            }
+        };
+        for path in files {
+            let Some(rule) = policy.rule_for(&path) else { continue };
+            match hub.prune_file(&path, rule).await {
+                Ok(0) => {}
+                Ok(dropped) => tracing::info!(%path, dropped, "old file versions dropped"),
+                Err(e) => tracing::warn!(%path, error = %e, "file retention skipped"),
+            }
+        }
     }
 }
 

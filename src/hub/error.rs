@@ -50,6 +50,19 @@ pub enum HubError {
         /// What the bytes hash to, hex.
         actual: String,
     },
+    /// A commit by chunk list names chunks the caller has not uploaded (and cannot see).
+    #[error("{} chunks of the list are missing here: upload them first", .0.len())]
+    ChunksMissing(Vec<crate::chunks::ChunkId>),
+    /// A commit by chunk list gives a chunk a length other than its stored one.
+    #[error("chunk {id} is {stored} bytes, the list says {said}")]
+    ChunkLength {
+        /// The chunk.
+        id: String,
+        /// The length in the list.
+        said: u64,
+        /// The stored length.
+        stored: u32,
+    },
     /// The document's worker went away unexpectedly.
     #[error("document worker unavailable")]
     Unavailable,

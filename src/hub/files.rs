@@ -12,10 +12,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::chunks::{ChunkId, ChunkParams, ChunkSize, Chunker, Upload, Vault};
-use crate::document::{Command, FileWriteOutcome, FileWriteRequest, Hold};
-use crate::file::{ChunkRef, Content, FileChange, FileDoc, FileWrite};
+use crate::chunks::gc::Collected;
+use crate::chunks::stats::Usage;
+use crate::chunks::{ChunkError, ChunkId, ChunkParams, ChunkSize, Chunker, Upload, Vault};
+use crate::document::{Command, DocError, FileRetention, FileWriteOutcome, FileWriteRequest, Hold};
+
+use super::retention::RetentionRule;
+use crate::file::{ChunkRef, Content, FileChange, FileDoc, FileError, FileVersionId, FileWrite};
 use crate::protocol::kind::Kind;
+use crate::protocol::VersionSet;
 
 use super::loading::blocking;
 use super::shell::Responder;
@@ -176,6 +181,72 @@ impl Hub {
             .await
     }
 
+    /// A new version of `path` whose bytes are those of its version `from` (a restore): the
+    /// same chunks, claimed again for the commit, so nothing is copied.
+    pub async fn restore_file(
+        &self,
+        path: &str,
+        from: &FileVersionId,
+        author: Option<String>,
+        peer: Option<String>,
+        now_ms: u64,
+    ) -> Result<FileWriteOutcome, HubError> {
+        let file =
+            self.file(path).await?.ok_or_else(|| DocError::UnknownVersion(VersionSet::new([from.to_string()])))?;
+        let old = file.version(from).ok_or_else(|| DocError::UnknownVersion(VersionSet::new([from.to_string()])))?;
+        let content =
+            old.content.clone().ok_or(DocError::File(FileError::NothingToRestore { id: from.to_string() }))?;
+        let ids: Vec<ChunkId> = content.chunks.iter().map(|c| ChunkId(c.id)).collect();
+        let mut upload = self.0.files.vault.begin();
+        let missing = blocking(|| upload.claim(&ids))?;
+        if let Some(id) = missing.first() {
+            return Err(HubError::Chunks(ChunkError::Corrupt {
+                id: *id,
+                why: "a stored version's chunk is missing".into(),
+            }));
+        }
+        let refs = upload.sizes(&ids)?;
+        let write = FileWrite { version: None, parents: None, change: FileChange::Content(content), author, now_ms };
+        let req = FileWriteRequest { write, refs, peer, hold: Some(Arc::new(upload)) };
+        self.command(path, |reply| Command::WriteFile { req: Box::new(req.clone()), reply: Responder::File(reply) })
+            .await
+    }
+
+    /// Drops a file's versions that `rule` does not keep (the heads always stay); returns how
+    /// many went. Their chunks are then collectable unless other versions use them.
+    pub async fn prune_file(&self, path: &str, rule: &RetentionRule) -> Result<usize, HubError> {
+        let Some(before) = self.file(path).await? else { return Ok(0) };
+        let now_ms = super::browse::now_ms();
+        let keep = FileRetention { days: rule.keep_days, versions: rule.keep_versions, now_ms };
+        self.command(path, |reply| Command::PruneFile { keep, reply: Responder::Done(reply) }).await?;
+        let after = self.file(path).await?.map_or(0, |f| f.history().count());
+        Ok(before.history().count().saturating_sub(after))
+    }
+
+    /// Every file resource with content (for retention passes).
+    pub async fn file_paths(&self) -> Result<Vec<String>, HubError> {
+        let store = self.0.store.clone();
+        Ok(blocking(|| crate::chunks::refs::resources(store.as_ref()))?)
+    }
+
+    /// One resource's storage figures (its versions' bytes, and its distinct chunks at rest).
+    pub fn file_usage(&self, path: &str) -> Result<Usage, HubError> {
+        Ok(blocking(|| crate::chunks::stats::resource(self.0.store.as_ref(), path))?)
+    }
+
+    /// The server's storage figures for files.
+    pub fn files_usage(&self) -> Result<Usage, HubError> {
+        Ok(blocking(|| crate::chunks::stats::server(self.0.store.as_ref(), self.0.files.vault.engine()))?)
+    }
+
+    /// Deletes every chunk no version references and no upload claims (the collector). Runs
+    /// on the blocking pool: a pass pages through every stored chunk.
+    pub async fn collect_chunks(&self) -> Result<Collected, HubError> {
+        let (vault, store) = (self.0.files.vault.clone(), self.0.store.clone());
+        let run = tokio::task::spawn_blocking(move || vault.collect(store.as_ref()));
+        Ok(run.await.map_err(|_| HubError::Unavailable)??)
+    }
+
     /// The verified bytes of a chunk. Blocking read, in place.
     pub fn read_chunk(&self, id: &ChunkId) -> Result<Bytes, HubError> {
         match blocking(|| self.0.files.vault.read(id))? {
@@ -184,6 +255,27 @@ impl Hub {
                 id: *id,
                 why: "a version names it but the chunk store does not have it".into(),
             })),
+        }
+    }
+}
+
+/// The chunk collector's background pass, every `every` (the first one `every` after start).
+pub async fn run_collector(hub: Hub, every: std::time::Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match hub.collect_chunks().await {
+            Ok(done) if done.deleted > 0 => {
+                tracing::info!(
+                    examined = done.examined,
+                    deleted = done.deleted,
+                    freed = done.freed_bytes,
+                    "chunks collected"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "chunk collection failed; next pass later"),
         }
     }
 }

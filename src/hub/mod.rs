@@ -19,6 +19,7 @@
 
 mod browse;
 mod compaction;
+mod delta;
 mod durability;
 mod error;
 mod file_subscription;
@@ -44,10 +45,11 @@ pub use crate::document::{
 };
 pub use browse::{Checkpoint, HistoryPage, MAX_CHECKPOINTS, MAX_CHECKPOINT_NAME};
 pub use compaction::{run_retention, CompactionReport};
+pub use delta::{SessionKey, MAX_LIST};
 pub use durability::{CommitFuture, Durability};
 pub use error::{HubError, SubscriptionLimit};
 pub use file_subscription::FileSubscription;
-pub use files::{FileIngest, FileStore, Ingested};
+pub use files::{run_collector, FileIngest, FileStore, Ingested};
 pub use registry::{Hub, HubSettings, HubStats};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest};
 pub use retention::{RetentionPolicy, RetentionRule};

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::document::{AckPolicy, Command, CoreSettings, DocCore};
 use crate::store::{CommitStats, Committer, Store};
 
+use super::delta::Sessions;
 use super::durability::Durability;
 use super::error::SubscriptionLimit;
 use super::files::FileStore;
@@ -190,6 +191,8 @@ pub(crate) struct HubInner {
     pub settings: HubSettings,
     pub stats: Arc<HubStats>,
     registry: Registry,
+    /// Delta-exchange sessions (`delta`).
+    pub deltas: Sessions,
 }
 
 /// Lookups retried when a document is unloaded under our feet.
@@ -228,6 +231,7 @@ impl Hub {
             settings,
             stats: Arc::default(),
             registry: Registry::default(),
+            deltas: Sessions::default(),
         }))
     }
 

@@ -21,7 +21,7 @@ use super::{keys, Batch, Store, StoreError};
 /// The format this build writes and reads. Bump it with any change to the key layout or to
 /// a record's bytes that the code before the change could not read back, and teach `check`
 /// what to do with the versions before it.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// At most this many bytes of an unreadable record are shown in the error.
 const SHOWN_BYTES: usize = 32;
@@ -76,6 +76,15 @@ pub fn check(store: &dyn Store, location: &str) -> Result<(), StoreError> {
     match store.get(&keys::format_version())? {
         Some(value) => match parse(&value).map_err(refuse)? {
             FORMAT_VERSION => Ok(()),
+            // Version 1 is version 2 without file resources (their records and chunk
+            // references are new keys and new record tags): upgraded by saying so. A build
+            // that reads version 1 only then refuses the store instead of misreading a file.
+            1 => {
+                let (key, value) = current_record();
+                let mut batch = Batch::new();
+                batch.put(key, value);
+                store.write(&batch)
+            }
             found => Err(refuse(FormatError::Unknown { found })),
         },
         // One reverse seek: is there any key at all?

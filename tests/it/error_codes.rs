@@ -134,6 +134,7 @@ async fn samples() -> Vec<ApiError> {
         DocError::File(FileError::BadVersionId { id: s("a b"), why: "only visible ASCII" }).into(),
         DocError::File(FileError::VersionReused { id: s("1.5") }).into(),
         DocError::File(FileError::NothingToDelete).into(),
+        DocError::File(FileError::NothingToRestore { id: s("1.5") }).into(),
     ];
     let auth = [
         AuthError::Missing,
@@ -172,6 +173,12 @@ async fn samples() -> Vec<ApiError> {
         ApiError::MultiplexingNotSupported,
         ApiError::RangeNotSatisfiable { range: s("bytes=900-"), len: 10 },
         ApiError::FileDeleted { path: s("/a.jpg"), version: s("1.5") },
+        ApiError::BadChunkList(s("expected a list")),
+        ApiError::ChunkTooLarge { max: 4 << 20 },
+        ApiError::ChunkIdMismatch { said: s("00"), actual: s("ff") },
+        ApiError::NotAFile(s("/a")),
+        HubError::ChunksMissing(vec![plait::chunks::ChunkId::of(b"x")]).into(),
+        HubError::ChunkLength { id: s("00"), said: 5, stored: 4 }.into(),
     ];
     let mut all: Vec<ApiError> = Vec::new();
     all.extend(protocol_samples().into_iter().map(ApiError::from));

@@ -338,3 +338,67 @@ async fn read_until(conn: &mut Conn, buf: &mut Vec<u8>, mut done: impl FnMut(&mu
         }
     }
 }
+
+/// `plait serve` with `extra` flags on `dir`, expected to refuse to start: its stderr.
+fn refused(dir: &Path, extra: &[&str]) -> String {
+    let out = Command::new(crate::support::server::plait_binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--auth", "none", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "plait serve {extra:?} should refuse to start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_are_encrypted_with_the_key_file_and_a_wrong_key_is_refused_at_start_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = |name: &str, hex: &str| {
+        let p = keys.path().join(name);
+        std::fs::write(&p, format!("{hex}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p.display().to_string()
+    };
+    let (a, b) = (key("a.key", &"a1".repeat(32)), key("b.key", &"b2".repeat(32)));
+    // A marker that would show in the chunk store's files if it were stored in the clear.
+    let marker = b"PLAINTEXT-MARKER-0123456789".repeat(4000);
+    let mut body = vec![0u8];
+    body.extend_from_slice(&marker);
+    let leaks = |data: &Path| {
+        walk(&data.join("chunks")).iter().any(|f| std::fs::read(f).unwrap_or_default().windows(26).any(|w| w == &marker[..26]))
+    };
+    // The control: without a key the marker is on disk (so the check below can fail).
+    let clear = tempfile::tempdir().unwrap();
+    let server = ChildServer::start(clear.path(), &[]);
+    assert!(request(server.addr, "PUT", "/enc.bin", &[], &body).await.ok());
+    assert!(server.terminate(WAIT).is_some());
+    assert!(leaks(clear.path()), "the control store holds the marker in the clear");
+    let server = ChildServer::start(dir.path(), &["--chunk-key-file", &a]);
+    assert!(request(server.addr, "PUT", "/enc.bin", &[], &body).await.ok());
+    assert!(server.terminate(WAIT).is_some());
+    assert!(!leaks(dir.path()), "chunk bytes are readable on disk without the key");
+    let wrong = refused(dir.path(), &["--chunk-key-file", &b]);
+    assert!(wrong.contains("chunk") && wrong.contains("key"), "says what is wrong: {wrong}");
+    let missing = refused(dir.path(), &[]);
+    assert!(missing.contains("key"), "a store written with a key needs it: {missing}");
+    let server = ChildServer::start(dir.path(), &["--chunk-key-file", &a]);
+    assert_eq!(request(server.addr, "GET", "/enc.bin", &[], b"").await.body, body, "the right key reads it back");
+    server.terminate(WAIT);
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

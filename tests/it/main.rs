@@ -15,6 +15,7 @@ mod disk;
 mod durability;
 mod error_codes;
 mod files;
+mod files_delta;
 mod fuzz_corpus;
 mod history;
 mod http2;

@@ -101,7 +101,7 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "hub",
         internal: &["document", "protocol", "text", "store", "file", "chunks"],
-        external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing", "hex"],
+        external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing", "hex", "sha2"],
         test_external: &[],
     },
     // Credentials: the store's bytes, never documents or HTTP.
