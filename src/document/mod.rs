@@ -53,7 +53,8 @@ mod write_rules;
 mod tests;
 
 pub use command::{
-    AckPolicy, Command, CoreSettings, FileRetention, FileWriteOutcome, FileWriteRequest, Hold, WriteOutcome, WriteRequest,
+    AckPolicy, Command, CoreSettings, FileRetention, FileWriteOutcome, FileWriteRequest, Hold, WriteOutcome,
+    WriteRequest,
 };
 pub use compaction::CompactionPlan;
 pub use doc_core::{DocCore, Needs};

@@ -75,6 +75,10 @@ fn format_versions(store: &dyn Store) {
     assert_eq!(refused(None), FormatError::Unversioned);
     set(Some(&current));
     format::check(store, "/srv/x").unwrap();
+    // Version 1 (before file resources) is upgraded in place.
+    set(Some(b"1"));
+    format::check(store, "/srv/x").unwrap();
+    assert_eq!(store.get(&version_key).unwrap(), Some(current.clone()));
 }
 
 /// Newest-first pages: bounded by the prefix on both sides, by `below`, and by `limit`.
@@ -161,14 +165,21 @@ fn rocks_store_refuses_to_open_another_format() {
     store.write(&b).unwrap();
     drop(store);
 
-    assert_eq!(refusal(Some(b"2")), FormatError::Unknown { found: 2 });
+    let newer = (FORMAT_VERSION + 1).to_string();
+    assert_eq!(refusal(Some(newer.as_bytes())), FormatError::Unknown { found: FORMAT_VERSION + 1 });
     let err = RocksStore::open(dir.path(), rocks::Durability::Sync).err().unwrap().to_string();
-    assert!(err.contains(&location) && err.contains("version 2") && err.contains("version 1"), "{err}");
+    let (found, reads) = (format!("version {newer}"), format!("version {FORMAT_VERSION}"));
+    assert!(err.contains(&location) && err.contains(&found) && err.contains(&reads), "{err}");
+    assert_eq!(refusal(Some(b"0")), FormatError::Unknown { found: 0 });
     assert_eq!(refusal(Some(b"\x01garbage")), FormatError::Unreadable { found: b"\x01garbage".to_vec() });
     assert_eq!(refusal(None), FormatError::Unversioned);
     // Refusals changed nothing: with the record back, the store opens with its data.
-    let store = reopen_with_version(dir.path(), Some(b"1")).unwrap();
+    let store = reopen_with_version(dir.path(), Some(FORMAT_VERSION.to_string().as_bytes())).unwrap();
     assert_eq!(store.get(&keys::token("t1")).unwrap(), Some(b"{}".to_vec()));
+    drop(store);
+    // Format 1 (no file resources yet) is upgraded in place.
+    let store = reopen_with_version(dir.path(), Some(b"1")).unwrap();
+    assert_eq!(store.get(&keys::format_version()).unwrap(), Some(format::current_record().1));
 }
 
 /// A disk that takes a while to sync, so that writers pile up behind each write.

@@ -14,7 +14,9 @@
 //! record, so such a store is refused rather than adopted as version 1. An empty store
 //! without the record (created, never written) is simply given it.
 //!
-//! The value is the version in ASCII decimal (`1`), legible with any key-value tool.
+//! The value is the version in ASCII decimal (`2`), legible with any key-value tool.
+//! Version 2 added file resources (file records behind their own tags, chunk references);
+//! a version-1 store is upgraded by rewriting the record.
 
 use super::{keys, Batch, Store, StoreError};
 
@@ -118,13 +120,14 @@ mod tests {
     fn messages_say_what_was_found_and_what_is_read() {
         let at = |problem| StoreError::Format { location: "/srv/plait".into(), problem }.to_string();
         let newer = at(FormatError::Unknown { found: 7 });
-        assert!(newer.contains("/srv/plait") && newer.contains("version 7") && newer.contains("version 1"), "{newer}");
+        let reads = format!("version {FORMAT_VERSION}");
+        assert!(newer.contains("/srv/plait") && newer.contains("version 7") && newer.contains(&reads), "{newer}");
         assert!(newer.contains("newer"), "{newer}");
         let older = at(FormatError::Unknown { found: 0 });
         assert!(older.contains("version 0") && !older.contains("newer"), "{older}");
         let garbage = at(FormatError::Unreadable { found: b"x9\xff".to_vec() });
-        assert!(garbage.contains("`x9\\xff`") && garbage.contains("version 1"), "{garbage}");
+        assert!(garbage.contains("`x9\\xff`") && garbage.contains(&reads), "{garbage}");
         let bare = at(FormatError::Unversioned);
-        assert!(bare.contains("/srv/plait") && bare.contains("pre-release") && bare.contains("version 1"), "{bare}");
+        assert!(bare.contains("/srv/plait") && bare.contains("pre-release") && bare.contains(&reads), "{bare}");
     }
 }

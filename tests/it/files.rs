@@ -368,7 +368,9 @@ async fn chunks_are_encrypted_with_the_key_file_and_a_wrong_key_is_refused_at_st
     let mut body = vec![0u8];
     body.extend_from_slice(&marker);
     let leaks = |data: &Path| {
-        walk(&data.join("chunks")).iter().any(|f| std::fs::read(f).unwrap_or_default().windows(26).any(|w| w == &marker[..26]))
+        walk(&data.join("chunks"))
+            .iter()
+            .any(|f| std::fs::read(f).unwrap_or_default().windows(26).any(|w| w == &marker[..26]))
     };
     // The control: without a key the marker is on disk (so the check below can fail).
     let clear = tempfile::tempdir().unwrap();

@@ -250,7 +250,8 @@ async fn retention_drops_old_file_versions_then_the_collector_frees_their_chunks
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["dropped_versions"], 3);
     let h = request(s.addr, "GET", "/.plait/history/r.bin", &[], b"").await.json();
-    let kept: Vec<String> = h["versions"].as_array().unwrap().iter().map(|v| format!("\"{}\"", v["version"].as_str().unwrap())).collect();
+    let kept: Vec<String> =
+        h["versions"].as_array().unwrap().iter().map(|v| format!("\"{}\"", v["version"].as_str().unwrap())).collect();
     assert_eq!(kept, vec![versions[4].clone(), versions[3].clone()]);
     assert_eq!(request(s.addr, "GET", "/r.bin", &[("Version", &versions[0])], b"").await.status, 309);
     let collected = request(s.addr, "POST", "/.plait/collect", &[], b"").await.json();

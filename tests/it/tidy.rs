@@ -111,11 +111,13 @@ const LAYERS: &[Layer] = &[
         external: &["tokio", "serde", "serde_json", "sha2", "subtle", "base64", "rand", "thiserror", "tracing", "hex"],
         test_external: &[],
     },
-    // The only module that knows axum and hyper; text for the edit values it builds and diffs.
+    // The only module that knows axum and hyper; text for the edit values it builds and diffs;
+    // file and chunks for their value types (version ids, chunk ids) and error mapping.
     Layer {
         module: "http",
-        internal: &["hub", "document", "auth", "protocol", "text"],
+        internal: &["hub", "document", "auth", "protocol", "text", "file", "chunks"],
         external: &[
+            "hex",
             "axum",
             "hyper",
             "hyper_util",
