@@ -268,6 +268,8 @@ error_codes! {
         "a history page's `before` is not a version of the listing"),
     BadCheckpointName => Row::new(Document, "bad_checkpoint_name", 400,
         "a checkpoint name that is empty, longer than 128 bytes or has control characters"),
+    NotText => Row::new(Document, "not_text", 404,
+        "a text endpoint (diff, checkpoints) on a file resource"),
     NotAFile => Row::new(Document, "not_a_file", 404,
         "a file endpoint (chunk list) on a path that holds no file"),
     FileDeleted => Row::new(Document, "file_deleted", 404,

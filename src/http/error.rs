@@ -133,6 +133,9 @@ pub enum ApiError {
         /// The id of the bytes.
         actual: String,
     },
+    /// A text endpoint (diff, checkpoints) on a file resource.
+    #[error("{0} is a file: diffs and checkpoints are for text (its versions are in /.plait/history)")]
+    NotText(String),
     /// A file endpoint on a path that holds no file.
     #[error("{0} is not a file resource")]
     NotAFile(String),
@@ -186,6 +189,7 @@ impl ApiError {
             ApiError::ChunkTooLarge { .. } => C::ChunkTooLarge,
             ApiError::ChunkIdMismatch { .. } => C::ChunkIdMismatch,
             ApiError::NotAFile(_) => C::NotAFile,
+            ApiError::NotText(_) => C::NotText,
             ApiError::MultiplexingNotSupported => C::MultiplexingNotSupported,
             ApiError::Hub(e) => hub_code(e),
             ApiError::Auth(e) => auth_code(e),

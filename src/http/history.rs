@@ -128,6 +128,10 @@ pub async fn checkpoints(State(state): State<AppState>, req: Request) -> Result<
     let allowed = [Method::GET, Method::HEAD, Method::POST, Method::DELETE];
     let path = query::endpoint_target(&req, &allowed)?;
     let method = req.method().clone();
+    if state.hub.file(&path).await?.is_some() {
+        // A file keeps every version until retention drops it; checkpoints name text versions.
+        return Err(ApiError::NotText(path));
+    }
     if method == Method::GET || method == Method::HEAD {
         let list = state.hub.checkpoints(&path).await?;
         let body = json!({ "path": path, "checkpoints": list.iter().map(checkpoint_json).collect::<Vec<_>>() });

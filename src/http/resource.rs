@@ -202,6 +202,9 @@ pub(crate) async fn text_at(
     path: &str,
     version: Option<VersionSet>,
 ) -> Result<(String, VersionSet), ApiError> {
+    if state.hub.file(path).await?.is_some() {
+        return Err(ApiError::NotText(path.to_string()));
+    }
     if version.as_ref().is_some_and(|v| v.ids().is_empty()) {
         return Ok((String::new(), VersionSet::new(Vec::<String>::new())));
     }

@@ -177,6 +177,7 @@ async fn samples() -> Vec<ApiError> {
         ApiError::ChunkTooLarge { max: 4 << 20 },
         ApiError::ChunkIdMismatch { said: s("00"), actual: s("ff") },
         ApiError::NotAFile(s("/a")),
+        ApiError::NotText(s("/a.jpg")),
         HubError::ChunksMissing(vec![plait::chunks::ChunkId::of(b"x")]).into(),
         HubError::ChunkLength { id: s("00"), said: 5, stored: 4 }.into(),
     ];

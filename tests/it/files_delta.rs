@@ -261,3 +261,33 @@ async fn retention_drops_old_file_versions_then_the_collector_frees_their_chunks
     assert_eq!(request(s.addr, "GET", "/r.bin", &[("Version", &versions[3])], b"").await.body, noise(13, 500_000));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_share_links_work_for_files_as_for_text() {
+    let s = token_server(Engine::Memory, |_| {}).await;
+    let writer = create_token(s.addr, ADMIN, "w", "write", &["/pics/"], None).await;
+    let reader = create_token(s.addr, ADMIN, "r", "read", &["/pics/"], None).await;
+    let photo = noise(20, 300_000);
+    let r = with_token(s.addr, &writer.token, "PUT", "/pics/a.jpg", &[("Merge-Type", "aww")], &photo).await;
+    assert!(r.ok(), "{}", r.text());
+    let denied = with_token(s.addr, &reader.token, "PUT", "/pics/a.jpg", &[("Merge-Type", "aww")], b"\0x").await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(request(s.addr, "GET", "/pics/a.jpg", &[], b"").await.status, 401);
+    let g = with_token(s.addr, &reader.token, "GET", "/pics/a.jpg", &[("Range", "bytes=0-99")], b"").await;
+    assert_eq!((g.status, g.body.as_slice()), (206, &photo[..100]));
+    assert_eq!(g.header("editable"), Some("false"));
+    let h = with_token(s.addr, &reader.token, "GET", "/.plait/history/pics/a.jpg", &[], b"").await.json();
+    assert!(
+        h["versions"][0]["author"].as_str().unwrap().ends_with("(w)"),
+        "the writer's credential is the author: {h}"
+    );
+    let link = crate::auth::create_share(s.addr, ADMIN, json!({"path": "/pics/a.jpg", "rights": "read"})).await;
+    let shared = request(s.addr, "GET", &link.href, &[], b"").await;
+    assert_eq!(shared.status, 200);
+    assert!(shared.body == photo, "a share link serves the file's bytes");
+    assert_eq!(shared.header("merge-type"), Some("aww"));
+    // Text endpoints say what they are for.
+    let diff = with_token(s.addr, &reader.token, "GET", "/.plait/diff/pics/a.jpg", &[], b"").await;
+    assert_eq!((diff.status, diff.header("plait-error")), (404, Some("not_text")));
+    s.stop().await;
+}
