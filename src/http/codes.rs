@@ -175,7 +175,7 @@ error_codes! {
     BadContentLength => Row::new(Wire, "bad_content_length", 400,
         "a per-patch `Content-Length` that is not a decimal byte count"),
     InvalidUtf8 => Row::new(Wire, "invalid_utf8", 400,
-        "a snapshot body or patch content that is not UTF-8"),
+        "patch content that is not UTF-8 (a whole body that is not text is a file: `kind_mismatch` on a text resource)"),
     BadPeer => Row::new(Wire, "bad_peer", 400,
         "a `Peer` that is empty, not UTF-8, or holds control characters"),
     UnknownMergeType => Row::new(Wire, "unknown_merge_type", 400,

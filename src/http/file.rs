@@ -52,6 +52,13 @@ pub(super) async fn route(
     if braid.content_range.is_some() || braid.patch_count.is_some() {
         return Ok(Route::Text(body));
     }
+    // Larger than any text and any file: refused before a byte is read.
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let largest = state.hub.file_limit().max(state.settings.max_body_bytes as u64);
+    if declared.is_some_and(|n| n > largest) {
+        return Err(ApiError::BodyTooLarge { limit: usize::try_from(largest).unwrap_or(usize::MAX) });
+    }
     let merge_type = if braid.aww { Some("aww") } else { header_str(headers, "merge-type") };
     let verdict =
         kind_from_headers(header_str(headers, "content-type"), merge_type, header_str(headers, "version-type"));
