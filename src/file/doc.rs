@@ -18,6 +18,7 @@
 use super::version_id::FileVersionId;
 use super::{ChunkRef, FileError};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// What a version holds: the bytes' metadata and where they are, or nothing (deleted).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,7 +94,9 @@ pub struct Applied {
 /// One file resource's version graph.
 #[derive(Clone, Debug, Default)]
 pub struct FileDoc {
-    versions: HashMap<FileVersionId, FileVersion>,
+    /// Shared, so that a copy of the graph (published after each write for readers) copies
+    /// pointers, not chunk lists.
+    versions: HashMap<FileVersionId, Arc<FileVersion>>,
     /// Ids in the order they were accepted (history order).
     order: Vec<FileVersionId>,
     heads: BTreeSet<FileVersionId>,
@@ -134,7 +137,7 @@ impl FileDoc {
 
     /// The served version: the highest head (None before the first write).
     pub fn winner(&self) -> Option<&FileVersion> {
-        self.heads.iter().max_by(|a, b| a.winner_cmp(b)).and_then(|id| self.versions.get(id))
+        self.heads.iter().max_by(|a, b| a.winner_cmp(b)).and_then(|id| self.versions.get(id)).map(|v| &**v)
     }
 
     /// The served content (None when there is none or the winner is a delete).
@@ -149,12 +152,12 @@ impl FileDoc {
 
     /// One version by id.
     pub fn version(&self, id: &FileVersionId) -> Option<&FileVersion> {
-        self.versions.get(id)
+        self.versions.get(id).map(|v| &**v)
     }
 
     /// Every version, oldest first.
     pub fn history(&self) -> impl Iterator<Item = &FileVersion> {
-        self.order.iter().filter_map(|id| self.versions.get(id))
+        self.order.iter().filter_map(|id| self.versions.get(id)).map(|v| &**v)
     }
 
     /// Judges and applies one write; on `Err` nothing changed.
@@ -226,13 +229,16 @@ impl FileDoc {
             if self.heads.contains(&id) || keep(n - 1 - i, v) {
                 order.push(id);
             } else if let Some(v) = self.versions.remove(&id) {
-                dropped.push(v);
+                dropped.push(Arc::unwrap_or_clone(v));
             }
         }
         self.order = order;
         if !dropped.is_empty() {
+            let gone: std::collections::HashSet<&FileVersionId> = dropped.iter().map(|d| &d.id).collect();
             for v in self.versions.values_mut() {
-                v.parents.retain(|p| !dropped.iter().any(|d| &d.id == p));
+                if v.parents.iter().any(|p| gone.contains(p)) {
+                    Arc::make_mut(v).parents.retain(|p| !gone.contains(p));
+                }
             }
         }
         dropped
@@ -245,6 +251,6 @@ impl FileDoc {
         }
         self.heads.insert(v.id.clone());
         self.order.push(v.id.clone());
-        self.versions.insert(v.id.clone(), v);
+        self.versions.insert(v.id.clone(), Arc::new(v));
     }
 }

@@ -404,3 +404,25 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_feed_subscription_sends_versions_without_their_bytes() {
+    let s = TestServer::start(Engine::Memory).await;
+    let big = photo(9, 3_000_000);
+    assert!(request(s.addr, "PUT", "/feed.jpg", &[], &big).await.ok());
+    let mut conn = Conn::open(s.addr).await;
+    conn.send("GET", "/feed.jpg", &[("Subscribe", "true"), ("Method-Override", "HEAD")], b"").await;
+    assert_eq!(conn.read_head().await.status, 209);
+    let r = request(s.addr, "PUT", "/feed.jpg", &[("Content-Type", "image/png")], b"\0second").await;
+    let v2 = r.header("version").unwrap().to_string();
+    let mut stream = Vec::new();
+    let has = |buf: &[u8], needle: &[u8]| buf.windows(needle.len()).any(|w| w == needle);
+    let second = format!("Version: {v2}\r\n");
+    read_until(&mut conn, &mut stream, |b| {
+        has(b, second.as_bytes()) && b.ends_with(b"Content-Length: 0\r\n\r\n\r\n\r\n")
+    })
+    .await;
+    assert!(stream.len() < 2000, "heads only: {} bytes for a 3 MB file", stream.len());
+    assert!(has(&stream, b"Content-Type: image/jpeg\r\n") && has(&stream, b"Content-Type: image/png\r\n"));
+    s.stop().await;
+}
