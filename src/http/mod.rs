@@ -14,6 +14,7 @@ mod credentials;
 mod diff;
 mod editor;
 mod error;
+mod fanout;
 mod headers;
 mod history;
 mod host;

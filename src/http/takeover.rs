@@ -49,7 +49,7 @@ use http_body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
-use super::stream::Chunks;
+use super::stream::Source;
 
 /// Length of the sentinel chunk's data.
 const NONCE_LEN: usize = 16;
@@ -59,7 +59,7 @@ const SENTINEL_LINE: &[u8] = b"10\r\n";
 /// What the handler leaves for the connection: the sentinel and the stream to write.
 struct Job {
     nonce: [u8; NONCE_LEN],
-    chunks: Chunks,
+    source: Source,
 }
 
 /// Shared by the connection's socket wrapper, its requests and its task.
@@ -100,10 +100,10 @@ impl Takeover {
     }
 
     /// Arms the connection: once hyper has written the response head, the connection's task
-    /// writes `chunks` to the socket. Returns the body to answer with (the sentinel chunk).
-    pub fn arm(self, chunks: Chunks) -> Body {
+    /// writes `source` to the socket. Returns the body to answer with (the sentinel chunk).
+    pub fn arm(self, source: impl Into<Source>) -> Body {
         let nonce: [u8; NONCE_LEN] = rand::random();
-        *self.0.job() = Some(Job { nonce, chunks });
+        *self.0.job() = Some(Job { nonce, source: source.into() });
         self.0.armed.store(true, Ordering::Release);
         Body::new(Sentinel(Some(Bytes::copy_from_slice(&nonce))))
     }
@@ -312,10 +312,10 @@ impl<T> Claim<T> {
     /// the end-of-file it was shown came at a request boundary with nothing read ahead; a
     /// pipelined request makes it end with an error (end-of-file mid-request) or, should it
     /// get as far as the service, is refused there.
-    pub fn take(mut self, ended_cleanly: bool) -> Option<(T, Chunks, bool)> {
+    pub fn take(mut self, ended_cleanly: bool) -> Option<(T, Source, bool)> {
         let io = self.rx.try_recv().ok()?;
         let job = self.arming.job().take()?;
-        Some((io, job.chunks, ended_cleanly && !self.arming.closing.load(Ordering::Acquire)))
+        Some((io, job.source, ended_cleanly && !self.arming.closing.load(Ordering::Acquire)))
     }
 }
 
@@ -324,6 +324,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::http::stream::Chunks;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn armed<T>(io: T) -> (HandOff<T>, Claim<T>, Vec<u8>) {
@@ -370,7 +371,8 @@ mod tests {
         assert_eq!(wrapper.read(&mut [0u8; 16]).await.unwrap(), 0);
         wrapper.shutdown().await.unwrap();
         drop(wrapper);
-        let (mut socket, mut chunks, reusable) = claim.take(true).expect("handed over");
+        let (mut socket, source, reusable) = claim.take(true).expect("handed over");
+        let mut chunks = source.into_chunks();
         assert!(reusable);
         // The socket is the same one, unread bytes included.
         let mut pipelined = [0u8; 9];

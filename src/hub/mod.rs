@@ -46,4 +46,4 @@ pub use error::{HubError, SubscriptionLimit};
 pub use registry::{Hub, HubSettings, HubStats};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest};
 pub use retention::{RetentionPolicy, RetentionRule};
-pub use subscription::{Delivery, Subscription};
+pub use subscription::{Delivery, FanOut, Subscription};

@@ -14,6 +14,7 @@ mod crash;
 mod disk;
 mod durability;
 mod error_codes;
+mod fanout;
 mod fuzz_corpus;
 mod history;
 mod http2;
