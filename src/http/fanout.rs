@@ -26,7 +26,9 @@
 //! only simpleton subscriptions with bodies: the others always have a task of their own.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,12 +37,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
+use tokio::time::Interval;
 
 use crate::document::Published;
 use crate::hub::{FanOut, Subscription};
 
 use super::stall::StallGuard;
-use super::stream::{heartbeat, next_chunk, revoked, shared_chunk, tick, write_chunk, Feed};
+use super::stream::{heartbeat, next_chunk, revoked, shared_framed, tick, write_chunk, Feed};
 
 /// Locks `m`; nothing panics while these locks are held, and a poisoned lock still holds a
 /// sound value.
@@ -122,8 +125,16 @@ impl DocFanout {
         }
         let mut kept = Vec::with_capacity(seats.len());
         for seat in seats {
-            if seat.serve(newest) {
-                kept.push(seat);
+            // A panic computing one subscriber's step (a bug) ends that subscriber, as it
+            // ended its own task before, not the fan-out of the whole document: its task
+            // wakes to an empty seat and closes the connection.
+            match catch_unwind(AssertUnwindSafe(|| seat.serve(newest))) {
+                Ok(true) => kept.push(seat),
+                Ok(false) => {}
+                Err(_) => {
+                    tracing::error!("a subscription's fan-out step panicked; closing its connection");
+                    seat.back.notify_one();
+                }
             }
         }
         lock(&self.set).seats.append(&mut kept);
@@ -167,9 +178,9 @@ enum State {
     #[default]
     Away,
     /// Parked: the driver may write.
-    Parked(Subscription, OwnedWriteHalf),
+    Parked(Box<Subscription>, OwnedWriteHalf),
     /// Given back by the driver, with the part of a chunk it could not write.
-    Back(Subscription, OwnedWriteHalf, Option<Bytes>),
+    Back(Box<Subscription>, OwnedWriteHalf, Option<Bytes>),
 }
 
 impl Seat {
@@ -184,8 +195,7 @@ impl Seat {
         let back: Option<Option<Bytes>> = match sub.fan_out(newest) {
             FanOut::Idle => None,
             FanOut::Send(step) => {
-                let chunk = shared_chunk(&step);
-                let framed = chunk.framed();
+                let framed = shared_framed(step);
                 match write.try_write(framed) {
                     Ok(n) if n == framed.len() => None,
                     // Would block (or broke): the task writes the rest through the stall guard
@@ -208,13 +218,13 @@ impl Seat {
     }
 
     /// Puts the task's subscription and write half in the seat.
-    fn park(&self, sub: Subscription, write: OwnedWriteHalf) {
+    fn park(&self, sub: Box<Subscription>, write: OwnedWriteHalf) {
         lock(&self.held).state = State::Parked(sub, write);
     }
 
     /// The task's part: its subscription and write half back, with what the driver left
     /// unwritten. None if they are not here (never, while the task lives).
-    fn take(&self) -> Option<(Subscription, OwnedWriteHalf, Option<Bytes>)> {
+    fn take(&self) -> Option<(Box<Subscription>, OwnedWriteHalf, Option<Bytes>)> {
         match std::mem::take(&mut lock(&self.held).state) {
             State::Away => None,
             State::Parked(sub, write) => Some((sub, write, None)),
@@ -248,82 +258,156 @@ enum Woke {
 /// `stream::write_chunked` does (same bytes, same end, the socket back for hyper when
 /// `reusable` and the client sent nothing during the stream), parking the subscription in its
 /// document's fan-out whenever it has nothing to send.
-pub async fn write_fanned(
+pub fn write_fanned(
     tcp: TcpStream,
     feed: Feed,
-    mut reusable: bool,
+    reusable: bool,
     stall: Duration,
     fanouts: Arc<Fanouts>,
-) -> Option<TcpStream> {
-    let Feed { mut sub, mut beats, mut ended, shutdown, header_only } = feed;
-    let (mut read, write) = tcp.into_split();
-    let mut io = StallGuard::new(write, stall);
+) -> impl Future<Output = Option<TcpStream>> + Send {
+    // Built before the future, so that the future holds each part once (B5: an idle
+    // subscription is mostly this task).
+    let Feed { sub, beats, ended, shutdown, header_only } = feed;
+    let (read, write) = tcp.into_split();
     let seat = Arc::new(Seat::default());
-    let _leave = Leave(seat.clone());
-    let mut doc: Option<Arc<DocFanout>> = None;
-    let mut discard = [0u8; 64];
-    loop {
-        if let Some(at) = (!header_only).then(|| sub.idle_at()).flatten() {
-            let fanout = doc.get_or_insert_with(|| fanouts.of(&sub, &at));
-            // Parked in the seat first: once listed, the seat is the driver's to serve.
-            seat.park(sub, io.into_inner());
-            if fanout.list(&seat, &at) {
-                let woke = parked(&seat, &mut read, &mut beats, &mut ended, &mut reusable, &mut discard).await;
-                if let Woke::Closed = woke {
-                    return None;
-                }
-                let (back, write, tail) = seat.take()?;
-                sub = back;
-                io = StallGuard::new(write, stall);
-                if let Some(tail) = tail {
-                    write_chunk(&mut io, &tail).await.ok()?;
-                }
-                match woke {
-                    Woke::Back | Woke::Closed => continue,
-                    Woke::Revoked => break,
-                    Woke::Beat if *shutdown.borrow() => break,
-                    Woke::Beat => {
-                        write_chunk(&mut io, heartbeat().framed()).await.ok()?;
-                        continue;
-                    }
-                }
+    let task = Task {
+        sub: Some(sub),
+        io: Some(StallGuard::new(write, stall)),
+        read,
+        beats,
+        ended,
+        shutdown,
+        header_only,
+        reusable,
+        stall,
+        _leave: Leave(seat.clone()),
+        seat,
+        fanouts,
+        doc: None,
+    };
+    task.run()
+}
+
+/// A subscriber's own task on a plain TCP connection.
+struct Task {
+    /// The subscription and the write half: here, or in the seat while parked.
+    sub: Option<Box<Subscription>>,
+    io: Option<StallGuard<OwnedWriteHalf>>,
+    read: OwnedReadHalf,
+    beats: Option<Interval>,
+    ended: Option<watch::Receiver<bool>>,
+    shutdown: watch::Receiver<bool>,
+    header_only: bool,
+    reusable: bool,
+    stall: Duration,
+    seat: Arc<Seat>,
+    _leave: Leave,
+    fanouts: Arc<Fanouts>,
+    /// The document's fan-out, once the subscription parked.
+    doc: Option<Arc<DocFanout>>,
+}
+
+/// What the task does after a chunk.
+enum Then {
+    Go,
+    /// The stream is over: the last chunk, then the socket back to hyper or closed.
+    End,
+}
+
+impl Task {
+    async fn run(mut self) -> Option<TcpStream> {
+        loop {
+            if let Then::End = self.park_while_idle().await? {
+                break;
             }
-            // Not listed: the task waits on its own (the driver may have served the seat in
-            // between if it was still listed: the subscription says what went out).
-            let (back, write, tail) = seat.take()?;
-            sub = back;
-            io = StallGuard::new(write, stall);
-            if let Some(tail) = tail {
-                write_chunk(&mut io, &tail).await.ok()?;
+            if let Then::End = self.own_chunk().await? {
+                break;
             }
         }
+        self.sub = None;
+        let mut io = self.io.take()?;
+        io.write_all(b"0\r\n\r\n").await.ok()?;
+        io.flush().await.ok()?;
+        if self.reusable {
+            return self.read.reunite(io.into_inner()).ok();
+        }
+        let _ = io.shutdown().await;
+        None
+    }
+
+    /// While the subscription has nothing to send until the head moves: parks it and waits.
+    /// None when the connection is gone.
+    async fn park_while_idle(&mut self) -> Option<Then> {
+        loop {
+            let sub = self.sub.as_mut()?;
+            let Some(at) = (!self.header_only).then(|| sub.idle_at()).flatten() else {
+                return Some(Then::Go);
+            };
+            let doc = self.doc.get_or_insert_with(|| self.fanouts.of(sub, &at)).clone();
+            // Parked in the seat first: once listed, the seat is the driver's to serve.
+            self.seat.park(self.sub.take()?, self.io.take()?.into_inner());
+            let listed = doc.list(&self.seat, &at);
+            let woke = match listed {
+                true => parked(&self.seat, &mut self.read, &mut self.beats, &mut self.ended, &mut self.reusable).await,
+                // The driver is a round behind or ahead: the task waits on its own for one round
+                // (the driver may have served the seat meanwhile if it was still listed: the
+                // subscription says what went out).
+                false => Woke::Back,
+            };
+            if let Woke::Closed = woke {
+                return None;
+            }
+            self.unpark().await?;
+            match woke {
+                Woke::Back | Woke::Closed if listed => continue,
+                Woke::Back | Woke::Closed => return Some(Then::Go),
+                Woke::Revoked => return Some(Then::End),
+                Woke::Beat if *self.shutdown.borrow() => return Some(Then::End),
+                Woke::Beat => self.write(heartbeat().framed()).await?,
+            }
+        }
+    }
+
+    /// Takes the subscription and write half back from the seat, and writes first what the
+    /// driver left unwritten.
+    async fn unpark(&mut self) -> Option<()> {
+        let (sub, write, tail) = self.seat.take()?;
+        self.sub = Some(sub);
+        self.io = Some(StallGuard::new(write, self.stall));
+        if let Some(tail) = tail {
+            self.write(&tail).await?;
+        }
+        Some(())
+    }
+
+    /// One chunk on the subscriber's own path, as `stream::write_chunked` writes it.
+    async fn own_chunk(&mut self) -> Option<Then> {
+        let mut discard = [0u8; 64];
+        let sub = self.sub.as_mut()?;
         let chunk = tokio::select! {
             // The client's side first, so that bytes it sent count before the stream's end.
             biased;
-            read = read.read(&mut discard) => match read {
+            read = self.read.read(&mut discard) => match read {
                 Ok(n) if n > 0 => {
-                    reusable = false;
-                    continue;
+                    self.reusable = false;
+                    return Some(Then::Go);
                 }
                 // The client closed the connection, or it broke: release the subscription.
                 _ => return None,
             },
-            chunk = next_chunk(&mut sub, &mut beats, &mut ended, &shutdown, header_only) => chunk,
+            chunk = Box::pin(next_chunk(sub, &mut self.beats, &mut self.ended, &self.shutdown, self.header_only)) => chunk,
         };
-        let Some(chunk) = chunk else { break };
+        let Some(chunk) = chunk else { return Some(Then::End) };
         // An empty chunk would read as the end of the body.
         if !chunk.is_empty() {
-            write_chunk(&mut io, chunk.framed()).await.ok()?;
+            self.write(chunk.framed()).await?;
         }
+        Some(Then::Go)
     }
-    drop(sub);
-    io.write_all(b"0\r\n\r\n").await.ok()?;
-    io.flush().await.ok()?;
-    if reusable {
-        return read.reunite(io.into_inner()).ok();
+
+    async fn write(&mut self, framed: &[u8]) -> Option<()> {
+        write_chunk(self.io.as_mut()?, framed).await.ok()
     }
-    let _ = io.shutdown().await;
-    None
 }
 
 /// A parked task's wait: for the driver to give the subscription back, a heartbeat, the
@@ -332,11 +416,11 @@ pub async fn write_fanned(
 async fn parked(
     seat: &Seat,
     read: &mut OwnedReadHalf,
-    beats: &mut Option<tokio::time::Interval>,
+    beats: &mut Option<Interval>,
     ended: &mut Option<watch::Receiver<bool>>,
     reusable: &mut bool,
-    discard: &mut [u8],
 ) -> Woke {
+    let mut discard = [0u8; 64];
     loop {
         tokio::select! {
             biased;
@@ -344,7 +428,7 @@ async fn parked(
                 if ready.is_err() {
                     return Woke::Closed;
                 }
-                match read.try_read(discard) {
+                match read.try_read(&mut discard) {
                     Ok(0) => return Woke::Closed,
                     Ok(_) => *reusable = false,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

@@ -2,9 +2,10 @@
 //! an end when the document is deleted, the credential that opened the stream ends, or the
 //! server shuts down.
 //!
-//! One stream of chunks ([`chunks`]) goes out two ways: as hyper's response body
+//! One [`Feed`] of chunks ([`chunks`]) goes out three ways: as hyper's response body
 //! ([`body`]: HTTP/2, HTTP/1.0), or, on an HTTP/1.1 connection taken over after the 209 head
-//! (see `takeover`), written by [`write_chunked`] in a task of its own.
+//! (see `takeover`), written by [`write_chunked`] in a task of its own (TLS), or by its task
+//! and its document's fan-out writer (`fanout`: plain TCP), which take the feed apart.
 //!
 //! Each [`Chunk`] is framed once, when it is encoded, as hyper frames a chunk of a chunked
 //! body; the update shared by every subscriber at the previous head is encoded and framed
@@ -94,7 +95,8 @@ impl Chunk {
 /// subscriptions through their documents (`Hub::end_subscriptions`). Its parts are open to
 /// the fan-out (`super::fanout`), which takes the subscription out while it writes for it.
 pub struct Feed {
-    pub(super) sub: Subscription,
+    /// Boxed: the fan-out moves it between its seat and its task (B5: one copy, not two).
+    pub(super) sub: Box<Subscription>,
     pub(super) beats: Option<Interval>,
     /// Fires when the credential that opened the stream is revoked or expires.
     pub(super) ended: Option<watch::Receiver<bool>>,
@@ -115,7 +117,7 @@ pub fn chunks(
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         interval
     });
-    Feed { sub, beats, ended, shutdown, header_only }
+    Feed { sub: Box::new(sub), beats, ended, shutdown, header_only }
 }
 
 impl Feed {
@@ -167,8 +169,13 @@ enum Next {
 
 /// The chunk of an update shared by every subscriber at the previous head, encoded and
 /// framed by the first that sends it.
-pub(super) fn shared_chunk(shared: &SharedUpdate) -> Chunk {
-    Chunk::from_framed(shared.encoded.get_or_init(|| encode(vec![shared.update.clone()], false).framed).clone())
+fn shared_chunk(shared: &SharedUpdate) -> Chunk {
+    Chunk::from_framed(shared_framed(shared).clone())
+}
+
+/// [`shared_chunk`]'s framed bytes, borrowed (the fan-out writes them as they are).
+pub(super) fn shared_framed(shared: &SharedUpdate) -> &Bytes {
+    shared.encoded.get_or_init(|| encode(vec![shared.update.clone()], false).framed)
 }
 
 /// A heartbeat chunk.

@@ -13,8 +13,9 @@
 //! buffered before it), swallows the sentinel and the end, reports end-of-file to reads and
 //! ignores hyper's shutdown. hyper then sees a finished exchange and a client that closed an
 //! idle connection: it ends the connection, frees its buffers and task, and drops the
-//! wrapper, which hands the socket over ([`Claim::take`]); the accept loop runs
-//! [`super::stream::write_chunked`] on it as a small task of its own. When the stream ends,
+//! wrapper, which hands the socket over ([`Claim::take`]); the accept loop runs the
+//! subscription's writer on it as a small task of its own (`fanout::write_fanned` on plain
+//! TCP, [`super::stream::write_chunked`] on TLS). When the stream ends,
 //! the writer sends the last chunk and the accept loop serves the socket with hyper again,
 //! so the connection stays usable, as it was when hyper wrote the stream itself.
 //!
@@ -22,7 +23,7 @@
 //! it before it lets go, meets end-of-file in the middle of it and ends with an error (and
 //! should it ever call the service first, [`Takeover::refuse_pipelined`] keeps the request
 //! from running: its answer could not reach the client). The connection then closes after
-//! the stream, so the client knows to send it again. The writer treats bytes the client
+//! the stream, so the client knows to send it again. The writers treat bytes the client
 //! sends during the stream the same way.
 //!
 //! Why a random sentinel rather than "the first blank line after arming": with pipelining,

@@ -88,9 +88,9 @@ enum Step {
 /// What a fan-out writer does for a waiting subscription at a new publication
 /// ([`Subscription::fan_out`]).
 #[derive(Debug)]
-pub enum FanOut {
-    /// Write this shared update (the client now counts as having it).
-    Send(Arc<SharedUpdate>),
+pub enum FanOut<'a> {
+    /// Write this shared update, the publication's step (the client now counts as having it).
+    Send(&'a SharedUpdate),
     /// Nothing: the client is at the head already.
     Idle,
     /// Anything else (a coalesced catch-up, its peer's own write, the end): the subscription
@@ -248,7 +248,7 @@ impl Subscription {
     /// `published`: the step every subscriber at the previous head shares (computed here when
     /// the writer left it and `published` is still the newest), or `Own` for anything else.
     /// Takes no lock but the peer table's, and only for a subscription with a `Peer`.
-    pub fn fan_out(&mut self, published: &Arc<Published>) -> FanOut {
+    pub fn fan_out<'a>(&mut self, published: &'a Arc<Published>) -> FanOut<'a> {
         if published.generation != self.generation || self.own_write_pending() {
             return FanOut::Own;
         }
@@ -258,18 +258,19 @@ impl Subscription {
         if self.client != published.prev_head {
             return FanOut::Own;
         }
-        if let Some(step) = published.step.get() {
-            self.deliver(step.clone());
-            return FanOut::Send(step.clone());
+        if published.step.get().is_none() {
+            // Computed on the readers' copy, which is at the newest head: only when that is
+            // `published` does the step fill its slot.
+            let computed = self.on_replica(|sub, replica, newest| match Arc::ptr_eq(newest, published) {
+                true => replica.simpleton_step(&sub.client, &newest.head).map(Some),
+                false => Ok(None),
+            });
+            let Ok(Some(step)) = computed else { return FanOut::Own };
+            let _ = published.step.set(step);
         }
-        let computed = self.on_replica(|sub, replica, newest| match Arc::ptr_eq(newest, published) {
-            true => sub.simpleton_update(replica, newest),
-            false => Ok(None),
-        });
-        match computed {
-            Ok(Some(Delivery::Shared(step))) => FanOut::Send(step),
-            _ => FanOut::Own,
-        }
+        let Some(step) = published.step.get() else { return FanOut::Own };
+        self.advance(step);
+        FanOut::Send(step)
     }
 
     /// Identifies the subscription's document for as long as the subscription lives (a
@@ -311,10 +312,10 @@ impl Subscription {
     /// subscriber that keeps up needs O(one round) here, and handing every wake-up of
     /// thousands of subscriptions to another thread (`block_in_place`) starts threads, each with
     /// its own malloc arena (measured: a thousand stalled subscribers then cost 50 MB more).
-    fn on_replica(
+    fn on_replica<T>(
         &mut self,
-        compute: impl FnOnce(&mut Self, &mut Replica, &Arc<Published>) -> Result<Option<Delivery>, HubError>,
-    ) -> Result<Option<Delivery>, HubError> {
+        compute: impl FnOnce(&mut Self, &mut Replica, &Arc<Published>) -> Result<Option<T>, HubError>,
+    ) -> Result<Option<T>, HubError> {
         let (shared, store) = (self.shared.clone(), self.store.clone());
         shared.with_replica(store.as_ref(), |replica, published| {
             if published.generation != self.generation {
@@ -399,10 +400,15 @@ impl Subscription {
     }
 
     fn deliver(&mut self, step: Arc<SharedUpdate>) -> Delivery {
+        self.advance(&step);
+        Delivery::Shared(step)
+    }
+
+    /// The client gets `step`: it is at its version now.
+    fn advance(&mut self, step: &SharedUpdate) {
         self.rebase_at = None;
         self.unsent_rebases = 0;
         self.client.clone_from(&step.update.version);
-        Delivery::Shared(step)
     }
 
     /// dt: the original updates the client lacks up to `head`; its peer's own writes count as
