@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use tokio::sync::watch;
-use tokio_stream::StreamExt;
+use tokio::time::Interval;
 
 use crate::chunks::ChunkId;
 use crate::file::{ChunkRef, FileVersion};
@@ -54,17 +54,53 @@ fn read_piece(hub: &Hub, c: &ChunkRef, from: u64, to: u64) -> Result<Bytes, std:
     Ok(data.slice(from as usize..to as usize))
 }
 
-/// What the subscription stream does next.
-enum Next {
-    /// Wait for the next version.
-    Version,
-    /// Send these chunks of the current update's body, then its end.
-    Body(VecDeque<ChunkRef>),
+/// A file subscription on its way to the wire: the subscription, the body chunks of the update
+/// being sent, heartbeats between updates, and what ends it (as `stream::Feed` for text).
+struct FileFeed {
+    sub: FileSubscription,
+    hub: Hub,
+    /// Chunks of the current update's body still to send; then its end.
+    pending: VecDeque<ChunkRef>,
+    end_pending: bool,
+    beats: Option<Interval>,
+    ended: Option<watch::Receiver<bool>>,
+    shutdown: watch::Receiver<bool>,
+    header_only: bool,
+}
+
+impl FileFeed {
+    /// The next chunk: the rest of the update being sent, else the next update or a
+    /// heartbeat; None once the stream is over.
+    async fn next(&mut self) -> Option<Chunk> {
+        if *self.shutdown.borrow() {
+            return None;
+        }
+        if let Some(c) = self.pending.pop_front() {
+            // The update cannot be completed: end the stream (the client resumes).
+            return read_piece(&self.hub, &c, 0, c.len).ok().map(|data| Chunk::new(&data));
+        }
+        if std::mem::take(&mut self.end_pending) {
+            return Some(Chunk::new(FILE_UPDATE_END));
+        }
+        let version = tokio::select! {
+            version = self.sub.next() => Some(version?),
+            () = stream::tick(&mut self.beats) => None,
+            () = stream::revoked(&mut self.ended) => return None,
+        };
+        if *self.shutdown.borrow() {
+            return None;
+        }
+        let Some(version) = version else { return Some(stream::heartbeat()) };
+        let (head, body) = update_head(&version, self.header_only);
+        self.pending = body;
+        self.end_pending = true;
+        Some(head)
+    }
 }
 
 /// The chunks of a file subscription: one update per new served version (`header_only`: the
-/// heads without bodies, a change feed), merged with heartbeats, ended by the credential's end
-/// or shutdown like text subscriptions.
+/// heads without bodies, a change feed), heartbeats between updates, ended by the credential's
+/// end or shutdown like text subscriptions.
 pub fn chunks(
     sub: FileSubscription,
     hub: Hub,
@@ -73,25 +109,16 @@ pub fn chunks(
     ended: Option<watch::Receiver<bool>>,
     header_only: bool,
 ) -> Chunks {
-    let updates = futures_util::stream::unfold((sub, hub, Next::Version), move |(mut sub, hub, next)| async move {
-        match next {
-            Next::Version => {
-                let version = sub.next().await?;
-                let (head, body) = update_head(&version, header_only);
-                Some((Some(head), (sub, hub, Next::Body(body))))
-            }
-            Next::Body(mut pending) => match pending.pop_front() {
-                Some(c) => match read_piece(&hub, &c, 0, c.len) {
-                    Ok(data) => Some((Some(Chunk::new(&data)), (sub, hub, Next::Body(pending)))),
-                    // The update cannot be completed: end the stream (the client resumes).
-                    Err(_) => None,
-                },
-                None => Some((Some(Chunk::new(FILE_UPDATE_END)), (sub, hub, Next::Version))),
-            },
-        }
-    })
-    .chain(tokio_stream::once(None));
-    stream::with_beats(updates.map(|c| c), heartbeat, shutdown, ended)
+    let beats = heartbeat.map(|every| {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+    let feed = FileFeed { sub, hub, pending: VecDeque::new(), end_pending: false, beats, ended, shutdown, header_only };
+    Box::pin(futures_util::stream::unfold(feed, |mut feed| async move {
+        let chunk = feed.next().await?;
+        Some((chunk, feed))
+    }))
 }
 
 /// The head of the update for `version`, and the chunks its body is made of.

@@ -15,6 +15,7 @@ mod credentials;
 mod diff;
 mod editor;
 mod error;
+mod fanout;
 mod file;
 mod file_history;
 mod file_stream;

@@ -123,7 +123,7 @@ async fn file_request(
         );
         let body = match takeover {
             Some(takeover) => takeover.arm(chunks),
-            None => stream::body(chunks),
+            None => stream::chunks_body(chunks),
         };
         let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
         let h = res.headers_mut();

@@ -19,6 +19,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::IntoResponse;
@@ -29,13 +30,14 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use super::fanout::{write_fanned, Fanouts};
 use super::stall::StallGuard;
-use super::stream::write_chunked;
+use super::stream::{write_chunked, Source};
 use super::takeover::{self, Takeover};
 
 /// Connection-level limits (and whether connections speak TLS).
@@ -58,9 +60,32 @@ pub struct ConnLimits {
 /// hyper's smallest allowed read buffer.
 const MIN_BUF: usize = 8192;
 
-/// A connection's byte stream, TCP or TLS, once a taken-over subscription hands it back.
-trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Socket for T {}
+/// A connection's byte stream, TCP or TLS (or either, once a taken-over subscription hands it
+/// back).
+trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The plain TCP stream, which a taken-over subscription writes through the fan-out (the
+    /// round's bytes as they are); any other socket back as it was (TLS encrypts each chunk
+    /// per connection).
+    fn into_plain(self: Box<Self>) -> Result<TcpStream, Box<dyn Socket>>;
+}
+
+impl Socket for TcpStream {
+    fn into_plain(self: Box<Self>) -> Result<TcpStream, Box<dyn Socket>> {
+        Ok(*self)
+    }
+}
+
+impl Socket for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_plain(self: Box<Self>) -> Result<TcpStream, Box<dyn Socket>> {
+        Err(self)
+    }
+}
+
+impl Socket for Box<dyn Socket> {
+    fn into_plain(self: Box<Self>) -> Result<TcpStream, Box<dyn Socket>> {
+        (*self).into_plain()
+    }
+}
 
 /// A subscription's writer on a taken-over connection: the socket back when the stream
 /// ended cleanly and the connection can serve another request.
@@ -82,6 +107,8 @@ struct Hyper {
     builder: Builder<TokioExecutor>,
     router: Router,
     stall_timeout: Duration,
+    /// The documents' fan-out writers (plain TCP subscriptions that keep up).
+    fanouts: Arc<Fanouts>,
 }
 
 impl Hyper {
@@ -90,6 +117,7 @@ impl Hyper {
     /// the connection over.
     fn serve<S: Socket>(&self, watcher: Watcher, stream: S, peer: SocketAddr) -> impl Future<Output = Next> + use<S> {
         let (io, takeover, claim) = takeover::wrap(StallGuard::new(stream, self.stall_timeout));
+        let (stall_timeout, fanouts) = (self.stall_timeout, self.fanouts.clone());
         let service = TowerToHyperService::new(WithPeer { router: self.router.clone(), peer, takeover });
         let conn = self.builder.clone().serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
         async move {
@@ -98,14 +126,21 @@ impl Hyper {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             // hyper's connection, and with it the socket wrapper, is gone by now.
-            let Some((io, chunks, reusable)) = claim.take(ended.is_ok()) else {
+            let Some((io, source, reusable)) = claim.take(ended.is_ok()) else {
                 return Next::Closed;
             };
-            let writer = async move {
-                let io = write_chunked(io, chunks, reusable).await?;
-                Some(Box::new(io.into_inner()) as Box<dyn Socket>)
+            let writer: Writer = match (source, Box::new(io.into_inner()).into_plain()) {
+                (Source::Live(feed), Ok(tcp)) => Box::pin(async move {
+                    let tcp = write_fanned(tcp, *feed, reusable, stall_timeout, fanouts).await?;
+                    Some(Box::new(tcp) as Box<dyn Socket>)
+                }),
+                (source, socket) => {
+                    let socket = socket.map_or_else(|other| other, |tcp| Box::new(tcp) as Box<dyn Socket>);
+                    let io = StallGuard::new(socket, stall_timeout);
+                    Box::pin(async move { Some(write_chunked(io, source.into_chunks(), reusable).await?.into_inner()) })
+                }
             };
-            Next::Write(Box::pin(writer), peer)
+            Next::Write(writer, peer)
         }
     }
 }
@@ -157,7 +192,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_header_bytes.max(MIN_BUF));
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024);
-    let hyper = Hyper { builder, router, stall_timeout: limits.stall_timeout };
+    let hyper = Hyper { builder, router, stall_timeout: limits.stall_timeout, fanouts: Arc::default() };
     let graceful = GracefulShutdown::new();
     let mut tasks: JoinSet<Next> = JoinSet::new();
     tokio::pin!(shutdown);

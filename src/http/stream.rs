@@ -2,9 +2,10 @@
 //! an end when the document is deleted, the credential that opened the stream ends, or the
 //! server shuts down.
 //!
-//! One stream of chunks ([`chunks`]) goes out two ways: as hyper's response body
+//! One [`Feed`] of chunks ([`chunks`]) goes out three ways: as hyper's response body
 //! ([`body`]: HTTP/2, HTTP/1.0), or, on an HTTP/1.1 connection taken over after the 209 head
-//! (see `takeover`), written by [`write_chunked`] in a task of its own.
+//! (see `takeover`), written by [`write_chunked`] in a task of its own (TLS), or by its task
+//! and its document's fan-out writer (`fanout`: plain TCP), which take the feed apart.
 //!
 //! Each [`Chunk`] is framed once, when it is encoded, as hyper frames a chunk of a chunked
 //! body; the update shared by every subscriber at the previous head is encoded and framed
@@ -19,10 +20,10 @@ use axum::body::Body;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior};
-use tokio_stream::wrappers::IntervalStream;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_stream::{Stream, StreamExt};
 
+use crate::document::SharedUpdate;
 use crate::hub::{Delivery, Subscription};
 use crate::protocol::{encode_update, Update, UpdateContent};
 
@@ -84,61 +85,152 @@ impl Chunk {
     }
 }
 
-/// The chunks of `sub`. The subscription computes an update only when the stream is polled,
-/// and it is polled only when the socket can take more, so a client that stops reading
-/// stops its updates from being computed: no queue grows. `header_only` (a `Method-Override:
-/// HEAD` subscription, a change feed) sends each update's `Version` and `Parents` with an
-/// empty body. `shutdown` is checked before each chunk, never waited on: at shutdown the hub
-/// ends subscriptions through their documents (`Hub::end_subscriptions`).
+/// A subscription on its way to the wire: its updates, heartbeats between them, and what
+/// ends it. The subscription computes an update only when [`Feed::next`] is called, and the
+/// writers call it only when the socket can take more, so a client that stops reading stops
+/// its updates from being computed: no queue grows. `header_only` (a `Method-Override: HEAD`
+/// subscription, a change feed) sends each update's `Version` and `Parents` with an empty
+/// body. `shutdown` is checked before each chunk, never waited on: at shutdown the hub ends
+/// subscriptions through their documents (`Hub::end_subscriptions`). Its parts are open to
+/// the fan-out (`super::fanout`), which takes the subscription out while it writes for it.
+pub struct Feed {
+    /// Boxed: the fan-out moves it between its seat and its task (B5: one copy, not two).
+    pub(super) sub: Box<Subscription>,
+    pub(super) beats: Option<Interval>,
+    /// Fires when the credential that opened the stream is revoked or expires.
+    pub(super) ended: Option<watch::Receiver<bool>>,
+    pub(super) shutdown: watch::Receiver<bool>,
+    pub(super) header_only: bool,
+}
+
+/// The [`Feed`] of `sub`, with a heartbeat every `heartbeat` when the client asked for them.
 pub fn chunks(
     sub: Subscription,
     heartbeat: Option<Duration>,
     shutdown: watch::Receiver<bool>,
     ended: Option<watch::Receiver<bool>>,
     header_only: bool,
-) -> Chunks {
-    // `None` marks the end, so that the merge with heartbeats (which never end) still ends.
-    let updates = futures_util::stream::unfold(sub, move |mut sub| async move {
-        let chunk = match sub.next_delivery().await? {
-            // Every subscriber at the previous head sends the same bytes: the first encodes
-            // and frames them, the rest share them (B4: one encoding per round, not per
-            // subscriber).
-            Delivery::Shared(shared) if !header_only => Chunk::from_framed(
-                shared.encoded.get_or_init(|| encode(vec![shared.update.clone()], false).framed).clone(),
-            ),
-            delivery => encode(delivery.into_updates(), header_only),
-        };
-        Some((Some(chunk), sub))
-    })
-    .chain(tokio_stream::once(None));
-    with_beats(updates, heartbeat, shutdown, ended)
-}
-
-/// `updates` (None marks their end) merged with heartbeats and the credential's end, and cut
-/// at shutdown: what every subscription stream, text or file, goes out as.
-pub fn with_beats(
-    updates: impl Stream<Item = Option<Chunk>> + Send + 'static,
-    heartbeat: Option<Duration>,
-    shutdown: watch::Receiver<bool>,
-    ended: Option<watch::Receiver<bool>>,
-) -> Chunks {
-    let end = move |chunk: Option<Chunk>| match *shutdown.borrow() {
-        true => None,
-        false => chunk,
-    };
-    // Heartbeats and a credential's end are merged in only when the subscription has them:
-    // every layer is polled on every delivery.
+) -> Feed {
     let beats = heartbeat.map(|every| {
         let mut interval = tokio::time::interval_at(Instant::now() + every, every);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        IntervalStream::new(interval).map(|_| Some(Chunk::from_framed(Bytes::from_static(HEARTBEAT_CHUNK))))
+        interval
     });
-    let revoked = ended.map(|rx| futures_util::stream::once(revoked(rx)).map(|()| None));
-    match (beats, revoked) {
-        (None, None) => Box::pin(updates.map_while(end)),
-        (Some(beats), None) => Box::pin(updates.merge(beats).map_while(end)),
-        (None, Some(revoked)) => Box::pin(updates.merge(revoked).map_while(end)),
-        (Some(beats), Some(revoked)) => Box::pin(updates.merge(beats).merge(revoked).map_while(end)),
+    Feed { sub: Box::new(sub), beats, ended, shutdown, header_only }
+}
+
+impl Feed {
+    /// The next chunk, or None once the stream is over.
+    pub async fn next(&mut self) -> Option<Chunk> {
+        next_chunk(&mut self.sub, &mut self.beats, &mut self.ended, &self.shutdown, self.header_only).await
+    }
+
+    /// The feed as a stream of chunks (hyper's body, the writer of a TLS connection).
+    pub fn into_chunks(self) -> Chunks {
+        Box::pin(futures_util::stream::unfold(self, |mut feed| async move {
+            let chunk = feed.next().await?;
+            Some((chunk, feed))
+        }))
+    }
+}
+
+/// The next chunk of a feed whose parts are apart (see [`Feed`]): an update, a heartbeat, or
+/// None when the subscription, the credential or the server ended it. Cancel-safe: what a
+/// dropped call had not returned is computed again by the next.
+pub(super) async fn next_chunk(
+    sub: &mut Subscription,
+    beats: &mut Option<Interval>,
+    ended: &mut Option<watch::Receiver<bool>>,
+    shutdown: &watch::Receiver<bool>,
+    header_only: bool,
+) -> Option<Chunk> {
+    let next = tokio::select! {
+        delivery = sub.next_delivery() => Next::Delivery(delivery?),
+        () = tick(beats) => Next::Beat,
+        () = revoked(ended) => return None,
+    };
+    if *shutdown.borrow() {
+        return None;
+    }
+    Some(match next {
+        // Every subscriber at the previous head sends the same bytes: the first encodes and
+        // frames them, the rest share them (B4: one encoding per round, not per subscriber).
+        Next::Delivery(Delivery::Shared(shared)) if !header_only => shared_chunk(&shared),
+        Next::Delivery(delivery) => encode(delivery.into_updates(), header_only),
+        Next::Beat => heartbeat(),
+    })
+}
+
+enum Next {
+    Delivery(Delivery),
+    Beat,
+}
+
+/// The chunk of an update shared by every subscriber at the previous head, encoded and
+/// framed by the first that sends it.
+fn shared_chunk(shared: &SharedUpdate) -> Chunk {
+    Chunk::from_framed(shared_framed(shared).clone())
+}
+
+/// [`shared_chunk`]'s framed bytes, borrowed (the fan-out writes them as they are).
+pub(super) fn shared_framed(shared: &SharedUpdate) -> &Bytes {
+    shared.encoded.get_or_init(|| encode(vec![shared.update.clone()], false).framed)
+}
+
+/// A heartbeat chunk.
+pub(super) fn heartbeat() -> Chunk {
+    Chunk::from_framed(Bytes::from_static(HEARTBEAT_CHUNK))
+}
+
+/// The next heartbeat; never, without heartbeats.
+pub(super) async fn tick(beats: &mut Option<Interval>) {
+    match beats {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes when the credential is revoked or expires (or its registry entry is gone);
+/// never, for a stream opened without one.
+pub(super) async fn revoked(ended: &mut Option<watch::Receiver<bool>>) {
+    match ended {
+        Some(ended) => {
+            let _ = ended.wait_for(|ended| *ended).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// What a taken-over connection writes: a live subscription's feed (which a plain TCP
+/// connection writes through the fan-out, `super::fanout`), or any stream of chunks.
+pub enum Source {
+    /// A subscription.
+    Live(Box<Feed>),
+    /// Chunks from elsewhere: a file subscription (`file_stream`), tests.
+    Chunks(Chunks),
+}
+
+impl Source {
+    /// The chunks to write, for a writer of its own.
+    pub fn into_chunks(self) -> Chunks {
+        match self {
+            Source::Live(feed) => feed.into_chunks(),
+            Source::Chunks(chunks) => chunks,
+        }
+    }
+}
+
+impl From<Feed> for Source {
+    fn from(feed: Feed) -> Source {
+        Source::Live(Box::new(feed))
+    }
+}
+
+impl From<Chunks> for Source {
+    fn from(chunks: Chunks) -> Source {
+        Source::Chunks(chunks)
     }
 }
 
@@ -156,13 +248,13 @@ fn encode(updates: Vec<Update>, header_only: bool) -> Chunk {
     Chunk::frame(out)
 }
 
-/// Completes when the credential is revoked or expires (or its registry entry is gone).
-async fn revoked(mut ended: watch::Receiver<bool>) {
-    let _ = ended.wait_for(|ended| *ended).await;
+/// `feed` as hyper's response body, which hyper frames itself.
+pub fn body(feed: Feed) -> Body {
+    chunks_body(feed.into_chunks())
 }
 
-/// `chunks` as hyper's response body, which hyper frames itself.
-pub fn body(chunks: Chunks) -> Body {
+/// Any stream of chunks as hyper's response body (hyper frames each chunk itself).
+pub fn chunks_body(chunks: Chunks) -> Body {
     Body::from_stream(chunks.map(|chunk| Ok::<Bytes, std::convert::Infallible>(chunk.data())))
 }
 
@@ -210,7 +302,7 @@ pub async fn write_chunked<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// One framed chunk, in one write when the socket takes it whole.
-async fn write_chunk<W: AsyncWrite + Unpin>(io: &mut W, framed: &[u8]) -> std::io::Result<()> {
+pub(super) async fn write_chunk<W: AsyncWrite + Unpin>(io: &mut W, framed: &[u8]) -> std::io::Result<()> {
     io.write_all(framed).await?;
     // A TLS stream may hold what it encrypted until flushed.
     io.flush().await
@@ -253,7 +345,7 @@ mod tests {
             // A shared update's slot keeps the frame; the chunk is found again from it.
             assert_eq!(Chunk::from_framed(chunk.framed().clone()), chunk);
         }
-        let beat = Chunk::from_framed(Bytes::from_static(HEARTBEAT_CHUNK));
+        let beat = heartbeat();
         assert_eq!(beat.data().as_ref(), crate::protocol::HEARTBEAT);
         assert_eq!(beat, Chunk::new(crate::protocol::HEARTBEAT));
     }

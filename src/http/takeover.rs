@@ -13,8 +13,9 @@
 //! buffered before it), swallows the sentinel and the end, reports end-of-file to reads and
 //! ignores hyper's shutdown. hyper then sees a finished exchange and a client that closed an
 //! idle connection: it ends the connection, frees its buffers and task, and drops the
-//! wrapper, which hands the socket over ([`Claim::take`]); the accept loop runs
-//! [`super::stream::write_chunked`] on it as a small task of its own. When the stream ends,
+//! wrapper, which hands the socket over ([`Claim::take`]); the accept loop runs the
+//! subscription's writer on it as a small task of its own (`fanout::write_fanned` on plain
+//! TCP, [`super::stream::write_chunked`] on TLS). When the stream ends,
 //! the writer sends the last chunk and the accept loop serves the socket with hyper again,
 //! so the connection stays usable, as it was when hyper wrote the stream itself.
 //!
@@ -22,7 +23,7 @@
 //! it before it lets go, meets end-of-file in the middle of it and ends with an error (and
 //! should it ever call the service first, [`Takeover::refuse_pipelined`] keeps the request
 //! from running: its answer could not reach the client). The connection then closes after
-//! the stream, so the client knows to send it again. The writer treats bytes the client
+//! the stream, so the client knows to send it again. The writers treat bytes the client
 //! sends during the stream the same way.
 //!
 //! Why a random sentinel rather than "the first blank line after arming": with pipelining,
@@ -49,7 +50,7 @@ use http_body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
-use super::stream::Chunks;
+use super::stream::Source;
 
 /// Length of the sentinel chunk's data.
 const NONCE_LEN: usize = 16;
@@ -59,7 +60,7 @@ const SENTINEL_LINE: &[u8] = b"10\r\n";
 /// What the handler leaves for the connection: the sentinel and the stream to write.
 struct Job {
     nonce: [u8; NONCE_LEN],
-    chunks: Chunks,
+    source: Source,
 }
 
 /// Shared by the connection's socket wrapper, its requests and its task.
@@ -100,10 +101,10 @@ impl Takeover {
     }
 
     /// Arms the connection: once hyper has written the response head, the connection's task
-    /// writes `chunks` to the socket. Returns the body to answer with (the sentinel chunk).
-    pub fn arm(self, chunks: Chunks) -> Body {
+    /// writes `source` to the socket. Returns the body to answer with (the sentinel chunk).
+    pub fn arm(self, source: impl Into<Source>) -> Body {
         let nonce: [u8; NONCE_LEN] = rand::random();
-        *self.0.job() = Some(Job { nonce, chunks });
+        *self.0.job() = Some(Job { nonce, source: source.into() });
         self.0.armed.store(true, Ordering::Release);
         Body::new(Sentinel(Some(Bytes::copy_from_slice(&nonce))))
     }
@@ -312,10 +313,10 @@ impl<T> Claim<T> {
     /// the end-of-file it was shown came at a request boundary with nothing read ahead; a
     /// pipelined request makes it end with an error (end-of-file mid-request) or, should it
     /// get as far as the service, is refused there.
-    pub fn take(mut self, ended_cleanly: bool) -> Option<(T, Chunks, bool)> {
+    pub fn take(mut self, ended_cleanly: bool) -> Option<(T, Source, bool)> {
         let io = self.rx.try_recv().ok()?;
         let job = self.arming.job().take()?;
-        Some((io, job.chunks, ended_cleanly && !self.arming.closing.load(Ordering::Acquire)))
+        Some((io, job.source, ended_cleanly && !self.arming.closing.load(Ordering::Acquire)))
     }
 }
 
@@ -324,6 +325,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::http::stream::Chunks;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn armed<T>(io: T) -> (HandOff<T>, Claim<T>, Vec<u8>) {
@@ -370,7 +372,8 @@ mod tests {
         assert_eq!(wrapper.read(&mut [0u8; 16]).await.unwrap(), 0);
         wrapper.shutdown().await.unwrap();
         drop(wrapper);
-        let (mut socket, mut chunks, reusable) = claim.take(true).expect("handed over");
+        let (mut socket, source, reusable) = claim.take(true).expect("handed over");
+        let mut chunks = source.into_chunks();
         assert!(reusable);
         // The socket is the same one, unread bytes included.
         let mut pipelined = [0u8; 9];

@@ -53,4 +53,4 @@ pub use files::{run_collector, FileIngest, FileStore, Ingested};
 pub use registry::{Hub, HubSettings, HubStats};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest};
 pub use retention::{RetentionPolicy, RetentionRule};
-pub use subscription::{Delivery, Subscription};
+pub use subscription::{Delivery, FanOut, Subscription};

@@ -85,6 +85,19 @@ enum Step {
     End,
 }
 
+/// What a fan-out writer does for a waiting subscription at a new publication
+/// ([`Subscription::fan_out`]).
+#[derive(Debug)]
+pub enum FanOut<'a> {
+    /// Write this shared update, the publication's step (the client now counts as having it).
+    Send(&'a SharedUpdate),
+    /// Nothing: the client is at the head already.
+    Idle,
+    /// Anything else (a coalesced catch-up, its peer's own write, the end): the subscription
+    /// goes back to a task of its own, which computes what to send.
+    Own,
+}
+
 impl Hub {
     /// Opens a subscription: counted against the limits, then its catch-up computed on the
     /// readers' copy of the document.
@@ -213,6 +226,64 @@ impl Subscription {
         }
     }
 
+    /// The publication the subscription is at when all it has to do is wait for the next
+    /// one: a simpleton subscriber at the head with nothing pending (no catch-up, rebase,
+    /// unknown parents or own write to account). Until the head moves, [`fan_out`](Self::fan_out)
+    /// can then stand in for [`next_delivery`](Self::next_delivery).
+    pub fn idle_at(&mut self) -> Option<Arc<Published>> {
+        if self.merge_type != MergeType::Simpleton
+            || self.ended
+            || self.waiting_for_parents
+            || self.rebase_at.is_some()
+            || !self.initial.is_empty()
+        {
+            return None;
+        }
+        let published = self.head_rx.borrow_and_update().clone();
+        let idle = published.generation == self.generation && self.client == published.head;
+        (idle && !self.own_write_pending()).then_some(published)
+    }
+
+    /// For a subscription that was idle ([`idle_at`](Self::idle_at)) at the head before
+    /// `published`: the step every subscriber at the previous head shares (computed here when
+    /// the writer left it and `published` is still the newest), or `Own` for anything else.
+    /// Takes no lock but the peer table's, and only for a subscription with a `Peer`.
+    pub fn fan_out<'a>(&mut self, published: &'a Arc<Published>) -> FanOut<'a> {
+        if published.generation != self.generation || self.own_write_pending() {
+            return FanOut::Own;
+        }
+        if self.client == published.head {
+            return FanOut::Idle;
+        }
+        if self.client != published.prev_head {
+            return FanOut::Own;
+        }
+        if published.step.get().is_none() {
+            // Computed on the readers' copy, which is at the newest head: only when that is
+            // `published` does the step fill its slot.
+            let computed = self.on_replica(|sub, replica, newest| match Arc::ptr_eq(newest, published) {
+                true => replica.simpleton_step(&sub.client, &newest.head).map(Some),
+                false => Ok(None),
+            });
+            let Ok(Some(step)) = computed else { return FanOut::Own };
+            let _ = published.step.set(step);
+        }
+        let Some(step) = published.step.get() else { return FanOut::Own };
+        self.advance(step);
+        FanOut::Send(step)
+    }
+
+    /// Identifies the subscription's document for as long as the subscription lives (a
+    /// fan-out writer serves the subscribers of one document).
+    pub fn document_key(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
+    /// A receiver of the document's publications.
+    pub fn watch(&self) -> watch::Receiver<Arc<Published>> {
+        self.head_rx.clone()
+    }
+
     fn step(&mut self, rebase_due: bool) -> Step {
         let published = self.head_rx.borrow_and_update().clone();
         if published.generation != self.generation {
@@ -241,10 +312,10 @@ impl Subscription {
     /// subscriber that keeps up needs O(one round) here, and handing every wake-up of
     /// thousands of subscriptions to another thread (`block_in_place`) starts threads, each with
     /// its own malloc arena (measured: a thousand stalled subscribers then cost 50 MB more).
-    fn on_replica(
+    fn on_replica<T>(
         &mut self,
-        compute: impl FnOnce(&mut Self, &mut Replica, &Arc<Published>) -> Result<Option<Delivery>, HubError>,
-    ) -> Result<Option<Delivery>, HubError> {
+        compute: impl FnOnce(&mut Self, &mut Replica, &Arc<Published>) -> Result<Option<T>, HubError>,
+    ) -> Result<Option<T>, HubError> {
         let (shared, store) = (self.shared.clone(), self.store.clone());
         shared.with_replica(store.as_ref(), |replica, published| {
             if published.generation != self.generation {
@@ -268,6 +339,13 @@ impl Subscription {
         self.client = writes.last_simpleton.clone();
         self.waiting_for_parents = false;
         true
+    }
+
+    /// Whether the peer's table holds a simpleton write of its own not yet accounted (without
+    /// accounting it: `account_own_writes` does that, and schedules the rebase).
+    fn own_write_pending(&self) -> bool {
+        let Some(peer) = &self.peer else { return false };
+        lock(&self.shared.peers).get(peer).is_some_and(|writes| writes.simpleton_writes > self.seen_writes)
     }
 
     fn simpleton(&mut self, published: &Arc<Published>, rebase_due: bool) -> Result<Option<Delivery>, HubError> {
@@ -322,10 +400,15 @@ impl Subscription {
     }
 
     fn deliver(&mut self, step: Arc<SharedUpdate>) -> Delivery {
+        self.advance(&step);
+        Delivery::Shared(step)
+    }
+
+    /// The client gets `step`: it is at its version now.
+    fn advance(&mut self, step: &SharedUpdate) {
         self.rebase_at = None;
         self.unsent_rebases = 0;
         self.client.clone_from(&step.update.version);
-        Delivery::Shared(step)
     }
 
     /// dt: the original updates the client lacks up to `head`; its peer's own writes count as

@@ -14,6 +14,7 @@ mod crash;
 mod disk;
 mod durability;
 mod error_codes;
+mod fanout;
 mod files;
 mod files_delta;
 mod fuzz_corpus;
