@@ -125,18 +125,10 @@ async fn file_request(
             Some(takeover) => takeover.arm(chunks),
             None => stream::chunks_body(chunks),
         };
-        let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
-        let h = res.headers_mut();
-        reply::set_version(h, reply::CURRENT_VERSION, &current);
-        reply::set(h, "merge-type", "aww");
-        reply::set(h, "subscribe", protocol::subscribe_echo(braid.subscribe.as_deref().unwrap_or_default()));
-        reply::set(h, "content-type", HISTORY_TYPE);
-        reply::set(h, "cache-control", "no-cache, no-transform, no-store");
-        reply::set(h, "x-accel-buffering", "no");
-        if let Some((_, raw)) = &braid.heartbeats {
-            reply::set(h, "heartbeats", raw);
-        }
-        return Ok(res);
+        return Ok(multiresponse(body, &braid, |h| {
+            reply::set_version(h, reply::CURRENT_VERSION, &current);
+            reply::set(h, "merge-type", "aww");
+        }));
     }
     let with_body = method == Method::GET && !braid.head_override;
     let file_reader = super::file::FileReader { with_body, private: reader.private, editable: reader.editable };
@@ -346,9 +338,9 @@ async fn subscribe(
         .subscribe(
             path,
             SubscribeRequest {
-                parents: braid.parents,
+                parents: braid.parents.clone(),
                 merge_type: braid.merge_type,
-                peer: braid.peer,
+                peer: braid.peer.clone(),
                 max_rebase_delay: state.settings.max_rebase_delay,
             },
         )
@@ -360,9 +352,16 @@ async fn subscribe(
         Some(takeover) => takeover.arm(chunks),
         None => stream::body(chunks),
     };
+    Ok(multiresponse(body, &braid, |h| reply::resource_headers(h, &current, braid.merge_type, editable)))
+}
+
+/// The 209 head of a subscription, text or file: the resource's headers (`resource`), then
+/// the stream's own (never cached, never buffered by a proxy, `Subscribe` and `Heartbeats`
+/// echoed).
+fn multiresponse(body: Body, braid: &BraidHeaders, resource: impl FnOnce(&mut HeaderMap)) -> Response {
     let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
     let h = res.headers_mut();
-    reply::resource_headers(h, &current, braid.merge_type, editable);
+    resource(h);
     reply::set(h, "subscribe", protocol::subscribe_echo(braid.subscribe.as_deref().unwrap_or_default()));
     reply::set(h, "content-type", HISTORY_TYPE);
     reply::set(h, "cache-control", "no-cache, no-transform, no-store");
@@ -370,7 +369,7 @@ async fn subscribe(
     if let Some((_, raw)) = &braid.heartbeats {
         reply::set(h, "heartbeats", raw);
     }
-    Ok(res)
+    res
 }
 
 /// A random agent name for writes that name neither a Version nor a usable Peer.

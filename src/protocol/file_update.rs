@@ -9,6 +9,7 @@
 //! streams them chunk by chunk after this head, so an update never needs the whole file in
 //! memory.
 
+use super::framing::header;
 use super::version::VersionSet;
 
 /// The update after the body bytes (as after every update: `framing`).
@@ -56,14 +57,6 @@ pub fn encode_file_update_head(update: &FileUpdateHead, out: &mut Vec<u8>) {
         }
         None => header(out, "Content-Length", "0"),
     }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn header(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    // Header values travel as visible ASCII; anything else was validated away before.
-    out.extend(value.bytes().filter(|b| (0x20..0x7f).contains(b)));
     out.extend_from_slice(b"\r\n");
 }
 

@@ -113,7 +113,7 @@ fn patch_headers_and_content(out: &mut Vec<u8>, patch: &Patch) {
 /// Writes `name: value\r\n`, dropping any byte of `value` outside printable ASCII: clients
 /// decode header bytes as Latin-1, and a CR or LF from a misconfigured value must never be
 /// able to end the header block early.
-fn header(out: &mut Vec<u8>, name: &str, value: &str) {
+pub(crate) fn header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend(value.bytes().filter(|b| (0x20..0x7f).contains(b)));
