@@ -27,10 +27,11 @@
 //!   it last wrote, whole.
 //! - Another task calls `POST /.plait/collect` in a loop, and `--chunk-collect-interval-secs 1`
 //!   runs the collector in the background as well.
-//! - A controller kills the server (seeded RNG; the seed is printed): mostly 20-250 ms after the
-//!   clients have made progress on the new server, one time in four 0-100 ms after the start
-//!   (while retries arrive), one time in four right after the collect task has sent a request.
-//!   It counts the kills that landed while an upload or a collection was in flight.
+//! - A controller kills the server (seeded RNG; the seed is printed): every fourth kill right
+//!   after the collect task has sent a request (once the clients have made progress on the new
+//!   server); of the others, one in three 0-100 ms after the start (while retries arrive), the
+//!   rest 20-250 ms after the clients have made progress. It counts the kills that landed while
+//!   an upload or a collection was in flight; the run needs at least one of each.
 //! - At the end: kill -9 and restart, then for every path the file history is read, every
 //!   version in it is read back (`GET` + `Version`, SHA-256 of the body) with its chunk list
 //!   (`GET /.plait/chunks-of` + `Version`: lengths adding up to the size, the same digest), and
@@ -240,6 +241,7 @@ impl Report {
     fn clean(&self) -> bool {
         self.thresholds_met
             && self.kills_during_uploads > 0
+            && self.kills_during_collections > 0
             && self.unresolved == 0
             && self.rejected == 0
             && self.server_errors == 0
@@ -1037,7 +1039,9 @@ async fn run(cfg: Config) -> Report {
             report.thresholds_met = met;
             break;
         }
-        match rng.random_range(0..4) {
+        // Every fourth kill lands during a collection; of the others one in three is early.
+        let mode = if epoch % 4 == 2 { 1 } else { u32::from(!rng.random_ratio(1, 3)) * 2 };
+        match mode {
             0 => tokio::time::sleep(Duration::from_millis(rng.random_range(0..=100))).await,
             mode => {
                 let start = *acked.borrow();
@@ -1150,7 +1154,7 @@ async fn acknowledged_file_versions_survive_kill_9_during_uploads_and_collection
     println!("{}", r.summary());
     assert!(
         r.clean(),
-        "file crash test failed (wanted {kills} kills, {writes} acknowledged writes, a kill during an upload):\n{}",
+        "file crash test failed (wanted {kills} kills, {writes} acknowledged writes, kills during an upload and a collection):\n{}",
         r.details()
     );
 }
