@@ -54,6 +54,8 @@
 //!
 //! Knobs: `PLAIT_FILECRASH_SEED` (replay a run), `PLAIT_FILECRASH_KILLS`,
 //! `PLAIT_FILECRASH_WRITES`, `PLAIT_FILECRASH_CLIENTS` (default 4), `PLAIT_FILECRASH_TIMEOUT_SECS`,
+//! `PLAIT_FILECRASH_CHUNK_AVG` (average chunk in bytes, min a quarter, max four times: e.g.
+//! 16384 for about 200 times as many chunks),
 //! `PLAIT_CRASH_KEEP=1` (keep the temp dir: data dir, oracle logs, server stderr; kept anyway
 //! on failure).
 
@@ -115,6 +117,32 @@ struct Config {
     sabotage: bool,
 }
 
+/// The server's arguments: the collector's background pass, and the chunking a long run may
+/// ask for (`PLAIT_FILECRASH_CHUNK_AVG`, in bytes: more, smaller chunks shared more widely).
+fn chunking_args() -> Vec<String> {
+    let mut args = vec!["--chunk-collect-interval-secs".to_string(), COLLECT_EVERY.to_string()];
+    if env_u64("PLAIT_FILECRASH_CHUNK_AVG").is_some() {
+        let p = chunk_params();
+        for (flag, v) in
+            [("--chunk-min-bytes", p.min()), ("--chunk-avg-bytes", p.avg()), ("--chunk-max-bytes", p.max())]
+        {
+            args.extend([flag.to_string(), v.to_string()]);
+        }
+    }
+    args
+}
+
+/// The chunking the server is started with (the delta clients cut their files the same way).
+fn chunk_params() -> ChunkParams {
+    match env_u64("PLAIT_FILECRASH_CHUNK_AVG") {
+        Some(avg) => {
+            let avg = avg as usize;
+            ChunkParams::new(avg / 4, avg, avg * 4).unwrap_or_else(|e| panic!("PLAIT_FILECRASH_CHUNK_AVG={avg}: {e}"))
+        }
+        None => ChunkParams::default(),
+    }
+}
+
 impl Config {
     fn durable_from_env() -> Config {
         let min_kills = env_u64("PLAIT_FILECRASH_KILLS").unwrap_or(10);
@@ -125,7 +153,7 @@ impl Config {
             clients: env_u64("PLAIT_FILECRASH_CLIENTS").unwrap_or(4) as usize,
             min_kills,
             min_acked,
-            server_args: ["--chunk-collect-interval-secs", COLLECT_EVERY].map(String::from).to_vec(),
+            server_args: chunking_args(),
             durable: true,
             timeout: Duration::from_secs(env_u64("PLAIT_FILECRASH_TIMEOUT_SECS").unwrap_or(default_timeout)),
             keep_dir: std::env::var("PLAIT_CRASH_KEEP").is_ok_and(|v| v == "1"),
@@ -150,9 +178,7 @@ impl Config {
             clients: 4,
             min_kills: 5,
             min_acked: 0,
-            server_args: ["--chunk-collect-interval-secs", COLLECT_EVERY, "--unsafe-ack-before-durable-ms", "200"]
-                .map(String::from)
-                .to_vec(),
+            server_args: [chunking_args(), ["--unsafe-ack-before-durable-ms".into(), "200".into()].to_vec()].concat(),
             durable: false,
             timeout: Duration::from_secs(40),
             keep_dir: std::env::var("PLAIT_CRASH_KEEP").is_ok_and(|v| v == "1"),
@@ -205,10 +231,11 @@ struct Report {
 impl Report {
     fn summary(&self) -> String {
         format!(
-            "crash_files: seed={} kills={} (during uploads {}, during collections {}) ops={} acked={} ({:.0} MiB; {:?}) \
-             unknown={} unresolved={} rejected={} server_errors={} collections={} (chunks deleted {}) lost={} broken={} partial={} \
-             incomplete_chunk_lists={} unexpected={} orphans={} live_read_failures={} stray_errors={} \
-             stalled_epochs={} server_failures={} thresholds_met={} elapsed={:.1}s",
+            "crash_files: seed={} kills={} (during uploads {}, during collections {}) ops={} acked={} \
+             ({:.0} MiB; {:?}) unknown={} unresolved={} rejected={} server_errors={} collections={} \
+             (chunks deleted {}) lost={} broken={} partial={} incomplete_chunk_lists={} unexpected={} orphans={} \
+             live_read_failures={} stray_errors={} stalled_epochs={} server_failures={} thresholds_met={} \
+             elapsed={:.1}s",
             self.seed,
             self.kills,
             self.kills_during_uploads,
@@ -565,7 +592,7 @@ impl Client {
     /// The delta exchange from its start: which chunks are missing, those uploaded, the
     /// commit. A refusal on the way is the answer.
     async fn delta(&mut self, p: &Planned, mut headers: Vec<(&str, String)>) -> Result<Response, (u64, io::Error)> {
-        let (chunks, _) = chunk_all(ChunkParams::default(), &p.body);
+        let (chunks, _) = chunk_all(chunk_params(), &p.body);
         let ids: Vec<String> = chunks.iter().map(|c| c.id.to_string()).collect();
         let ask = json!({ "chunks": ids }).to_string();
         let r = self.caller.call("POST", &format!("/.plait/missing{}", p.path), &[], ask.as_bytes()).await?;
@@ -1154,7 +1181,8 @@ async fn acknowledged_file_versions_survive_kill_9_during_uploads_and_collection
     println!("{}", r.summary());
     assert!(
         r.clean(),
-        "file crash test failed (wanted {kills} kills, {writes} acknowledged writes, kills during an upload and a collection):\n{}",
+        "file crash test failed (wanted {kills} kills, {writes} acknowledged writes, kills during an upload and \
+         a collection):\n{}",
         r.details()
     );
 }
