@@ -59,30 +59,25 @@
 //! the checks can fail.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::support::server::{plait_binary, read_listen_addr};
+use crate::support::killable::{
+    env_u64, kill_server, read_logs, seed_from_env, server_complaints, start_server, Caller, Link, Notes, OracleLog,
+    Up, MAX_NOTES,
+};
 use crate::support::Response as Resp;
 
-/// Bound on any single connect or request.
-const IO_WAIT: Duration = Duration::from_secs(10);
-/// How long a client waits for the controller to announce a restarted server.
-const UP_WAIT: Duration = Duration::from_secs(5);
 /// The share of the time budget for the kill loop; the final checks get the rest.
 const LOAD_SHARE: f64 = 0.75;
 /// How long the controller waits for the clients to make progress on a new server.
@@ -101,8 +96,6 @@ const GET_ONE_IN: u32 = 25;
 const PARENTS_ONE_IN: u32 = 6;
 /// How many acknowledged PUTs (besides every retried one) are replayed at the end.
 const REPLAY_SAMPLE: usize = 300;
-/// How many anomaly descriptions are kept for the report.
-const MAX_NOTES: usize = 40;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and report
@@ -126,17 +119,6 @@ struct Config {
     keep_dir: bool,
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
-}
-
-fn seed_from_env() -> u64 {
-    env_u64("PLAIT_CRASH_SEED").unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        t.as_nanos() as u64 ^ u64::from(std::process::id())
-    })
-}
-
 impl Config {
     /// The real test: CI thresholds unless the environment asks for more.
     fn durable_from_env() -> Config {
@@ -144,7 +126,7 @@ impl Config {
         let min_acked = env_u64("PLAIT_CRASH_WRITES").unwrap_or(5_000);
         let default_timeout = 240 + min_acked.saturating_sub(5_000) / 50 + min_kills.saturating_sub(30) * 2;
         Config {
-            seed: seed_from_env(),
+            seed: seed_from_env("PLAIT_CRASH_SEED"),
             clients: env_u64("PLAIT_CRASH_CLIENTS").unwrap_or(8) as usize,
             docs: env_u64("PLAIT_CRASH_DOCS").unwrap_or(4) as usize,
             min_kills,
@@ -159,7 +141,7 @@ impl Config {
     /// The self-test: acknowledgements precede durability; a few kills.
     fn unsafe_self_test() -> Config {
         Config {
-            seed: seed_from_env(),
+            seed: seed_from_env("PLAIT_CRASH_SEED"),
             clients: 8,
             docs: 4,
             min_kills: 5,
@@ -273,195 +255,6 @@ impl Report {
     }
 }
 
-/// Anomalies seen by any task: a count per kind lives in the task's stats, the text here.
-#[derive(Default)]
-struct Notes(Mutex<Vec<String>>);
-
-impl Notes {
-    fn add(&self, note: String) {
-        let mut n = self.0.lock().unwrap();
-        if n.len() < MAX_NOTES {
-            n.push(note);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server process
-
-/// A `plait serve` child with its stderr appended to a file, so that a server that dies by
-/// itself or logs an error is noticed.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    fn start(data: &Path, args: &[String], stderr_log: &Path) -> Result<Proc, String> {
-        let err = OpenOptions::new().create(true).append(true).open(stderr_log).map_err(|e| e.to_string())?;
-        let mut child = Command::new(plait_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(args)
-            .env("PLAIT_LOG", "warn")
-            .env("PLAIT_AUTH", "none")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(err))
-            .spawn()
-            .map_err(|e| format!("spawning plait: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let addr = read_listen_addr(stdout).map_err(|e| {
-            let status = child.try_wait().ok().flatten();
-            format!("the server did not start ({e}, exit status {status:?})")
-        })?;
-        Ok(Proc { child, addr })
-    }
-
-    /// `kill -9` and reap. Returns the exit status if the server had already exited by itself.
-    fn kill9(mut self) -> Option<std::process::ExitStatus> {
-        let early = self.child.try_wait().ok().flatten();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        early
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_server(data: &Path, args: &[String], stderr_log: &Path) -> Proc {
-    let (data, args, log) = (data.to_path_buf(), args.to_vec(), stderr_log.to_path_buf());
-    let started = tokio::task::spawn_blocking(move || Proc::start(&data, &args, &log)).await.unwrap();
-    started.unwrap_or_else(|e| panic!("{e}; server stderr:\n{}", tail(stderr_log)))
-}
-
-/// Kills `proc` with -9; counts and notes a server that had died by itself.
-async fn kill_server(proc: Proc, failures: &mut u64, notes: &Notes) {
-    if let Some(status) = tokio::task::spawn_blocking(move || proc.kill9()).await.unwrap() {
-        *failures += 1;
-        notes.add(format!("the server exited by itself before the kill: {status}"));
-    }
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-// ---------------------------------------------------------------------------------------------
-// A small HTTP/1.1 client whose errors are values (the server dies under it all the time)
-
-fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "timed out")
-}
-
-fn bad(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
-}
-
-struct Link {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Link {
-    async fn open(addr: SocketAddr) -> io::Result<Link> {
-        let stream = tokio::time::timeout(IO_WAIT, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
-        stream.set_nodelay(true)?;
-        Ok(Link { stream, buf: Vec::new() })
-    }
-
-    async fn call(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Resp> {
-        tokio::time::timeout(IO_WAIT, self.exchange(method, path, headers, body)).await.map_err(|_| timed_out())?
-    }
-
-    async fn exchange(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Resp> {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: crash\r\n");
-        for (n, v) in headers {
-            req.push_str(&format!("{n}: {v}\r\n"));
-        }
-        req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
-        self.stream.write_all(&bytes).await?;
-
-        let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
-            }
-            self.fill().await?;
-        };
-        let head = String::from_utf8(self.buf[..end].to_vec()).map_err(|_| bad("non-UTF-8 head"))?;
-        self.buf.drain(..end + 4);
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(format!("bad status line in {head:?}")))?;
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let mut res = Resp { status, reason: String::new(), headers, body: Vec::new() };
-        if method == "HEAD" || status == 304 {
-            return Ok(res);
-        }
-        if res.header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-            loop {
-                let line_end = loop {
-                    if let Some(i) = find(&self.buf, b"\r\n") {
-                        break i;
-                    }
-                    self.fill().await?;
-                };
-                let size_line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
-                let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                    .map_err(|_| bad(format!("bad chunk size {size_line:?}")))?;
-                self.buf.drain(..line_end + 2);
-                while self.buf.len() < size + 2 {
-                    self.fill().await?;
-                }
-                res.body.extend(self.buf.drain(..size));
-                self.buf.drain(..2);
-                if size == 0 {
-                    break;
-                }
-            }
-        } else {
-            let len: usize = match res.header("content-length") {
-                Some(l) => l.parse().map_err(|_| bad("bad content-length"))?,
-                None => 0,
-            };
-            while self.buf.len() < len {
-                self.fill().await?;
-            }
-            res.body = self.buf.drain(..len).collect();
-        }
-        Ok(res)
-    }
-
-    async fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = [0u8; 16384];
-        let n = self.stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Tokens and documents
 
@@ -507,13 +300,6 @@ fn count_tokens(text: &str) -> HashMap<&str, usize> {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-/// Where the server is: `epoch` grows with every restart; `addr` is None while it is down.
-#[derive(Clone, Copy, Debug)]
-struct Up {
-    epoch: u64,
-    addr: Option<SocketAddr>,
-}
-
 struct Shared {
     stop: AtomicBool,
     /// Acknowledged writes so far (the controller waits on it for progress).
@@ -543,9 +329,8 @@ struct DocState {
 struct Client {
     k: usize,
     rng: StdRng,
-    up: watch::Receiver<Up>,
-    link: Option<(u64, Link)>,
-    log: Option<File>,
+    caller: Caller,
+    log: OracleLog,
     shared: Arc<Shared>,
     docs: Vec<DocState>,
     stats: ClientStats,
@@ -566,8 +351,6 @@ impl Client {
         self.stats
     }
 
-    /// One request on the current connection (opened to the current address if needed).
-    /// On error the connection is dropped and the error carries the epoch it belonged to.
     async fn call(
         &mut self,
         method: &str,
@@ -575,33 +358,15 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Resp, (u64, io::Error)> {
-        let (epoch, mut link) = match self.link.take() {
-            Some(l) => l,
-            None => {
-                let up = *self.up.borrow();
-                let Some(addr) = up.addr else {
-                    return Err((up.epoch, io::Error::new(io::ErrorKind::NotConnected, "server down")));
-                };
-                (up.epoch, Link::open(addr).await.map_err(|e| (up.epoch, e))?)
-            }
-        };
-        match link.call(method, path, headers, body).await {
-            Ok(r) => {
-                self.link = Some((epoch, link));
-                Ok(r)
-            }
-            Err(e) => Err((epoch, e)),
-        }
+        self.caller.call(method, path, headers, body).await
     }
 
     /// After a failed request on `epoch`: back off briefly, then wait until the controller
     /// announces a server of a later epoch. A wait that times out means the error was not
     /// caused by a kill.
     async fn recover(&mut self, epoch: u64, err: &io::Error) {
-        tokio::time::sleep(Duration::from_millis(self.rng.random_range(5..=20))).await;
-        let left = self.shared.deadline.saturating_duration_since(Instant::now()).min(UP_WAIT);
-        let waited = tokio::time::timeout(left, self.up.wait_for(|u| u.epoch != epoch && u.addr.is_some())).await;
-        if !matches!(waited, Ok(Ok(_))) && Instant::now() < self.shared.deadline {
+        let backoff = Duration::from_millis(self.rng.random_range(5..=20));
+        if !self.caller.wait_for_restart(epoch, backoff, self.shared.deadline).await {
             self.stats.stray_errors += 1;
             self.shared.notes.add(format!("client {}: error not explained by a kill (epoch {epoch}): {err}", self.k));
         }
@@ -729,18 +494,7 @@ impl Client {
             "client": self.k, "doc": doc, "token": token, "version": version, "parents": parents,
             "outcome": outcome, "detail": detail,
         });
-        let mut bytes = serde_json::to_vec(&line).unwrap();
-        bytes.push(b'\n');
-        let mut file = self.log.take().unwrap();
-        let file = tokio::task::spawn_blocking(move || {
-            file.write_all(&bytes)?;
-            file.sync_data()?;
-            Ok::<_, io::Error>(file)
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        self.log = Some(file);
+        self.log.append(&line).await;
     }
 }
 
@@ -773,33 +527,28 @@ struct Expect {
 
 fn read_oracle(dir: &Path) -> BTreeMap<String, Expect> {
     let mut out: BTreeMap<String, Expect> = BTreeMap::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    for file in files {
-        for line in std::fs::read_to_string(&file).unwrap().lines() {
-            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad oracle line {line:?}: {e}"));
-            let s = |k: &str| v[k].as_str().unwrap().to_string();
-            let token = s("token");
-            let (client, n) = token_ids(&token).unwrap();
-            let e = out.entry(token).or_insert_with(|| Expect {
-                doc: s("doc"),
-                client,
-                n,
-                version: s("version"),
-                parents: v["parents"].as_str().map(str::to_string),
-                acked: false,
-                unknown: false,
-                rejected: false,
-                lines: Vec::new(),
-            });
-            match v["outcome"].as_str().unwrap() {
-                "acked" => e.acked = true,
-                "unknown" => e.unknown = true,
-                "rejected" => e.rejected = true,
-                other => panic!("unknown outcome {other}"),
-            }
-            e.lines.push(line.to_string());
+    for (line, v) in read_logs(dir) {
+        let s = |k: &str| v[k].as_str().unwrap().to_string();
+        let token = s("token");
+        let (client, n) = token_ids(&token).unwrap();
+        let e = out.entry(token).or_insert_with(|| Expect {
+            doc: s("doc"),
+            client,
+            n,
+            version: s("version"),
+            parents: v["parents"].as_str().map(str::to_string),
+            acked: false,
+            unknown: false,
+            rejected: false,
+            lines: Vec::new(),
+        });
+        match v["outcome"].as_str().unwrap() {
+            "acked" => e.acked = true,
+            "unknown" => e.unknown = true,
+            "rejected" => e.rejected = true,
+            other => panic!("unknown outcome {other}"),
         }
+        e.lines.push(line.to_string());
     }
     out
 }
@@ -929,13 +678,12 @@ async fn run(cfg: Config) -> Report {
 
     let mut clients = Vec::new();
     for k in 0..cfg.clients {
-        let log = OpenOptions::new().create(true).append(true).open(oracle_dir.join(format!("c{k}.jsonl"))).unwrap();
+        let log = OracleLog::create(&oracle_dir.join(format!("c{k}.jsonl")));
         let client = Client {
             k,
             rng: StdRng::seed_from_u64(cfg.seed ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            up: up_rx.clone(),
-            link: None,
-            log: Some(log),
+            caller: Caller::new(up_rx.clone()),
+            log,
             shared: shared.clone(),
             docs: (0..cfg.docs)
                 .map(|_| DocState {
@@ -1079,14 +827,10 @@ async fn run(cfg: Config) -> Report {
     kill_server(proc, &mut report.server_failures, &notes).await;
 
     // The server's own complaints.
-    let stderr = std::fs::read_to_string(&server_log).unwrap_or_default();
-    for line in stderr.lines().filter(|l| l.contains("ERROR") || l.contains("panicked")) {
-        report.server_failures += 1;
-        notes.add(format!("server stderr: {line}"));
-    }
+    report.server_failures += server_complaints(&server_log, &notes);
 
-    report.notes.extend(shared.notes.0.lock().unwrap().drain(..));
-    report.notes.extend(notes.0.lock().unwrap().drain(..));
+    report.notes.extend(shared.notes.drain());
+    report.notes.extend(notes.drain());
     report.elapsed = started.elapsed();
     let keep = cfg.keep_dir || (cfg.durable && !report.clean());
     report.dir = if keep { tmp.keep() } else { tmp.path().to_path_buf() };

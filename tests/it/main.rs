@@ -11,6 +11,7 @@ mod compression;
 mod convergence;
 mod cors_and_reserved;
 mod crash;
+mod crash_files;
 mod disk;
 mod durability;
 mod error_codes;
