@@ -426,3 +426,30 @@ async fn a_change_feed_subscription_sends_versions_without_their_bytes() {
     assert!(has(&stream, b"Content-Type: image/jpeg\r\n") && has(&stream, b"Content-Type: image/png\r\n"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_subscription_ends_when_its_path_becomes_a_file() {
+    let s = TestServer::start(Engine::Memory).await;
+    let mut conn = Conn::open(s.addr).await;
+    conn.send("GET", "/later.bin", &[("Subscribe", "true")], b"").await;
+    assert_eq!(conn.read_head().await.status, 209);
+    let first = conn.read_chunk().await.expect("the empty snapshot");
+    assert!(String::from_utf8_lossy(&first).contains("Content-Length: 0"));
+    assert!(request(s.addr, "PUT", "/later.bin", &[("Merge-Type", "aww")], b"\0bytes").await.ok());
+    // The stream ends (the client resubscribes and gets the file's stream).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the text subscription did not end");
+        match tokio::time::timeout(WAIT, conn.read_chunk()).await.expect("no end within the bound") {
+            None => break,
+            Some(chunk) => {
+                assert!(chunk.iter().all(|b| *b == b'\r' || *b == b'\n'), "no text update for a file: {chunk:?}")
+            }
+        }
+    }
+    let mut again = Conn::open(s.addr).await;
+    again.send("GET", "/later.bin", &[("Subscribe", "true")], b"").await;
+    let head = again.read_head().await;
+    assert_eq!((head.status, head.header("merge-type")), (209, Some("aww")));
+    s.stop().await;
+}
