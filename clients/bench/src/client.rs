@@ -66,6 +66,49 @@ impl Conn {
         Ok(())
     }
 
+    /// Writes a request head announcing a body of `len` bytes, which the caller then sends with
+    /// [`Conn::write_body`] piece by piece (a large upload is never held whole).
+    pub async fn send_head(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        len: u64,
+    ) -> anyhow::Result<()> {
+        let mut out = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.host);
+        for (name, value) in headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str(&format!("content-length: {len}\r\n\r\n"));
+        self.io.get_mut().write_all(out.as_bytes()).await.context("sending a request head")
+    }
+
+    /// Writes part of a request body announced by [`Conn::send_head`].
+    pub async fn write_body(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.io.get_mut().write_all(bytes).await.context("sending a request body")
+    }
+
+    /// Reads a body of `len` bytes (a `content-length` one) without keeping it: each piece, as
+    /// the socket gives it, goes to `each` (which may check it) and is dropped.
+    pub async fn read_body_with(
+        &mut self,
+        len: u64,
+        mut each: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut left = len;
+        while left > 0 {
+            let buf = self.io.fill_buf().await.context("reading a body")?;
+            if buf.is_empty() {
+                bail!("the connection closed with {left} of {len} body bytes unread");
+            }
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            each(&buf[..n])?;
+            self.io.consume(n);
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
     /// Sends a request and reads its whole response.
     pub async fn request(
         &mut self,
