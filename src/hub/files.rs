@@ -78,6 +78,11 @@ impl FileIngest {
             return Err(HubError::FileTooLarge { limit: self.limit });
         }
         let done = self.chunker.push(frame);
+        // Most frames complete no chunk (64 KiB frames, ~1 MiB chunks): only a frame that does
+        // hands its worker over for the synced writes (`block_in_place` costs a thread switch).
+        if done.is_empty() {
+            return Ok(());
+        }
         blocking(|| self.store(done))
     }
 
