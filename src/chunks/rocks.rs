@@ -78,8 +78,17 @@ impl RocksChunkStore {
         // keeps up to two memtables (one filling, one flushing): 16 MiB each bounds what an
         // upload holds in memory (64 MiB memtables made a 1 GiB PUT grow the server by 128 MiB
         // and more; docs/BENCHMARKS.md, FILES). Each flush writes its own blob file, so they
-        // are ~16 MiB, not 256.
+        // are ~16 MiB, not 256 (`blob_file_size` is only their upper bound).
         opts.set_write_buffer_size(16 << 20);
+        // A compaction relocates the live blobs of the oldest blob files (blob GC), rewriting
+        // chunk bodies: at RocksDB's default of 4 level-0 files with 16 MiB memtables that ran
+        // every 64 MiB written and took a third of an upload's CPU. 16 level-0 files (tiny:
+        // ids and blob pointers) compact every 256 MiB, as 4 × 64 MiB memtables did.
+        opts.set_level_zero_file_num_compaction_trigger(16);
+        // Blob files are about a memtable each, so a 1 TB store has ~64k of them, and RocksDB's
+        // default (-1) keeps every file it has opened open: the process would run out of file
+        // descriptors. 512 stay open; others are reopened when read.
+        opts.set_max_open_files(512);
         let db = DB::open(&opts, dir).map_err(|e| ChunkError::Engine(format!("{}: {}", dir.display(), e)))?;
         let store = RocksChunkStore {
             db,

@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::Context;
 use rand::{Rng, RngCore, SeedableRng};
 
-use super::procs::{own_cpu_ns, thread_cpu_ns};
+use super::procs::{cpu_ns_with_exited, thread_cpu_ns};
 use super::report::{Row, Target};
 use super::Ctx;
 use plait::chunks::{seal::Sealer, ChunkId, ChunkKey, ChunkParams, ChunkStore, Chunker, RocksChunkStore};
@@ -209,7 +209,9 @@ pub fn ingest(data: &[u8], dir: &std::path::Path) -> anyhow::Result<(f64, f64)> 
         }
         Ok(())
     };
-    let cpu_before = own_cpu_ns()?;
+    // Read as the server's CPU is read (`files.rs`), so both sides count alike.
+    let own = std::process::id();
+    let cpu_before = cpu_ns_with_exited(own)?;
     let started = Instant::now();
     let mut chunker = Chunker::new(params);
     for frame in data.chunks(FRAME) {
@@ -218,7 +220,7 @@ pub fn ingest(data: &[u8], dir: &std::path::Path) -> anyhow::Result<(f64, f64)> 
     let (tail, summary) = chunker.finish();
     store(tail)?;
     let wall = started.elapsed().as_secs_f64();
-    let cpu = own_cpu_ns()?.saturating_sub(cpu_before) as f64 / 1e9;
+    let cpu = cpu_ns_with_exited(own)?.saturating_sub(cpu_before) as f64 / 1e9;
     anyhow::ensure!(summary.len == data.len() as u64, "the chunker saw {} of {} bytes", summary.len, data.len());
     Ok((cpu, wall))
 }

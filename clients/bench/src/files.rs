@@ -30,7 +30,7 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use super::client::Conn;
 use super::nginx::Nginx;
-use super::procs::{cpu_ns, rss_bytes};
+use super::procs::{cpu_ns_with_exited, rss_bytes};
 use super::report::{Row, Target};
 use super::{chunks_ref, Ctx, Server};
 use plait::chunks::{chunker::chunk_all, ChunkId, ChunkParams};
@@ -185,9 +185,9 @@ async fn ingest(addr: SocketAddr, pid: u32, path: &str, sizes: &Sizes, rows: &mu
         ref_wall += wall;
         tracing::info!(round, "FILES: ingest, PUT");
         let target = if round == 0 { path.to_string() } else { format!("{path}-{round}") };
-        let before = cpu_ns(pid)?;
+        let before = cpu_ns_with_exited(pid)?;
         server_wall += put_bytes(addr, &target, &data).await?;
-        server_cpu += cpu_ns(pid)?.saturating_sub(before) as f64 / 1e9;
+        server_cpu += cpu_ns_with_exited(pid)?.saturating_sub(before) as f64 / 1e9;
         if round == 0 {
             kept = Some(data);
         }
@@ -248,10 +248,10 @@ async fn download(
         tracing::info!(round, "FILES: downloads");
         for (which, (addr, pid, path)) in servers.into_iter().enumerate() {
             for (kind, (ranged, expect)) in [(None, data), (Some(start), range)].into_iter().enumerate() {
-                let before = cpu_ns(pid)?;
+                let before = cpu_ns_with_exited(pid)?;
                 let wall = get_file(addr, path, ranged, expect).await?;
                 let r = &mut reads[which][kind];
-                r.cpu += cpu_ns(pid)?.saturating_sub(before) as f64 / 1e9;
+                r.cpu += cpu_ns_with_exited(pid)?.saturating_sub(before) as f64 / 1e9;
                 r.walls.push(wall);
             }
         }
