@@ -5,6 +5,8 @@
 //! - **Ingest**: server CPU per MiB of a 256 MiB `PUT` against the same bytes through the same
 //!   pipeline in process (`chunks_ref::ingest`: chunking + BLAKE3 + SHA-256 + LZ4 attempt +
 //!   synced `RocksChunkStore` writes). Target ≤ 1.5×. Two rounds of fresh bytes, alternating.
+//!   Both sides' CPU comes from `/proc/<pid>/stat`, which keeps the time of exited threads
+//!   (the server's upload writer thread ends with its upload).
 //! - **Memory**: the server's RSS, sampled from /proc every 5 ms during a 1 GiB `PUT`, against
 //!   its RSS before it. Target: growth ≤ 64 MiB.
 //! - **Download**: a whole 256 MiB `GET` and a 64 MiB `Range` from its middle, read to the end
@@ -30,7 +32,7 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use super::client::Conn;
 use super::nginx::Nginx;
-use super::procs::{cpu_ns_with_exited, rss_bytes};
+use super::procs::{cpu_ns, cpu_ns_with_exited, rss_bytes};
 use super::report::{Row, Target};
 use super::{chunks_ref, Ctx, Server};
 use plait::chunks::{chunker::chunk_all, ChunkId, ChunkParams};
@@ -240,6 +242,9 @@ async fn download(
     let mut reads: [[Reads; 2]; 3] = Default::default();
     let servers =
         [(addr, pid, path), (nginx.sendfile, nginx.pid(), "/file.bin"), (nginx.copying, nginx.pid(), "/file.bin")];
+    // plait's CPU with its exited threads (10 ms ticks: ~1% of its CPU per read here); nginx
+    // is one thread that never exits, and spends too little for ticks: its `schedstat`.
+    let cpu = |which: usize, pid: u32| if which == 0 { cpu_ns_with_exited(pid) } else { cpu_ns(pid) };
     // One unmeasured read each first: the bytes in the page cache for all of them alike.
     for (addr, _, path) in servers {
         get_file(addr, path, None, data).await?;
@@ -248,10 +253,10 @@ async fn download(
         tracing::info!(round, "FILES: downloads");
         for (which, (addr, pid, path)) in servers.into_iter().enumerate() {
             for (kind, (ranged, expect)) in [(None, data), (Some(start), range)].into_iter().enumerate() {
-                let before = cpu_ns_with_exited(pid)?;
+                let before = cpu(which, pid)?;
                 let wall = get_file(addr, path, ranged, expect).await?;
                 let r = &mut reads[which][kind];
-                r.cpu += cpu_ns_with_exited(pid)?.saturating_sub(before) as f64 / 1e9;
+                r.cpu += cpu(which, pid)?.saturating_sub(before) as f64 / 1e9;
                 r.walls.push(wall);
             }
         }
