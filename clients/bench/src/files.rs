@@ -17,8 +17,10 @@
 //!   against the distinct chunks of the 20 versions (chunked in process: what any store of
 //!   these chunks must keep). No target was set; the figures say how close it comes.
 //!
-//! The delta exchange (bytes on the wire to commit a small change of a large file) needs the
-//! chunk-list endpoints, which do not exist yet: docs/BENCHMARKS.md keeps its row pending.
+//! - **Delta**: bytes on the wire (both ways) to commit a 256 MiB file after a 1 MiB change in
+//!   its middle through the delta exchange (`/.plait/missing`, `/.plait/chunk`,
+//!   `/.plait/commit`: only the chunks the server lacks travel), against the same file sent
+//!   whole. No target was set.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,6 +55,9 @@ struct Sizes {
     download_rounds: usize,
     dedupe: usize,
     versions: usize,
+    /// The delta exchange: the file, and the bytes changed in its middle.
+    delta: usize,
+    delta_change: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -63,6 +68,8 @@ const FULL: Sizes = Sizes {
     download_rounds: 3,
     dedupe: 64 << 20,
     versions: 20,
+    delta: 256 << 20,
+    delta_change: 1 << 20,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -73,6 +80,8 @@ const SMOKE: Sizes = Sizes {
     download_rounds: 1,
     dedupe: 2 << 20,
     versions: 3,
+    delta: 8 << 20,
+    delta_change: 256 << 10,
 };
 
 fn random(len: usize, seed: u64) -> Vec<u8> {
@@ -86,14 +95,15 @@ fn mib(bytes: u64) -> f64 {
 }
 
 /// `PUT`s a file of `len` bytes at `path`, written piece by piece as `fill(offset, piece)` makes
-/// them, counting what was sent in `sent`; returns its version and the wall time to the 200.
+/// them, counting what was sent in `sent`; returns the wall time to the 200 and the bytes on the
+/// wire (request and response).
 async fn put_file(
     addr: SocketAddr,
     path: &str,
     len: u64,
     sent: &AtomicU64,
     mut fill: impl FnMut(u64, &mut [u8]),
-) -> anyhow::Result<(String, f64)> {
+) -> anyhow::Result<(f64, u64)> {
     let mut conn = Conn::connect(addr).await?;
     let started = Instant::now();
     conn.send_head("PUT", path, &[("content-type", "application/octet-stream")], len).await?;
@@ -110,13 +120,13 @@ async fn put_file(
     let wall = started.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&res.body);
     ensure!(res.status == 200, "PUT {path} ({len} bytes) answered {}: {text}", res.status);
-    Ok((res.header("version").unwrap_or_default().to_string(), wall))
+    Ok((wall, conn.sent + conn.received))
 }
 
 /// `PUT`s `data` at `path`.
 async fn put_bytes(addr: SocketAddr, path: &str, data: &[u8]) -> anyhow::Result<f64> {
     let sent = AtomicU64::new(0);
-    let (_, wall) = put_file(addr, path, data.len() as u64, &sent, |at, piece| {
+    let (wall, _) = put_file(addr, path, data.len() as u64, &sent, |at, piece| {
         let at = at as usize;
         piece.copy_from_slice(&data[at..at + piece.len()]);
     })
@@ -170,6 +180,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     drop((server, data));
     memory(ctx, sizes, &mut rows).await?;
     dedupe(ctx, sizes, &mut rows).await?;
+    delta(ctx, sizes, &mut rows).await?;
     Ok(rows)
 }
 
@@ -321,7 +332,7 @@ async fn memory(ctx: &Ctx, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result
     let put = put_file(server.addr(), &ctx.doc("files-memory"), len, &sent, |_, piece| rng.fill_bytes(piece)).await;
     stop.store(true, Ordering::Relaxed);
     let samples = sampler.join().map_err(|_| anyhow!("the RSS sampler panicked"))?;
-    let (_, wall) = put?;
+    let (wall, _) = put?;
     let after = rss_bytes(pid)?;
     let peak = |from: u64, to: u64| {
         samples.iter().filter(|(s, _)| (from..to).contains(s)).map(|(_, rss)| *rss).max().unwrap_or(before)
@@ -407,6 +418,10 @@ async fn dedupe(ctx: &Ctx, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result
     server.restart()?;
     let (kept, kept_apparent) = dir_size(&chunks_dir)?;
     get_file(server.addr(), &path, None, &file).await.context("the last version after the restart")?;
+    let overview = chunks_overview(server.addr()).await?;
+    let figure = |name: &str| overview[name].as_u64().ok_or_else(|| anyhow!("/.plait/chunks has no {name}"));
+    let (stored, server_logical) = (figure("stored_bytes")?, figure("logical_bytes")?);
+    ensure!(server_logical == logical, "the server counts {server_logical} logical bytes, {logical} were sent");
     let one = mib(sizes.dedupe as u64);
     let ideal = mib(distinct.values().sum());
     let n = sizes.versions;
@@ -418,6 +433,10 @@ async fn dedupe(ctx: &Ctx, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result
         Row {
             reference: copy(),
             ..Row::info(&scenario, "distinct chunks of the versions, chunked in process", ideal, "MiB")
+        },
+        Row {
+            reference: copy(),
+            ..Row::info(&scenario, "stored bytes, the server's own figure (`GET /.plait/chunks`)", mib(stored), "MiB")
         },
         Row {
             reference: Some(("distinct chunks (the floor for any chunk store)".into(), ideal)),
@@ -434,5 +453,83 @@ async fn dedupe(ctx: &Ctx, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result
         },
     ];
     rows.extend(rows_here);
+    Ok(())
+}
+
+/// `GET /.plait/chunks`: the server's chunking parameters and store figures.
+async fn chunks_overview(addr: SocketAddr) -> anyhow::Result<serde_json::Value> {
+    let mut conn = Conn::connect(addr).await?;
+    let res = conn.request("GET", "/.plait/chunks", &[], b"").await?;
+    ensure!(res.status == 200, "GET /.plait/chunks answered {}", res.status);
+    serde_json::from_slice(&res.body).context("GET /.plait/chunks: not JSON")
+}
+
+/// A file `PUT` whole, then `sizes.delta_change` bytes in its middle changed and committed
+/// through the delta exchange, counting every byte on the wire both ways.
+async fn delta(ctx: &Ctx, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let server = ctx.server(&[])?;
+    let addr = server.addr();
+    let path = ctx.doc("files-delta");
+    let mut file = random(sizes.delta, 40);
+    tracing::info!(mib = mib(file.len() as u64), "FILES: delta exchange");
+    let sent = AtomicU64::new(0);
+    let (_, whole) = put_file(addr, &path, file.len() as u64, &sent, |at, piece| {
+        let at = at as usize;
+        piece.copy_from_slice(&file[at..at + piece.len()]);
+    })
+    .await?;
+    let overview = chunks_overview(addr).await?;
+    let param = |name: &str| overview["chunking"][name].as_u64().map(|n| n as usize);
+    let params = match (param("min"), param("avg"), param("max")) {
+        (Some(min), Some(avg), Some(max)) => ChunkParams::new(min, avg, max).map_err(|e| anyhow!("{e}"))?,
+        _ => anyhow::bail!("GET /.plait/chunks has no chunking parameters: {overview}"),
+    };
+    let at = (file.len() - sizes.delta_change) / 2;
+    rand::rngs::StdRng::seed_from_u64(41).fill_bytes(&mut file[at..at + sizes.delta_change]);
+    let (chunks, summary) = tokio::task::block_in_place(|| chunk_all(params, &file));
+
+    let mut conn = Conn::connect(addr).await?;
+    let ids: Vec<String> = chunks.iter().map(|c| c.id.to_string()).collect();
+    let ask = serde_json::json!({ "chunks": ids }).to_string();
+    let res = conn.request("POST", &format!("/.plait/missing{path}"), &[], ask.as_bytes()).await?;
+    ensure!(res.status == 200, "POST /.plait/missing answered {}", res.status);
+    let answer: serde_json::Value = serde_json::from_slice(&res.body).context("missing: not JSON")?;
+    let missing: Vec<&str> = answer["missing"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+    let mut new_bytes = 0u64;
+    for c in chunks.iter().filter(|c| missing.contains(&c.id.to_string().as_str())) {
+        let res = conn.request("PUT", &format!("/.plait/chunk{path}?id={}", c.id), &[], &c.data).await?;
+        ensure!(res.status == 200, "PUT /.plait/chunk answered {}", res.status);
+        new_bytes += c.data.len() as u64;
+    }
+    let list: Vec<serde_json::Value> =
+        chunks.iter().map(|c| serde_json::json!({ "id": c.id.to_string(), "len": c.data.len() })).collect();
+    let digest = plait::protocol::digest::repr_digest_sha256(&summary.sha256);
+    let headers = [("repr-digest", digest.as_str()), ("content-type", "application/octet-stream")];
+    let body = serde_json::json!({ "chunks": list }).to_string();
+    let res = conn.request("POST", &format!("/.plait/commit{path}"), &headers, body.as_bytes()).await?;
+    ensure!(res.status == 200, "POST /.plait/commit answered {}: {}", res.status, String::from_utf8_lossy(&res.body));
+    let wire = conn.sent + conn.received;
+    get_file(addr, &path, None, &file).await.context("the committed version")?;
+
+    let scenario = format!("FILES delta ({} MiB file)", sizes.delta >> 20);
+    let change = format!("{} KiB", sizes.delta_change >> 10);
+    rows.push(Row {
+        reference: Some(("the same file sent whole (a PUT), both ways".into(), mib(whole))),
+        ..Row::info(
+            &scenario,
+            &format!("bytes on the wire to commit it after {change} changed in its middle (missing, chunks, commit; both ways)"),
+            mib(wire),
+            "MiB",
+        )
+    });
+    rows.push(Row {
+        reference: Some((format!("the {change} changed"), mib(sizes.delta_change as u64))),
+        ..Row::info(
+            &scenario,
+            &format!("bytes of the {} chunks sent, of {}", missing.len(), chunks.len()),
+            mib(new_bytes),
+            "MiB",
+        )
+    });
     Ok(())
 }
