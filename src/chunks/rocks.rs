@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use rocksdb::{DBCompressionType, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{DBCompressionType, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
 
 use super::{ChunkError, ChunkId, ChunkSize, ChunkStore, EngineStats};
 
@@ -74,6 +74,21 @@ impl RocksChunkStore {
         opts.set_blob_file_size(256 << 20);
         opts.set_blob_compression_type(DBCompressionType::None);
         opts.set_enable_blob_gc(true);
+        // Chunk bodies sit in the memtable until a flush moves them to a blob file, and RocksDB
+        // keeps up to two memtables (one filling, one flushing): 16 MiB each bounds what an
+        // upload holds in memory (64 MiB memtables made a 1 GiB PUT grow the server by 128 MiB
+        // and more; docs/BENCHMARKS.md, FILES). Each flush writes its own blob file, so they
+        // are ~16 MiB, not 256 (`blob_file_size` is only their upper bound).
+        opts.set_write_buffer_size(16 << 20);
+        // A compaction relocates the live blobs of the oldest blob files (blob GC), rewriting
+        // chunk bodies: at RocksDB's default of 4 level-0 files with 16 MiB memtables that ran
+        // every 64 MiB written and took a third of an upload's CPU. 16 level-0 files (tiny:
+        // ids and blob pointers) compact every 256 MiB, as 4 × 64 MiB memtables did.
+        opts.set_level_zero_file_num_compaction_trigger(16);
+        // Blob files are about a memtable each, so a 1 TB store has ~64k of them, and RocksDB's
+        // default (-1) keeps every file it has opened open: the process would run out of file
+        // descriptors. 512 stay open; others are reopened when read.
+        opts.set_max_open_files(512);
         let db = DB::open(&opts, dir).map_err(|e| ChunkError::Engine(format!("{}: {}", dir.display(), e)))?;
         let store = RocksChunkStore {
             db,
@@ -136,7 +151,13 @@ impl ChunkStore for RocksChunkStore {
     }
 
     fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, ChunkError> {
-        self.db.get(key(BODY, id)).map_err(engine)
+        // RocksDB's blob checksum is not checked: the sealed record carries its own CRC-32C and
+        // the vault recomputes the chunk's BLAKE3 on every read, so a damaged blob is caught
+        // anyway, while RocksDB's CRC-32C (built without SSE 4.2 here) cost 44% of a
+        // download's CPU (docs/BENCHMARKS.md, FILES).
+        let mut ro = ReadOptions::default();
+        ro.set_verify_checksums(false);
+        self.db.get_opt(key(BODY, id), &ro).map_err(engine)
     }
 
     fn lookup(&self, ids: &[ChunkId]) -> Result<Vec<Option<ChunkSize>>, ChunkError> {
@@ -202,5 +223,43 @@ impl ChunkStore for RocksChunkStore {
         let mut batch = WriteBatch::default();
         batch.put(HEADER, value);
         self.write(batch, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::chunks::Vault;
+
+    /// A byte flipped in a blob file on disk is `Corrupt` on read: RocksDB's own blob checksum
+    /// is not checked on reads (see `get`), the vault's CRC-32C and BLAKE3 catch it.
+    #[test]
+    fn a_byte_flipped_in_a_blob_file_is_corrupt_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chunks");
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let id = {
+            let engine = Arc::new(RocksChunkStore::open(&path).unwrap());
+            let vault = Arc::new(Vault::open(engine.clone(), None, 1 << 20, "here").unwrap());
+            let (id, _) = vault.begin().put(&plain).unwrap();
+            engine.db.flush().unwrap();
+            id
+        };
+        let blob = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "blob"))
+            .expect("the chunk went to a blob file");
+        let mut bytes = std::fs::read(&blob).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x08;
+        std::fs::write(&blob, bytes).unwrap();
+        let engine = Arc::new(RocksChunkStore::open(&path).unwrap());
+        let vault = Vault::open(engine, None, 1 << 20, "here").unwrap();
+        assert!(matches!(vault.read(&id), Err(ChunkError::Corrupt { id: bad, .. }) if bad == id));
     }
 }

@@ -185,11 +185,11 @@ pub(super) async fn put(
     }
     let content_type = file_content_type(header_str(headers, "content-type"), &prefix);
     let mut ingest = state.hub.ingest();
-    ingest.push(&prefix)?;
+    ingest.push(Bytes::from(prefix)).await?;
     while let Some(data) = next_frame(&mut body, state.settings.body_timeout).await? {
-        ingest.push(&data)?;
+        ingest.push(data).await?;
     }
-    let ingested = ingest.finish(braid.repr_digest)?;
+    let ingested = ingest.finish(braid.repr_digest).await?;
     let write = FileWrite {
         version,
         parents,

@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::chunks::gc::Collected;
 use crate::chunks::stats::Usage;
-use crate::chunks::{ChunkError, ChunkId, ChunkParams, ChunkSize, Chunker, Upload, Vault};
+use crate::chunks::{Chunk, ChunkError, ChunkId, ChunkParams, ChunkSize, Chunker, StreamSummary, Upload, Vault};
 use crate::document::{Command, DocError, FileRetention, FileWriteOutcome, FileWriteRequest, Hold};
 
 use super::retention::RetentionRule;
@@ -48,14 +50,103 @@ impl FileStore {
 }
 
 /// A body on its way into the chunk store: feed it frame by frame ([`push`](Self::push)),
-/// then [`finish`](Self::finish). Holds at most the largest chunk plus one frame.
+/// then [`finish`](Self::finish). Holds at most the largest chunk plus one frame, the frames
+/// queued for the writer (16 at most) and the chunk being stored.
+///
+/// The body is cut in place until its first chunk is complete (a body smaller than the largest
+/// chunk is stored in place at the end); from then on a thread of the upload's own
+/// ([`Writer`]) takes the chunker and the frames as they arrive, cuts, seals and stores. So the
+/// body keeps arriving while a chunk is synced, no async worker spends the chunking's CPU or
+/// blocks on the disk, and the large buffers of chunking, sealing and RocksDB's writes all come
+/// and go on one thread: spread over the workers `block_in_place` hands a task to, glibc kept
+/// tens of MiB more of them in its per-thread arenas during a 1 GiB PUT (docs/BENCHMARKS.md,
+/// FILES).
 pub struct FileIngest {
-    chunker: Chunker,
+    /// Cutting and storing in place, while no writer thread owns them.
+    here: Option<(Chunker, Stored)>,
+    writer: Option<Writer>,
+    received: u64,
+    limit: u64,
+}
+
+/// The chunks of one body stored so far, and the upload that claims them.
+struct Stored {
     upload: Upload,
     chunks: Vec<ChunkRef>,
     refs: Vec<(ChunkId, ChunkSize)>,
-    received: u64,
-    limit: u64,
+}
+
+impl Stored {
+    /// Stores `done` (blocking: synced writes).
+    fn store(&mut self, done: Vec<Chunk>) -> Result<(), HubError> {
+        for chunk in done {
+            let (id, size) = self.upload.put(&chunk.data)?;
+            self.chunks.push(ChunkRef { id: id.0, len: chunk.data.len() as u64 });
+            self.refs.push((id, size));
+        }
+        Ok(())
+    }
+}
+
+/// Frames queued for an upload's writer thread, at most.
+const QUEUED_FRAMES: usize = 16;
+
+/// What an upload's writer thread hands back: everything stored, and the stream's summary.
+type Written = Result<(Stored, StreamSummary), HubError>;
+
+/// An upload's writer thread: cuts the frames it receives, in order, and stores each chunk;
+/// hands back [`Stored`] once the sender is dropped, or its first error. A request that goes
+/// away drops the sender: the thread stores what it holds and ends, and the upload's claims go
+/// with it (its chunks are orphans for the collector).
+struct Writer {
+    tx: mpsc::Sender<Bytes>,
+    result: oneshot::Receiver<Written>,
+}
+
+fn writer_gone() -> HubError {
+    HubError::Chunks(ChunkError::Engine("the upload's chunk writer thread stopped".into()))
+}
+
+impl Writer {
+    /// Starts the thread with the chunker, what is stored so far and the chunks just cut.
+    fn start(mut chunker: Chunker, mut stored: Stored, first: Vec<Chunk>) -> Result<Writer, HubError> {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUED_FRAMES);
+        let (done, result) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("plait-chunk-writer".into())
+            .spawn(move || {
+                let outcome = stored.store(first).and_then(|()| loop {
+                    match rx.blocking_recv() {
+                        Some(frame) => stored.store(chunker.push(&frame))?,
+                        None => {
+                            let (last, summary) = chunker.finish();
+                            stored.store(last)?;
+                            break Ok(summary);
+                        }
+                    }
+                });
+                let _ = done.send(outcome.map(|summary| (stored, summary)));
+            })
+            .map_err(|e| HubError::Chunks(ChunkError::Engine(format!("starting a chunk writer thread: {e}"))))?;
+        Ok(Writer { tx, result })
+    }
+
+    /// Queues a frame, waiting while the queue is full; the writer's error if it stopped.
+    async fn send(&mut self, frame: Bytes) -> Result<(), HubError> {
+        if self.tx.send(frame).await.is_ok() {
+            return Ok(());
+        }
+        match (&mut self.result).await {
+            Ok(Err(e)) => Err(e),
+            _ => Err(writer_gone()),
+        }
+    }
+
+    /// Ends the body and waits until every chunk is stored.
+    async fn end(self) -> Written {
+        drop(self.tx);
+        self.result.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
 }
 
 /// A body stored as chunks, not yet a version: the upload keeps its chunks claimed.
@@ -70,40 +161,46 @@ pub struct Ingested {
 }
 
 impl FileIngest {
-    /// Adds a frame of the body, storing every chunk it completes. Blocking (synced chunk
-    /// writes): runs in place on the calling worker (see `loading::blocking`).
-    pub fn push(&mut self, frame: &[u8]) -> Result<(), HubError> {
+    /// Adds a frame of the body. Waits while the writer thread is behind.
+    pub async fn push(&mut self, frame: Bytes) -> Result<(), HubError> {
         self.received += frame.len() as u64;
         if self.received > self.limit {
             return Err(HubError::FileTooLarge { limit: self.limit });
         }
-        let done = self.chunker.push(frame);
-        blocking(|| self.store(done))
-    }
-
-    fn store(&mut self, done: Vec<crate::chunks::Chunk>) -> Result<(), HubError> {
-        for chunk in done {
-            let (id, size) = self.upload.put(&chunk.data)?;
-            self.chunks.push(ChunkRef { id: id.0, len: chunk.data.len() as u64 });
-            self.refs.push((id, size));
+        if let Some(writer) = &mut self.writer {
+            return writer.send(frame).await;
         }
+        let (chunker, _) = self.here.as_mut().ok_or_else(writer_gone)?;
+        let done = chunker.push(&frame);
+        if done.is_empty() {
+            return Ok(());
+        }
+        let (chunker, stored) = self.here.take().ok_or_else(writer_gone)?;
+        self.writer = Some(Writer::start(chunker, stored, done)?);
         Ok(())
     }
 
     /// Ends the body: stores the last chunks and checks the client's `Repr-Digest`.
-    pub fn finish(mut self, expect_sha256: Option<[u8; 32]>) -> Result<Ingested, HubError> {
-        let chunker = std::mem::replace(&mut self.chunker, Chunker::new(ChunkParams::default()));
-        let (last, summary) = chunker.finish();
-        blocking(|| self.store(last))?;
+    pub async fn finish(self, expect_sha256: Option<[u8; 32]>) -> Result<Ingested, HubError> {
+        let (stored, summary) = match (self.writer, self.here) {
+            (Some(writer), _) => writer.end().await?,
+            (None, Some((chunker, mut stored))) => {
+                // A body smaller than the largest chunk: its last chunks are stored in place.
+                let (last, summary) = chunker.finish();
+                blocking(|| stored.store(last))?;
+                (stored, summary)
+            }
+            (None, None) => return Err(writer_gone()),
+        };
         if let Some(expected) = expect_sha256.filter(|e| *e != summary.sha256) {
             return Err(HubError::DigestMismatch { expected: hex(&expected), actual: hex(&summary.sha256) });
         }
         Ok(Ingested {
             size: summary.len,
             sha256: summary.sha256,
-            chunks: self.chunks,
-            refs: self.refs,
-            upload: self.upload,
+            chunks: stored.chunks,
+            refs: stored.refs,
+            upload: stored.upload,
         })
     }
 }
@@ -133,10 +230,11 @@ impl Hub {
     /// Starts storing a body.
     pub fn ingest(&self) -> FileIngest {
         FileIngest {
-            chunker: Chunker::new(self.0.files.params),
-            upload: self.0.files.vault.begin(),
-            chunks: Vec::new(),
-            refs: Vec::new(),
+            here: Some((
+                Chunker::new(self.0.files.params),
+                Stored { upload: self.0.files.vault.begin(), chunks: Vec::new(), refs: Vec::new() },
+            )),
+            writer: None,
             received: 0,
             limit: self.0.files.max_file_bytes,
         }

@@ -274,6 +274,48 @@ async fn bad_file_writes_store_nothing() {
     s.stop().await;
 }
 
+/// Bodies larger than the largest chunk (4 MiB) are stored by the upload's writer thread while
+/// the rest arrives: the bytes read back exactly, whole and ranged; a wrong `Repr-Digest`, the
+/// size limit crossed, or a client gone mid-body, each after chunks went to the writer, leave
+/// no version; and the server takes the next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_larger_than_a_chunk_stream_through_the_writer_thread() {
+    let s = TestServer::start_with(Engine::Rocks, |cfg| cfg.max_file_bytes = 8 << 20).await;
+    let big = photo(21, (8 << 20) - 11);
+    let r = request(s.addr, "PUT", "/big.jpg", &[("Repr-Digest", &digest(&big))], &big).await;
+    assert!(r.ok(), "{} {:?}", r.status, r.header("plait-error"));
+    let g = request(s.addr, "GET", "/big.jpg", &[], b"").await;
+    assert!(g.status == 200 && g.body == big, "{} bytes back", g.body.len());
+    let part = request(s.addr, "GET", "/big.jpg", &[("Range", "bytes=3000000-6999999")], b"").await;
+    assert!(part.status == 206 && part.body == big[3_000_000..7_000_000], "{}", part.status);
+
+    let other = photo(22, 7 << 20);
+    let r = request(s.addr, "PUT", "/big.jpg", &[("Repr-Digest", &digest(b"not these"))], &other).await;
+    assert_eq!((r.status, r.header("plait-error")), (400, Some("digest_mismatch")));
+    // Chunked, so only the bytes received cross the limit, with 4 MiB already written.
+    let mut conn = Conn::open(s.addr).await;
+    conn.send_raw(b"PUT /big.jpg HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+    for piece in photo(23, 9 << 20).chunks(1 << 20) {
+        conn.send_raw(format!("{:x}\r\n", piece.len()).as_bytes()).await;
+        conn.send_raw(piece).await;
+        conn.send_raw(b"\r\n").await;
+    }
+    conn.send_raw(b"0\r\n\r\n").await;
+    let r = conn.read_response("PUT").await;
+    assert_eq!((r.status, r.header("plait-error")), (413, Some("file_too_large")));
+    let mut conn = Conn::open(s.addr).await;
+    conn.send_raw(b"PUT /big.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 7000000\r\n\r\n").await;
+    conn.send_raw(&other[..6_000_000]).await;
+    drop(conn);
+
+    let g = request(s.addr, "GET", "/big.jpg", &[], b"").await;
+    assert!(g.status == 200 && g.body == big, "still the first version");
+    let r = request(s.addr, "PUT", "/big.jpg", &[], &other).await;
+    assert!(r.ok(), "the next write goes in");
+    assert_eq!(request(s.addr, "GET", "/big.jpg", &[], b"").await.body, other);
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

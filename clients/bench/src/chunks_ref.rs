@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::Context;
 use rand::{Rng, RngCore, SeedableRng};
 
-use super::procs::thread_cpu_ns;
+use super::procs::{cpu_ns_with_exited, thread_cpu_ns};
 use super::report::{Row, Target};
 use super::Ctx;
 use plait::chunks::{seal::Sealer, ChunkId, ChunkKey, ChunkParams, ChunkStore, Chunker, RocksChunkStore};
@@ -189,6 +189,40 @@ fn synced_writes(n: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         ("store::open_synced, one synced write per 1 MiB value".into(), docs_rate),
     ));
     Ok(())
+}
+
+/// The in-process reference of one file `PUT` (scenario `FILES`, its ingest target): `data`
+/// fed in 64 KiB frames to the streaming chunker (FastCDC cut, BLAKE3 ids, SHA-256 of the
+/// stream), each chunk sealed (LZ4 kept when it saves) and written synced into a fresh
+/// `RocksChunkStore` in `dir`: the work a server cannot avoid, with no HTTP, no leases and no
+/// version record. Returns (CPU seconds of this whole process, wall seconds): RocksDB's
+/// flush threads count here as the server's own count for it; the caller keeps the rest of
+/// this process idle meanwhile.
+pub fn ingest(data: &[u8], dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    let params = ChunkParams::default();
+    let engine = RocksChunkStore::open(dir).context("chunk engine")?;
+    let sealer = Sealer::new(None, params.max());
+    let store = |chunks: Vec<plait::chunks::Chunk>| -> anyhow::Result<()> {
+        for c in chunks {
+            let sealed = sealer.seal(&c.id, &c.data).context("seal")?;
+            engine.put(&c.id, &sealed, c.data.len() as u32).context("put")?;
+        }
+        Ok(())
+    };
+    // Read as the server's CPU is read (`files.rs`), so both sides count alike.
+    let own = std::process::id();
+    let cpu_before = cpu_ns_with_exited(own)?;
+    let started = Instant::now();
+    let mut chunker = Chunker::new(params);
+    for frame in data.chunks(FRAME) {
+        store(chunker.push(frame))?;
+    }
+    let (tail, summary) = chunker.finish();
+    store(tail)?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_ns_with_exited(own)?.saturating_sub(cpu_before) as f64 / 1e9;
+    anyhow::ensure!(summary.len == data.len() as u64, "the chunker saw {} of {} bytes", summary.len, data.len());
+    Ok((cpu, wall))
 }
 
 /// Runs the reference measurements (on the blocking pool: all of it is CPU and disk).

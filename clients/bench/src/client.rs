@@ -34,6 +34,10 @@ impl Response {
 pub struct Conn {
     io: BufReader<TcpStream>,
     host: String,
+    /// Bytes written to the socket so far (request heads and bodies).
+    pub sent: u64,
+    /// Bytes of responses read so far (heads, bodies and chunk framing).
+    pub received: u64,
 }
 
 impl Conn {
@@ -41,7 +45,7 @@ impl Conn {
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
-        Ok(Conn { io: BufReader::with_capacity(64 << 10, stream), host: addr.to_string() })
+        Ok(Conn { io: BufReader::with_capacity(64 << 10, stream), host: addr.to_string(), sent: 0, received: 0 })
     }
 
     /// Writes one request.
@@ -63,6 +67,53 @@ impl Conn {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body);
         self.io.get_mut().write_all(&out).await.context("sending a request")?;
+        self.sent += out.len() as u64;
+        Ok(())
+    }
+
+    /// Writes a request head announcing a body of `len` bytes, which the caller then sends with
+    /// [`Conn::write_body`] piece by piece (a large upload is never held whole).
+    pub async fn send_head(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        len: u64,
+    ) -> anyhow::Result<()> {
+        let mut out = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.host);
+        for (name, value) in headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str(&format!("content-length: {len}\r\n\r\n"));
+        self.sent += out.len() as u64;
+        self.io.get_mut().write_all(out.as_bytes()).await.context("sending a request head")
+    }
+
+    /// Writes part of a request body announced by [`Conn::send_head`].
+    pub async fn write_body(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.sent += bytes.len() as u64;
+        self.io.get_mut().write_all(bytes).await.context("sending a request body")
+    }
+
+    /// Reads a body of `len` bytes (a `content-length` one) without keeping it: each piece, as
+    /// the socket gives it, goes to `each` (which may check it) and is dropped.
+    pub async fn read_body_with(
+        &mut self,
+        len: u64,
+        mut each: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut left = len;
+        while left > 0 {
+            let buf = self.io.fill_buf().await.context("reading a body")?;
+            if buf.is_empty() {
+                bail!("the connection closed with {left} of {len} body bytes unread");
+            }
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            each(&buf[..n])?;
+            self.io.consume(n);
+            self.received += n as u64;
+            left -= n as u64;
+        }
         Ok(())
     }
 
@@ -81,9 +132,11 @@ impl Conn {
     /// Reads a status line and headers.
     pub async fn read_head(&mut self) -> anyhow::Result<Response> {
         let mut line = String::new();
-        if self.io.read_line(&mut line).await? == 0 {
+        let n = self.io.read_line(&mut line).await?;
+        if n == 0 {
             bail!("the server closed the connection");
         }
+        self.received += n as u64;
         let status = line
             .split_whitespace()
             .nth(1)
@@ -92,7 +145,7 @@ impl Conn {
         let mut res = Response { status, ..Response::default() };
         loop {
             line.clear();
-            self.io.read_line(&mut line).await?;
+            self.received += self.io.read_line(&mut line).await? as u64;
             let trimmed = line.trim_end();
             if trimmed.is_empty() {
                 break;
@@ -118,6 +171,7 @@ impl Conn {
             let len: usize = res.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
             res.body = vec![0; len];
             self.io.read_exact(&mut res.body).await.context("reading a body")?;
+            self.received += len as u64;
         }
         Ok(res)
     }
@@ -125,13 +179,16 @@ impl Conn {
     /// The next chunk of a chunked body; None at its end.
     pub async fn read_chunk(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
         let mut line = String::new();
-        if self.io.read_line(&mut line).await? == 0 {
+        let n = self.io.read_line(&mut line).await?;
+        if n == 0 {
             return Ok(None);
         }
+        self.received += n as u64;
         let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
             .map_err(|_| anyhow!("bad chunk size line {line:?}"))?;
         let mut data = vec![0; size + 2];
         self.io.read_exact(&mut data).await.context("reading a chunk")?;
+        self.received += data.len() as u64;
         data.truncate(size);
         if size == 0 {
             return Ok(None);

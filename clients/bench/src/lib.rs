@@ -18,7 +18,9 @@
 //!
 //! A scenario is one file `bN_<what>.rs` with `pub async fn run(&Ctx) -> anyhow::Result<Vec<Row>>`,
 //! a `mod` line below, an arm in [`run`] and its name in the `--scenarios` default. `CHUNKS`
-//! (`chunks_ref`) is an in-process reference, not a server scenario: file ingest's.
+//! (`chunks_ref`) is an in-process reference, not a server scenario: file ingest's, which
+//! `FILES` (`files`, issue 15: files as resources) judges the server's file PUTs against;
+//! FILES's download reference is nginx serving the same bytes (`nginx`).
 
 mod b1_sequential;
 mod b2_concurrent;
@@ -31,7 +33,9 @@ mod b7_reads;
 mod b8_merge;
 mod chunks_ref;
 pub mod client;
+mod files;
 pub mod fleet;
+mod nginx;
 pub mod procs;
 pub mod replay;
 pub mod report;
@@ -51,7 +55,7 @@ use report::Row;
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Scenarios to run, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS")]
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS,FILES")]
     pub scenarios: Vec<String>,
     /// B8: the history sizes (writes) after which the cost of a write is measured.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
@@ -187,7 +191,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
             "B7" => b7_reads::run(&ctx).await?,
             "B8" => b8_merge::run(&ctx).await?,
             "CHUNKS" => chunks_ref::run(&ctx).await?,
-            other => bail!("unknown scenario {other:?}; use B1 … B8 or CHUNKS"),
+            "FILES" => files::run(&ctx).await?,
+            other => bail!("unknown scenario {other:?}; use B1 … B8, CHUNKS or FILES"),
         };
         tracing::info!(scenario = %name, seconds = started.elapsed().as_secs_f64(), "scenario done");
         rows.extend(got);

@@ -161,6 +161,20 @@ pub fn cpu_ns(pid: u32) -> anyhow::Result<u64> {
     Ok(total)
 }
 
+/// CPU time a process has used so far, threads that have exited included, in nanoseconds
+/// (Linux `/proc/<pid>/stat` utime + stime, in clock ticks of 10 ms: `USER_HZ` is 100 on
+/// Linux). Coarser than [`cpu_ns`], which sums the live threads' `schedstat` and so loses the
+/// time of a thread that ends during the measurement (a file upload's writer thread).
+pub fn cpu_ns_with_exited(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/<pid>/stat")?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("").split_whitespace().collect();
+    let ticks =
+        |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| anyhow!("bad /proc/{pid}/stat"));
+    // utime and stime are fields 14 and 15; after the name, field 3 (the state) is index 0.
+    Ok((ticks(11)? + ticks(12)?) * 10_000_000)
+}
+
 /// Resident memory of a process, in bytes (Linux `VmRSS`).
 pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
