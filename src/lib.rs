@@ -1,6 +1,7 @@
-//! Plait: a Braid-HTTP sync server. Every URL is a live, versioned text resource that
-//! clients edit with `PUT`/`PATCH` and follow with `GET` + `Subscribe`; concurrent edits
-//! merge through diamond-types; every acknowledged edit is durable in RocksDB.
+//! Plait: a Braid-HTTP sync server. Every URL is a live, versioned resource, text or a file:
+//! clients edit text with `PUT`/`PATCH`, store files with `PUT`, and follow either with
+//! `GET` + `Subscribe`; concurrent text edits merge through diamond-types, concurrent file
+//! versions are kept as siblings; every acknowledged write is durable in RocksDB.
 //!
 //! Layers, leaves first (see ARCHITECTURE.md):
 //! - [`protocol`]: the Braid wire format, pure;
@@ -8,12 +9,15 @@
 //! - [`file`]: file versions (siblings, tombstones, winner order), pure;
 //! - [`store`]: a narrow key-value trait with memory and RocksDB engines, group commit;
 //! - [`chunks`]: file bytes as content-defined chunks, stored once, sealed at rest, collected;
+//! - [`changes`]: the server-wide change log of folders (issue 16, not wired yet), pure;
+//! - [`document`]: one resource's state and write rules, sans-IO;
 //! - [`hub`]: document actors, durability before acknowledgement, subscriptions;
 //! - [`http`]: axum handlers and the single error-to-status mapping;
 //! - [`config`] and [`app`]: configuration and wiring.
 
 pub mod app;
 pub mod auth;
+pub mod changes;
 pub mod chunks;
 pub mod config;
 pub mod document;

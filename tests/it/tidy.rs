@@ -73,6 +73,13 @@ const LAYERS: &[Layer] = &[
         external: &["diamond_types", "smallvec", "similar", "crc32c", "base64", "thiserror"],
         test_external: &["rand"],
     },
+    // The change log of folders: records, cursors, keys and batch ops; pure.
+    Layer {
+        module: "changes",
+        internal: &["store"],
+        external: &["serde", "serde_json", "thiserror"],
+        test_external: &[],
+    },
     // The file merge type's version graph: pure, no bytes of content.
     Layer { module: "file", internal: &[], external: &["serde", "serde_json", "thiserror", "hex"], test_external: &[] },
     // Bytes and keys; RocksDB only in store/rocks.rs (checked below).
