@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::chunks::ChunkId;
-use crate::file::{ChunkRef, FileVersionId, FileWrite};
+use crate::file::{ChunkRef, FileWrite};
 use crate::hub::{HubError, SessionKey, MAX_LIST};
-use crate::protocol::VersionSet;
 
+use super::file::{file_ids, one_file_id, unknown};
 use super::headers::BraidHeaders;
 use super::{query, ApiError, AppState};
 
@@ -56,7 +56,7 @@ pub async fn chunks_of(State(state): State<AppState>, req: Request) -> Result<Re
     let file = state.hub.file(&path).await?.ok_or_else(|| not_a_file(&path))?;
     let version = match &braid.version {
         Some(v) => {
-            let id = single_id(v)?;
+            let id = one_file_id(v)?;
             file.version(&id).ok_or_else(|| unknown(v))?
         }
         None => file.winner().ok_or_else(|| not_a_file(&path))?,
@@ -183,15 +183,10 @@ pub async fn commit(State(state): State<AppState>, req: Request) -> Result<Respo
         return Err(HubError::FileTooLarge { limit: state.hub.file_limit() }.into());
     }
     let version = match &braid.version {
-        Some(v) => Some(single_id(v)?),
+        Some(v) => Some(one_file_id(v)?),
         None => None,
     };
-    let parents = match &braid.parents {
-        Some(p) => {
-            Some(p.ids().iter().map(|id| FileVersionId::parse(id).map_err(file_error)).collect::<Result<_, _>>()?)
-        }
-        None => None,
-    };
+    let parents = braid.parents.as_ref().map(file_ids).transpose()?;
     let write = FileWrite {
         version,
         parents,
@@ -213,21 +208,6 @@ pub async fn collect(State(state): State<AppState>, req: Request) -> Result<Resp
 async fn read_list<T: serde::de::DeserializeOwned>(req: Request, state: &AppState) -> Result<T, ApiError> {
     let bytes = super::resource::read_limited(req.into_body(), MAX_LIST_BODY, state.settings.body_timeout).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadChunkList(e.to_string()))
-}
-
-fn single_id(v: &VersionSet) -> Result<FileVersionId, ApiError> {
-    match v.ids() {
-        [one] => FileVersionId::parse(one).map_err(file_error),
-        _ => Err(ApiError::MultipleVersionIds(v.to_header())),
-    }
-}
-
-fn file_error(e: crate::file::FileError) -> ApiError {
-    ApiError::Hub(HubError::Doc(crate::document::DocError::File(e)))
-}
-
-fn unknown(v: &VersionSet) -> ApiError {
-    ApiError::Hub(HubError::Doc(crate::document::DocError::UnknownVersion(v.clone())))
 }
 
 fn not_a_file(path: &str) -> ApiError {

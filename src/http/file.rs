@@ -53,8 +53,7 @@ pub(super) async fn route(
         return Ok(Route::Text(body));
     }
     // Larger than any text and any file: refused before a byte is read.
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = super::resource::declared_length(headers);
     let largest = state.hub.file_limit().max(state.settings.max_body_bytes as u64);
     if declared.is_some_and(|n| n > largest) {
         return Err(ApiError::BodyTooLarge { limit: usize::try_from(largest).unwrap_or(usize::MAX) });
@@ -135,11 +134,19 @@ async fn next_frame(body: &mut Body, timeout: std::time::Duration) -> Result<Opt
 }
 
 /// The file version ids of a `Version` or `Parents` header.
-fn file_ids(v: &VersionSet) -> Result<Vec<FileVersionId>, ApiError> {
+pub(super) fn file_ids(v: &VersionSet) -> Result<Vec<FileVersionId>, ApiError> {
     v.ids().iter().map(|id| FileVersionId::parse(id).map_err(file_error)).collect()
 }
 
-fn file_error(e: crate::file::FileError) -> ApiError {
+/// The one file version id a `Version` header names (any other count: `multiple_version_ids`).
+pub(super) fn one_file_id(v: &VersionSet) -> Result<FileVersionId, ApiError> {
+    match v.ids() {
+        [one] => FileVersionId::parse(one).map_err(file_error),
+        _ => Err(ApiError::MultipleVersionIds(v.to_header())),
+    }
+}
+
+pub(super) fn file_error(e: crate::file::FileError) -> ApiError {
     ApiError::Hub(HubError::Doc(crate::document::DocError::File(e)))
 }
 
@@ -178,9 +185,7 @@ pub(super) async fn put(
     };
     let parents = braid.parents.as_ref().map(file_ids).transpose()?;
     let limit = state.hub.file_limit();
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if super::resource::declared_length(headers).is_some_and(|n| n > limit) {
         return Err(HubError::FileTooLarge { limit }.into());
     }
     let content_type = file_content_type(header_str(headers, "content-type"), &prefix);
@@ -263,9 +268,8 @@ pub(super) async fn read(
     let pinned = braid.version.is_some();
     let version: &FileVersion = match &braid.version {
         Some(v) => {
-            let ids = file_ids(v)?;
-            let [id] = ids.as_slice() else { return Err(ApiError::MultipleVersionIds(v.to_header())) };
-            file.version(id).ok_or_else(|| unknown(v))?
+            let id = one_file_id(v)?;
+            file.version(&id).ok_or_else(|| unknown(v))?
         }
         None => file.winner().ok_or_else(|| unknown(&VersionSet::root()))?,
     };
@@ -316,7 +320,7 @@ pub(super) async fn read(
     Ok(res)
 }
 
-fn unknown(v: &VersionSet) -> ApiError {
+pub(super) fn unknown(v: &VersionSet) -> ApiError {
     ApiError::Hub(HubError::Doc(crate::document::DocError::UnknownVersion(v.clone())))
 }
 

@@ -70,9 +70,7 @@ async fn restore_file(
     grant: Option<&crate::auth::Grant>,
     peer: Option<String>,
 ) -> Result<Response, ApiError> {
-    let [id] = version.ids() else { return Err(ApiError::MultipleVersionIds(version.to_header())) };
-    let from = crate::file::FileVersionId::parse(id)
-        .map_err(|e| ApiError::Hub(crate::hub::HubError::Doc(crate::document::DocError::File(e))))?;
+    let from = super::file::one_file_id(version)?;
     let author = super::file::author(grant, peer.as_deref());
     let outcome = state.hub.restore_file(path, &from, author, peer, super::file::now_ms()).await?;
     let json = serde_json::json!({

@@ -24,11 +24,10 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::chunks::{refs, ChunkId, Upload};
-use crate::document::{Command, FileWriteOutcome, FileWriteRequest};
+use crate::document::{FileWriteOutcome, FileWriteRequest};
 use crate::file::{ChunkRef, Content, FileChange, FileWrite};
 
 use super::loading::blocking;
-use super::shell::Responder;
 use super::{Hub, HubError};
 
 /// A session left alone this long is dropped (its chunks become collectable).
@@ -155,11 +154,7 @@ impl Hub {
         // The session's claims now belong to the commit, and go with it.
         let hold = self.0.deltas.take(key).map(|u| Arc::new(u) as crate::document::Hold);
         let req = FileWriteRequest { write, refs, peer, hold };
-        self.command(&key.path, |reply| Command::WriteFile {
-            req: Box::new(req.clone()),
-            reply: Responder::File(reply),
-        })
-        .await
+        self.send_file_write(&key.path, req).await
     }
 
     /// SHA-256 of the chunks' bytes, in order, read back (and verified) from the store.

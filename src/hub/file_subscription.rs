@@ -29,8 +29,6 @@ pub struct FileSubscription {
     /// The version the client has (None: nothing yet).
     client: Option<String>,
     generation: u64,
-    /// The version graph as of the last update sent (for the caller: parents, content).
-    pub graph: Arc<FileDoc>,
     /// The resource's heads when the subscription started (`Current-Version`).
     pub current: VersionSet,
 }
@@ -51,7 +49,6 @@ impl Hub {
         let client = parents.and_then(|p| p.single().map(str::to_string));
         Ok(FileSubscription {
             generation: published.generation,
-            graph: published.file.clone().unwrap_or_default(),
             current: published.head.clone(),
             shared,
             stats: self.0.stats.clone(),
@@ -74,7 +71,6 @@ impl FileSubscription {
             match &published.file {
                 Some(file) => {
                     if let Some(version) = self.take(&published, file) {
-                        self.graph = file.clone();
                         return Some(version);
                     }
                 }

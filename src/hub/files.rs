@@ -193,7 +193,10 @@ impl FileIngest {
             (None, None) => return Err(writer_gone()),
         };
         if let Some(expected) = expect_sha256.filter(|e| *e != summary.sha256) {
-            return Err(HubError::DigestMismatch { expected: hex(&expected), actual: hex(&summary.sha256) });
+            return Err(HubError::DigestMismatch {
+                expected: hex::encode(expected),
+                actual: hex::encode(summary.sha256),
+            });
         }
         Ok(Ingested {
             size: summary.len,
@@ -203,10 +206,6 @@ impl FileIngest {
             upload: stored.upload,
         })
     }
-}
-
-fn hex(bytes: &[u8; 32]) -> String {
-    hex::encode(bytes)
 }
 
 impl Ingested {
@@ -275,6 +274,15 @@ impl Hub {
             None => (Vec::new(), None),
         };
         let req = FileWriteRequest { write, refs, peer, hold };
+        self.send_file_write(path, req).await
+    }
+
+    /// Hands a file write to the document's shell; returns once it is durable (or refused).
+    pub(super) async fn send_file_write(
+        &self,
+        path: &str,
+        req: FileWriteRequest,
+    ) -> Result<FileWriteOutcome, HubError> {
         self.command(path, |reply| Command::WriteFile { req: Box::new(req.clone()), reply: Responder::File(reply) })
             .await
     }
@@ -306,8 +314,7 @@ impl Hub {
         let refs = upload.sizes(&ids)?;
         let write = FileWrite { version: None, parents: None, change: FileChange::Content(content), author, now_ms };
         let req = FileWriteRequest { write, refs, peer, hold: Some(Arc::new(upload)) };
-        self.command(path, |reply| Command::WriteFile { req: Box::new(req.clone()), reply: Responder::File(reply) })
-            .await
+        self.send_file_write(path, req).await
     }
 
     /// Drops a file's versions that `rule` does not keep (the heads always stay); returns how
