@@ -15,7 +15,7 @@ use crate::chunks::{ChunkKey, ChunkParams, ChunkStore, MemoryChunkStore, RocksCh
 use crate::config::{AuthMode, ServeConfig};
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
 use crate::hub::{run_collector, run_retention, FileStore, Hub, RetentionPolicy};
-use crate::store::{track_close, CloseWatch, Committer, MemoryStore, Store, StoreError};
+use crate::store::{track_close, ChangeLog, CloseWatch, Committer, MemoryStore, Store, StoreError};
 
 /// Opens the configured store.
 pub fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
@@ -142,14 +142,15 @@ impl App {
         cfg.check_auth_mode()?;
         let (store, store_closed) = track_close(open_store(cfg)?);
         let access = open_access(cfg, &store)?;
-        let committer = match cfg.unsafe_ack_before_durable_ms {
+        let log = Arc::new(ChangeLog::open(store.as_ref(), cfg.change_log_window).context("opening the change log")?);
+        let delay = match cfg.unsafe_ack_before_durable_ms {
             Some(ms) => {
                 tracing::warn!(delay_ms = ms, "UNSAFE: acknowledging writes before they are durable (testing only)");
-                Committer::start_delayed(store.clone(), Duration::from_millis(ms))
+                Duration::from_millis(ms)
             }
-            None => Committer::start(store.clone()),
-        }
-        .context("starting the commit thread")?;
+            None => Duration::ZERO,
+        };
+        let committer = Committer::start_with(store.clone(), log, delay).context("starting the commit thread")?;
         let files = open_files(cfg)?;
         let hub = Hub::new(store, committer, cfg.hub_settings(), files);
         let hub_handle = hub.clone();
@@ -165,6 +166,7 @@ impl App {
             max_rebase_delay: Duration::from_millis(cfg.max_rebase_delay_ms),
             cors,
             compression: !cfg.no_compression,
+            max_poll: Duration::from_secs(cfg.max_poll_secs),
             editor: !cfg.no_editor,
             retention: policy.clone(),
             client_ip_header: match &cfg.client_ip_header {

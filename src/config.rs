@@ -121,6 +121,16 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_CHUNK_COLLECT_INTERVAL_SECS", default_value_t = 3600)]
     pub chunk_collect_interval_secs: u64,
 
+    /// Folder change log: how many of the latest changes are kept whole, so a watcher resuming
+    /// within them gets every change; older positions keep only each path's latest change, and
+    /// deletes that age out make older cursors list afresh (see docs/FOLDERS.md). At least 10000.
+    #[arg(long, env = "PLAIT_CHANGE_LOG_WINDOW", default_value_t = 100_000)]
+    pub change_log_window: u64,
+
+    /// The longest a folder long poll (`?wait=`) may wait, in seconds.
+    #[arg(long, env = "PLAIT_MAX_POLL_SECS", default_value_t = 300)]
+    pub max_poll_secs: u64,
+
     /// Encrypt file chunks at rest (AES-256-GCM) with the key in this file: 64 hex digits,
     /// readable by the owner only (`openssl rand -hex 32 > key; chmod 600 key`). A store
     /// written with a key refuses to start without it, or with another one.
@@ -247,6 +257,8 @@ impl ServeConfig {
             chunk_max_bytes: 4 << 20,
             chunk_key_file: None,
             chunk_collect_interval_secs: 3600,
+            change_log_window: 100_000,
+            max_poll_secs: 300,
             max_header_bytes: 64 << 10,
             stall_timeout_secs: 60,
             body_timeout_secs: 30,

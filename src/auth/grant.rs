@@ -101,6 +101,19 @@ impl Grant {
         }
     }
 
+    /// Whether this credential may do `action` to anything under `folder` (a path ending in
+    /// `/`): listing and watching a folder need it, and show only what it may read. A share
+    /// link names one document, never a folder.
+    pub fn allows_under(&self, action: Action, folder: &str) -> bool {
+        match &self.scope {
+            Scope::Everything => true,
+            Scope::Prefixes { rights, prefixes } => {
+                *rights >= action.token_right() && prefixes.iter().any(|p| covers(p, folder) || covers(folder, p))
+            }
+            Scope::Document { .. } => false,
+        }
+    }
+
     /// Whether this is an admin over every path (manages tokens and every share link).
     pub fn is_root_admin(&self) -> bool {
         self.kind != Kind::Share && self.allows(Action::Admin, "/")
@@ -152,6 +165,10 @@ mod tests {
         assert!(token(Right::Admin, &["/"]).is_root_admin());
         assert!(!token(Right::Admin, &["/notes"]).is_root_admin());
         assert!(Grant::admin().is_root_admin());
+        let some = token(Right::Read, &["/notes/a", "/notes/b/"]);
+        assert!(some.allows_under(Action::Read, "/notes/") && some.allows_under(Action::Read, "/"));
+        assert!(some.allows_under(Action::Read, "/notes/b/") && some.allows_under(Action::Read, "/notes/b/c/"));
+        assert!(!some.allows_under(Action::Read, "/notes/c/") && !some.allows_under(Action::Read, "/other/"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::LogEntry;
+
 /// What kind of resource changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,6 +48,12 @@ pub struct Change {
     /// Who made it, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// A file's media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// A file with concurrent versions side by side (siblings) after the change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
 }
 
 impl Change {
@@ -63,5 +71,11 @@ impl Change {
     /// Whether the resource is gone after this change.
     pub fn deleted(&self) -> bool {
         self.what == ChangeKind::Delete
+    }
+
+    /// The entry that stages this change into a batch (the log gives it its position when the
+    /// batch is written).
+    pub fn entry(&self) -> LogEntry {
+        LogEntry { path: self.path.clone(), deleted: self.deleted(), record: self.encode() }
     }
 }

@@ -12,6 +12,7 @@ use crate::protocol::{MergeType, VersionSet};
 use crate::store::Batch;
 use crate::text::{EventId, Outcome, TextDoc};
 
+use super::changed;
 use super::command::{AckPolicy, Command, CoreSettings, WriteRequest};
 use super::compaction::CompactionPlan;
 use super::file_rounds::heads_of;
@@ -275,6 +276,11 @@ impl<R> DocCore<R> {
         let entries: Vec<HistoryEntry> = accepted.iter().filter(|a| a.applied.added > 0).map(history_entry).collect();
         let built = records.round_batch(&self.path, &mut self.doc, &before).and_then(|(mut batch, delta)| {
             listing.record(&self.path, &entries, &mut batch)?;
+            if let (Some(last), Some(entry)) = (accepted.iter().rfind(|a| a.applied.added > 0), entries.last()) {
+                let change =
+                    changed::text_round(&self.path, &self.doc, before.is_empty(), &last.req, &entry.author.agent);
+                batch.log(change.entry());
+            }
             Ok((batch, delta))
         });
         let (batch, delta) = match built {
@@ -311,6 +317,9 @@ impl<R> DocCore<R> {
         let mut records = self.records.clone();
         let mut batch = records.delete_batch(&self.path);
         self.drop_file_refs(&mut batch);
+        if let Some(kind) = self.kind() {
+            batch.log(changed::erased(&self.path, kind).entry());
+        }
         self.state = State::InFlight;
         Round { batch: Some(batch), replies, work: Work::Delete { reply, records } }
     }
@@ -352,6 +361,7 @@ impl<R> DocCore<R> {
         listing.drop_entries(&self.path, &stored_blocks, &drop_entries, &mut batch)?;
         horizon.save(&self.path, &mut batch)?;
         listing.save(&self.path, &mut batch)?;
+        batch.log(changed::compaction(&self.path, &doc).entry());
         Ok((batch, CompactStaged { doc, horizon, records, listing }))
     }
 

@@ -15,6 +15,7 @@ use crate::protocol::kind::Kind;
 use crate::protocol::VersionSet;
 use crate::store::Batch;
 
+use super::changed;
 use super::command::{AckPolicy, FileRetention, FileWriteOutcome, FileWriteRequest};
 use super::doc_core::{DocCore, State};
 use super::published::{PeerWrite, Published};
@@ -87,6 +88,8 @@ impl<R> DocCore<R> {
             refuse(&mut replies, reply, e);
             return Round { batch: None, replies, work: Work::Nothing };
         }
+        let heads_before = self.file.heads().len();
+        let live_before = self.file.current().is_some();
         let applied = match self.file.apply(req.write.clone()) {
             Ok(applied) => applied,
             Err(crate::file::FileError::UnknownParents { ids }) => {
@@ -108,6 +111,7 @@ impl<R> DocCore<R> {
         if version.content.is_some() {
             refs::add(&mut batch, Owner { resource: &self.path, version: version.id.as_str() }, &req.refs);
         }
+        batch.log(changed::file_version(&self.path, &self.file, heads_before, live_before).entry());
         let mut reply = Some(reply);
         if self.settings.ack == AckPolicy::UnsafeBeforeDurable {
             // Test-only: answer before the commit (see `AckPolicy`).

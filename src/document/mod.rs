@@ -33,6 +33,7 @@
 //!
 //! [`TextDoc`]: crate::text::TextDoc
 
+mod changed;
 mod command;
 mod compaction;
 mod doc_core;

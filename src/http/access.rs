@@ -24,6 +24,9 @@ enum Need {
     AnyToken,
     /// A token allowing `Action` on the path.
     On(Action, String),
+    /// A token allowing `Action` on something under the folder (a path ending in `/`; the
+    /// listing or watch shows only what the token may read).
+    Under(Action, String),
 }
 
 /// The middleware, installed only with access control on (with `--auth none` it would let
@@ -44,11 +47,15 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             return ApiError::from(e).into_response();
         }
     };
-    if let Need::On(action, path) = &need {
+    if let Need::On(action, path) | Need::Under(action, path) = &need {
         if let Err(e) = super::resource::check_path(path) {
             return e.into_response();
         }
-        if !grant.allows(*action, path) {
+        let allowed = match &need {
+            Need::Under(..) => grant.allows_under(*action, path),
+            _ => grant.allows(*action, path),
+        };
+        if !allowed {
             tracing::debug!(method = %req.method(), path, credential = grant.id(), "forbidden");
             return ApiError::from(forbidden(*action, path)).into_response();
         }
@@ -101,6 +108,9 @@ fn need(req: &Request) -> Need {
         (true, false) => Action::Read,
         (false, _) => Action::Write,
     };
+    if reading && path.ends_with('/') {
+        return Need::Under(action, path.to_string());
+    }
     Need::On(action, path.to_string())
 }
 

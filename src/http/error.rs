@@ -100,6 +100,12 @@ pub enum ApiError {
     /// A query string parameter that does not parse.
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// A change-log cursor that does not parse (or a long poll without one).
+    #[error("{0}")]
+    BadCursor(String),
+    /// A folder path that cannot name a folder (an empty segment).
+    #[error("bad folder path: {0}")]
+    BadFolder(&'static str),
     /// A `Range` that no byte of the file satisfies (416 with `Content-Range: bytes */len`).
     #[error("no range of {range:?} starts inside the {len} bytes of this file")]
     RangeNotSatisfiable {
@@ -182,6 +188,8 @@ impl ApiError {
             ApiError::PathTooLong { .. } => C::PathTooLong,
             ApiError::BadJson(_) => C::BadJson,
             ApiError::BadQuery(_) => C::BadQuery,
+            ApiError::BadCursor(_) => C::BadCursor,
+            ApiError::BadFolder(_) => C::BadFolder,
             ApiError::NotFound(_) => C::NotFound,
             ApiError::RangeNotSatisfiable { .. } => C::RangeNotSatisfiable,
             ApiError::FileDeleted { .. } => C::FileDeleted,

@@ -19,6 +19,8 @@ mod fanout;
 mod file;
 mod file_history;
 mod file_stream;
+mod folder;
+mod folder_stream;
 mod headers;
 mod history;
 mod host;
@@ -79,6 +81,8 @@ pub struct HttpSettings {
     pub client_ip_header: Option<axum::http::HeaderName>,
     /// Whether the server answers on HTTPS (for the absolute URLs of share links).
     pub https: bool,
+    /// The longest a folder long poll may wait.
+    pub max_poll: Duration,
 }
 
 /// What every handler can reach. One `Arc`: axum clones the state for every request and

@@ -50,6 +50,18 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         private: grant.is_some(),
         editable: grant.as_ref().is_none_or(|g| g.allows(crate::auth::Action::Write, &path)),
     };
+    // A folder: its listing, changes, watch or event stream.
+    if path.ends_with('/') {
+        return super::folder::route(&state, &path, braid, req, grant).await;
+    }
+    // A document's changes as server-sent events (for `EventSource`).
+    if get_or_head && super::folder::wants_events(req.headers()) {
+        let q = super::folder::FolderQuery::parse(&req, &braid, state.settings.max_poll)?;
+        let visible = super::folder::visible(grant.as_ref());
+        let ended = grant.as_ref().and_then(crate::auth::Grant::ended);
+        let scope = crate::hub::Scope::Path(path.clone());
+        return Ok(super::folder_stream::events(&state, scope, q.since, visible, &req, ended));
+    }
     // A file resource: its bytes (a browser sees the photo, not the text editor).
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE) {
         if let Some(file) = state.hub.file(&path).await? {
@@ -358,7 +370,7 @@ async fn subscribe(
 /// The 209 head of a subscription, text or file: the resource's headers (`resource`), then
 /// the stream's own (never cached, never buffered by a proxy, `Subscribe` and `Heartbeats`
 /// echoed).
-fn multiresponse(body: Body, braid: &BraidHeaders, resource: impl FnOnce(&mut HeaderMap)) -> Response {
+pub(super) fn multiresponse(body: Body, braid: &BraidHeaders, resource: impl FnOnce(&mut HeaderMap)) -> Response {
     let mut res = with_status(MULTIRESPONSE, b"Multiresponse", body);
     let h = res.headers_mut();
     resource(h);

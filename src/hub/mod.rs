@@ -24,6 +24,7 @@ mod durability;
 mod error;
 mod file_subscription;
 mod files;
+mod folders;
 mod history;
 #[cfg(test)]
 mod history_tests;
@@ -43,6 +44,7 @@ pub use crate::document::{
     AckPolicy, Author, DocError, FileWriteOutcome, HistoryEntry, Horizon, NumberedEntry, Principal, WriteOutcome,
     WriteRequest,
 };
+pub use crate::store::Logged;
 pub use browse::{Checkpoint, HistoryPage, MAX_CHECKPOINTS, MAX_CHECKPOINT_NAME};
 pub use compaction::{run_retention, CompactionReport};
 pub use delta::{SessionKey, MAX_LIST};
@@ -50,6 +52,7 @@ pub use durability::{CommitFuture, Durability};
 pub use error::{HubError, SubscriptionLimit};
 pub use file_subscription::FileSubscription;
 pub use files::{run_collector, FileIngest, FileStore, Ingested};
+pub use folders::{FolderWatch, Listing, Scope, Start, Visible};
 pub use registry::{Hub, HubSettings, HubStats};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest};
 pub use retention::{RetentionPolicy, RetentionRule};

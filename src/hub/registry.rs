@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 use tokio::time::Instant;
 
 use crate::document::{AckPolicy, Command, CoreSettings, DocCore};
-use crate::store::{CommitStats, Committer, Store};
+use crate::store::{ChangeLog, CommitStats, Committer, Store};
 
 use super::delta::Sessions;
 use super::durability::Durability;
@@ -186,6 +186,8 @@ pub(crate) struct HubInner {
     pub files: FileStore,
     pub store: Arc<dyn Store>,
     pub durability: Arc<dyn Durability>,
+    /// The folders' change log (positions handed out by whoever writes the batches).
+    pub log: Arc<ChangeLog>,
     /// The group-commit thread, when durability is RocksDB's (for its counters).
     pub committer: Option<Committer>,
     pub settings: HubSettings,
@@ -203,22 +205,26 @@ impl Hub {
     /// with file bytes in `files`.
     pub fn new(store: Arc<dyn Store>, committer: Committer, settings: HubSettings, files: FileStore) -> Self {
         let durability: Arc<dyn Durability> = Arc::new(committer.clone());
-        Hub::build(store, durability, Some(committer), settings, files)
+        let log = committer.log().clone();
+        Hub::build(store, durability, log, Some(committer), settings, files)
     }
 
     /// A hub whose rounds are made durable by `durability` (tests inject failures this way).
+    /// `log` is the change log `durability` writes the batches' entries into.
     pub fn with_durability(
         store: Arc<dyn Store>,
         durability: Arc<dyn Durability>,
+        log: Arc<ChangeLog>,
         settings: HubSettings,
         files: FileStore,
     ) -> Self {
-        Hub::build(store, durability, None, settings, files)
+        Hub::build(store, durability, log, None, settings, files)
     }
 
     fn build(
         store: Arc<dyn Store>,
         durability: Arc<dyn Durability>,
+        log: Arc<ChangeLog>,
         committer: Option<Committer>,
         settings: HubSettings,
         files: FileStore,
@@ -227,6 +233,7 @@ impl Hub {
             files,
             store,
             durability,
+            log,
             committer,
             settings,
             stats: Arc::default(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::protocol::{MergeType, Patch, TextRange, VersionSet};
 use crate::store::fault::FaultStore;
-use crate::store::{keys, Batch, Committer, MemoryStore, Store};
+use crate::store::{keys, Batch, ChangeLog, Committer, MemoryStore, Store};
 use crate::text::{Change, Edit};
 
 use super::durability::{CommitFuture, Durability};
@@ -19,11 +19,11 @@ use super::{Hub, HubError, HubSettings, ReadOutcome, ReadRequest, SubscribeReque
 
 /// Durability that writes the batch in the shell's own task: no thread, so tokio's paused clock
 /// only moves when the test says.
-struct Inline(Arc<dyn Store>);
+struct Inline(Arc<dyn Store>, Arc<ChangeLog>);
 
 impl Durability for Inline {
-    fn commit(&self, batch: Batch) -> CommitFuture<'_> {
-        Box::pin(async move { self.0.write(&batch).map_err(Arc::new) })
+    fn commit(&self, mut batch: Batch) -> CommitFuture<'_> {
+        Box::pin(async move { self.1.write(self.0.as_ref(), &mut batch).map_err(Arc::new) })
     }
 }
 
@@ -169,7 +169,8 @@ async fn one_writer_per_document() {
 }
 
 fn inline_hub(store: &Arc<dyn Store>, settings: HubSettings) -> Hub {
-    Hub::with_durability(store.clone(), Arc::new(Inline(store.clone())), settings, files())
+    let log = Arc::new(ChangeLog::open(store.as_ref(), crate::store::MIN_WINDOW).unwrap());
+    Hub::with_durability(store.clone(), Arc::new(Inline(store.clone(), log.clone())), log, settings, files())
 }
 
 #[tokio::test(start_paused = true)]

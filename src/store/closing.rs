@@ -33,6 +33,10 @@ impl Store for Tracked {
         self.inner.scan_prefix_rev(prefix, below, limit)
     }
 
+    fn scan_from(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<KvPairs, StoreError> {
+        self.inner.scan_from(prefix, from, limit)
+    }
+
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         self.inner.write(batch)
     }

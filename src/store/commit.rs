@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::changelog::{ChangeLog, DEFAULT_WINDOW};
 use super::{Batch, Store, StoreError};
 
 /// Upper bound on the bytes merged into one write, so one huge group cannot stall
@@ -34,24 +35,36 @@ pub struct CommitStats {
 pub struct Committer {
     tx: mpsc::Sender<(Batch, Reply)>,
     stats: Arc<CommitStats>,
+    log: Arc<ChangeLog>,
 }
 
 impl Committer {
-    /// Starts the commit thread over `store`. The thread ends when every handle is dropped.
-    pub fn start(store: Arc<dyn Store>) -> std::io::Result<Self> {
-        Self::start_delayed(store, Duration::ZERO)
+    /// Starts the commit thread over `store`, with its change log (default window). The thread
+    /// ends when every handle is dropped.
+    pub fn start(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let log = Arc::new(ChangeLog::open(store.as_ref(), DEFAULT_WINDOW)?);
+        Self::start_with(store, log, Duration::ZERO)
     }
 
-    /// Like [`Committer::start`], but waits `delay` before every engine write, as a slow
-    /// disk would. Only for tests that need acknowledged-but-unwritten data at a crash.
-    pub fn start_delayed(store: Arc<dyn Store>, delay: Duration) -> std::io::Result<Self> {
+    /// Starts the commit thread over `store`, giving the entries of every batch their positions
+    /// in `log` (the store's change log). With a `delay`, waits that long before every engine
+    /// write, as a slow disk would: only for tests that need acknowledged-but-unwritten data at
+    /// a crash.
+    pub fn start_with(store: Arc<dyn Store>, log: Arc<ChangeLog>, delay: Duration) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<(Batch, Reply)>();
         let stats = Arc::new(CommitStats::default());
         let thread_stats = stats.clone();
+        let thread_log = log.clone();
         std::thread::Builder::new()
             .name("plait-commit".into())
-            .spawn(move || run(store.as_ref(), rx, &thread_stats, delay))?;
-        Ok(Committer { tx, stats })
+            .spawn(move || run(store.as_ref(), &thread_log, rx, &thread_stats, delay))
+            .map_err(|e| StoreError::Engine(format!("cannot start the commit thread: {e}")))?;
+        Ok(Committer { tx, stats, log })
+    }
+
+    /// The change log this thread writes.
+    pub fn log(&self) -> &Arc<ChangeLog> {
+        &self.log
     }
 
     /// Writes `batch` durably, sharing the sync with whatever else is waiting.
@@ -67,7 +80,7 @@ impl Committer {
     }
 }
 
-fn run(store: &dyn Store, rx: mpsc::Receiver<(Batch, Reply)>, stats: &CommitStats, delay: Duration) {
+fn run(store: &dyn Store, log: &ChangeLog, rx: mpsc::Receiver<(Batch, Reply)>, stats: &CommitStats, delay: Duration) {
     while let Ok(first) = rx.recv() {
         if !delay.is_zero() {
             std::thread::sleep(delay);
@@ -87,8 +100,10 @@ fn run(store: &dyn Store, rx: mpsc::Receiver<(Batch, Reply)>, stats: &CommitStat
         let mut merged = Batch::new();
         for (batch, _) in &mut group {
             merged.ops.append(&mut batch.ops);
+            merged.log.append(&mut batch.log);
         }
-        let result = store.write(&merged).map_err(Arc::new);
+        // The group's change-log entries get their positions in the order of this write.
+        let result = log.write(store, &mut merged).map_err(Arc::new);
         stats.writes.fetch_add(1, Ordering::Relaxed);
         stats.batches.fetch_add(group.len() as u64, Ordering::Relaxed);
         for (_, reply) in group {

@@ -99,6 +99,12 @@ fn reverse_pages(store: &dyn Store) {
     assert!(store.scan_prefix_rev(&[b'r', 1], Some(&[b'r', 1, 0]), 5).unwrap().is_empty());
     assert!(store.scan_prefix_rev(&[b'r', 3], None, 5).unwrap().is_empty());
     assert_eq!(store.scan_prefix_rev(&[0xFF, 0xFF], None, 5).unwrap().len(), 1);
+    // Forward pages from a key: bounded by the prefix, `from` (inclusive) and `limit`.
+    assert_eq!(keys(store.scan_from(&[b'r', 1], &[b'r', 1, 7], 10).unwrap()), vec![7, 8, 9]);
+    assert_eq!(keys(store.scan_from(&[b'r', 1], &[b'r', 1, 2], 3).unwrap()), vec![2, 3, 4]);
+    assert_eq!(keys(store.scan_from(&[b'r', 1], &[b'r', 0], 2).unwrap()), vec![0, 1]);
+    assert!(store.scan_from(&[b'r', 1], &[b'r', 2], 5).unwrap().is_empty());
+    assert_eq!(store.scan_from(&[0xFF, 0xFF], &[], 5).unwrap().len(), 1);
 }
 
 #[test]
@@ -194,6 +200,9 @@ impl Store for SlowStore {
     }
     fn scan_prefix_rev(&self, prefix: &[u8], below: Option<&[u8]>, limit: usize) -> Result<KvPairs, StoreError> {
         self.0.scan_prefix_rev(prefix, below, limit)
+    }
+    fn scan_from(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<KvPairs, StoreError> {
+        self.0.scan_from(prefix, from, limit)
     }
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         std::thread::sleep(std::time::Duration::from_millis(5));

@@ -87,6 +87,9 @@ impl Store for FaultStore {
     fn scan_prefix_rev(&self, prefix: &[u8], below: Option<&[u8]>, limit: usize) -> Result<KvPairs, StoreError> {
         self.inner.scan_prefix_rev(prefix, below, limit)
     }
+    fn scan_from(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<KvPairs, StoreError> {
+        self.inner.scan_from(prefix, from, limit)
+    }
 
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut f = self.faults();

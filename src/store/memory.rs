@@ -63,6 +63,17 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn scan_from(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<KvPairs, StoreError> {
+        let start = prefix.max(from).to_vec();
+        Ok(self
+            .lock()
+            .range(start..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut map = self.lock();
         for op in &batch.ops {

@@ -6,6 +6,7 @@
 //! any engine, so concurrent writers share one sync. Every store holds a format version
 //! ([`format`]); opening one in another format fails instead of misreading it.
 
+pub mod changelog;
 pub mod closing;
 pub mod commit;
 #[cfg(test)]
@@ -16,6 +17,7 @@ pub mod memory;
 #[cfg(feature = "rocksdb")]
 pub mod rocks;
 
+pub use changelog::{ChangeLog, LogEntry, Logged, DEFAULT_WINDOW, MIN_WINDOW};
 pub use closing::{track_close, CloseWatch};
 pub use commit::{CommitStats, Committer};
 pub use format::{FormatError, FORMAT_VERSION};
@@ -39,6 +41,9 @@ pub enum Op {
 pub struct Batch {
     /// The changes, applied in order.
     pub ops: Vec<Op>,
+    /// Entries for the server's change log, written with the ops once [`ChangeLog::write`] has
+    /// given them their positions (an engine's own `write` does not look at them).
+    pub log: Vec<LogEntry>,
 }
 
 impl Batch {
@@ -62,9 +67,14 @@ impl Batch {
         self.ops.push(Op::DeletePrefix(prefix));
     }
 
+    /// Adds an entry for the change log.
+    pub fn log(&mut self, entry: LogEntry) {
+        self.log.push(entry);
+    }
+
     /// True when the batch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.log.is_empty()
     }
 
     /// Total key and value bytes, used to bound group-commit batches.
@@ -75,7 +85,8 @@ impl Batch {
                 Op::Put(k, v) => k.len() + v.len(),
                 Op::Delete(k) | Op::DeletePrefix(k) => k.len(),
             })
-            .sum()
+            .sum::<usize>()
+            + self.log.iter().map(|e| 2 * (e.path.len() + e.record.len())).sum::<usize>()
     }
 }
 
@@ -115,6 +126,10 @@ pub trait Store: Send + Sync + 'static {
     /// given), in descending key order: newest-first pages of a long record list without
     /// reading all of it.
     fn scan_prefix_rev(&self, prefix: &[u8], below: Option<&[u8]>, limit: usize) -> Result<KvPairs, StoreError>;
+    /// At most `limit` pairs whose key starts with `prefix` and is at or after `from`, in key
+    /// order: pages of a long range from where the last page stopped, and seeks past a
+    /// subtree (folder listings, the change log).
+    fn scan_from(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<KvPairs, StoreError>;
     /// Applies the batch atomically; when it returns Ok the batch survives a crash
     /// (for engines with a disk).
     fn write(&self, batch: &Batch) -> Result<(), StoreError>;

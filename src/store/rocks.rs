@@ -178,6 +178,21 @@ impl Store for RocksStore {
         Ok(out)
     }
 
+    fn scan_from(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<KvPairs, StoreError> {
+        let guard = self.read();
+        let db = guard.as_ref().ok_or_else(closed)?;
+        let start = prefix.max(from);
+        let mut out = Vec::new();
+        for item in db.iterator(IteratorMode::From(start, Direction::Forward)) {
+            let (k, v) = item.map_err(engine)?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
     fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         if self.broken.load(Ordering::SeqCst) || self.read().is_none() {
             self.recover()?;

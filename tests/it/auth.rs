@@ -716,9 +716,12 @@ async fn access_matrix() {
             .json(json!({"path": "/secret", "rights": "read"})),
     );
     // Wrong prefixes.
-    for path in ["/other", "/notes2", "/Notes/a", "/%6Eotes/a", "//notes/a", "/secret", "/", "/note", "/xnotes/a"] {
+    for path in ["/other", "/notes2", "/Notes/a", "/%6Eotes/a", "//notes/a", "/secret", "/note", "/xnotes/a", "/other/"]
+    {
         m.push(Case::new(format!("write token on /notes/ reads {path}"), "GET", path, forbidden).auth(wt));
     }
+    // The root folder lists what the token reads (only `notes/`: tests/it/folders.rs).
+    m.push(Case::new("write token on /notes/ lists /", "GET", "/", Status(200)).auth(wt));
     for path in ["/other", "/notes2", "/Notes/a", "/%6Eotes/a", "//notes/a", "/secret"] {
         m.push(Case::new(format!("write token on /notes/ writes {path}"), "PUT", path, forbidden).auth(wt).body("x"));
     }

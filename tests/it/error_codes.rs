@@ -169,6 +169,8 @@ async fn samples() -> Vec<ApiError> {
         ApiError::PathTooLong { len: 9000, limit: 8192 },
         ApiError::BadJson(s("expected a list")),
         ApiError::BadQuery(s("limit")),
+        ApiError::BadCursor(s("not a cursor: \"x\"")),
+        ApiError::BadFolder("a folder path has no empty segment (//)"),
         ApiError::NotFound(s("/.plait/nothing")),
         ApiError::MultiplexingNotSupported,
         ApiError::RangeNotSatisfiable { range: s("bytes=900-"), len: 10 },

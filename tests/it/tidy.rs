@@ -73,11 +73,11 @@ const LAYERS: &[Layer] = &[
         external: &["diamond_types", "smallvec", "similar", "crc32c", "base64", "thiserror"],
         test_external: &["rand"],
     },
-    // The change log of folders: records, cursors, keys and batch ops; pure.
+    // The folders' change log: records, cursors, folder rules, listing pages on the store.
     Layer {
         module: "changes",
         internal: &["store"],
-        external: &["serde", "serde_json", "thiserror"],
+        external: &["serde", "serde_json", "thiserror", "tracing"],
         test_external: &[],
     },
     // The file merge type's version graph: pure, no bytes of content.
@@ -86,7 +86,7 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "store",
         internal: &[],
-        external: &["rocksdb", "tokio", "thiserror", "tracing"],
+        external: &["rocksdb", "tokio", "thiserror", "tracing", "rand"],
         test_external: &["tempfile"],
     },
     // File bytes as chunks: the key-value store's batches and trait for references, never
@@ -101,13 +101,13 @@ const LAYERS: &[Layer] = &[
     // only (checked below).
     Layer {
         module: "document",
-        internal: &["protocol", "text", "store", "file", "chunks"],
+        internal: &["protocol", "text", "store", "file", "chunks", "changes"],
         external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing"],
         test_external: &[],
     },
     Layer {
         module: "hub",
-        internal: &["document", "protocol", "text", "store", "file", "chunks"],
+        internal: &["document", "protocol", "text", "store", "file", "chunks", "changes"],
         external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing", "hex", "sha2"],
         test_external: &[],
     },
@@ -122,7 +122,7 @@ const LAYERS: &[Layer] = &[
     // file and chunks for their value types (version ids, chunk ids) and error mapping.
     Layer {
         module: "http",
-        internal: &["hub", "document", "auth", "protocol", "text", "file", "chunks"],
+        internal: &["hub", "document", "auth", "protocol", "text", "file", "chunks", "changes"],
         external: &[
             "hex",
             "axum",

@@ -1,0 +1,493 @@
+//! Folders over HTTP (paths ending in `/`): `GET` lists the folder (JSON, an HTML page, or
+//! plain lines), `?since=` (with `?wait=`: a long poll) answers the changes after a cursor,
+//! `Subscribe` watches it as a `209` stream, and `Accept: text/event-stream` as server-sent
+//! events (`folder_stream`). docs/FOLDERS.md is the user's guide.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::{Action, Grant};
+use crate::changes::{folder_problem, Change, Cursor, Entry, ResourceKind};
+use crate::hub::{Logged, Scope, Start, Visible};
+
+use super::headers::BraidHeaders;
+use super::{reply, ApiError, AppState};
+
+/// Entries per listing page unless `?limit=` says otherwise, and the most it may ask.
+pub(super) const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
+
+/// What a folder request asks, from its query and headers.
+pub(super) struct FolderQuery {
+    pub recursive: bool,
+    pub limit: usize,
+    pub after: Option<String>,
+    /// The cursor to start after: `?since=`, else `Parents`, else `Last-Event-ID`.
+    pub since: Option<Cursor>,
+    /// A long poll's wait (`?wait=` seconds, capped by `--max-poll-secs`).
+    pub wait: Option<Duration>,
+}
+
+fn flag(key: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "" | "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(ApiError::BadQuery(format!("{key}: expected 1 or 0, got {value:?}"))),
+    }
+}
+
+fn cursor(text: &str) -> Result<Cursor, ApiError> {
+    Cursor::parse(text).map_err(|e| ApiError::BadCursor(e.to_string()))
+}
+
+impl FolderQuery {
+    pub(super) fn parse(req: &Request, braid: &BraidHeaders, max_wait: Duration) -> Result<FolderQuery, ApiError> {
+        let mut q = FolderQuery { recursive: false, limit: DEFAULT_PAGE, after: None, since: None, wait: None };
+        for (key, value) in super::query::params(req)? {
+            match key.as_str() {
+                "recursive" => q.recursive = flag(&key, &value)?,
+                "limit" => {
+                    q.limit = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_PAGE).contains(n))
+                        .ok_or_else(|| ApiError::BadQuery(format!("limit: a number from 1 to {MAX_PAGE}")))?;
+                }
+                "after" => q.after = Some(value),
+                "since" => q.since = Some(cursor(&value)?),
+                "wait" => {
+                    let secs = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .ok_or_else(|| ApiError::BadQuery("wait: seconds, a number >= 0".into()))?;
+                    q.wait = Some(Duration::from_secs_f64(secs.min(max_wait.as_secs_f64())));
+                }
+                _ => return Err(ApiError::BadQuery(format!("{key}: unknown parameter of a folder"))),
+            }
+        }
+        if q.since.is_none() {
+            if let Some(parents) = &braid.parents {
+                match parents.ids() {
+                    [one] => q.since = Some(cursor(one)?),
+                    [] => {}
+                    _ => return Err(ApiError::BadCursor("Parents names one cursor on a folder".into())),
+                }
+            }
+        }
+        if q.since.is_none() {
+            if let Some(id) = req.headers().get("last-event-id") {
+                let id = id.to_str().map_err(|_| ApiError::BadCursor("Last-Event-ID is not text".into()))?;
+                if !id.is_empty() {
+                    q.since = Some(cursor(id)?);
+                }
+            }
+        }
+        if q.wait.is_some() && q.since.is_none() {
+            return Err(ApiError::BadCursor("a long poll (?wait=) needs a cursor (?since=)".into()));
+        }
+        Ok(q)
+    }
+}
+
+/// What the caller may see: everything with access control off, else what its grant reads.
+pub(super) fn visible(grant: Option<&Grant>) -> Visible {
+    match grant.cloned() {
+        None => Arc::new(|_: &str| true),
+        Some(g) => Arc::new(
+            move |p: &str| {
+                if p.ends_with('/') {
+                    g.allows_under(Action::Read, p)
+                } else {
+                    g.allows(Action::Read, p)
+                }
+            },
+        ),
+    }
+}
+
+/// Whether the client asked for server-sent events.
+pub(super) fn wants_events(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("accept")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+/// A request for a folder: `path` ends with `/`.
+pub(super) async fn route(
+    state: &AppState,
+    path: &str,
+    braid: BraidHeaders,
+    req: Request,
+    grant: Option<Grant>,
+) -> Result<Response, ApiError> {
+    match *req.method() {
+        Method::GET | Method::HEAD => {}
+        Method::OPTIONS => {
+            let mut res = StatusCode::OK.into_response();
+            reply::set(res.headers_mut(), "allow", "GET, HEAD, OPTIONS");
+            return Ok(res);
+        }
+        ref other => return Err(ApiError::MethodNotAllowed(format!("{other} on a folder (a path ending in /)"))),
+    }
+    if let Some(problem) = folder_problem(path) {
+        return Err(ApiError::BadFolder(problem));
+    }
+    let q = FolderQuery::parse(&req, &braid, state.settings.max_poll)?;
+    let visible = visible(grant.as_ref());
+    let ended = grant.as_ref().and_then(Grant::ended);
+    let scope = Scope::Folder { folder: path.to_string(), recursive: q.recursive };
+    if wants_events(req.headers()) {
+        return Ok(super::folder_stream::events(state, scope, q.since, visible, &req, ended));
+    }
+    if braid.subscribe.is_some() {
+        return super::folder_stream::watch(state, scope, q.since, visible, &req, &braid, ended);
+    }
+    if let Some(since) = q.since {
+        return changes(state, scope, since, q.wait, q.limit, visible).await;
+    }
+    let listing = state.hub.list_folder(path, q.recursive, q.after.as_deref(), q.limit, visible).await?;
+    let (body, content_type) = if wants_json(req.headers()) {
+        (
+            listing_json(path, &listing.page.entries, listing.page.next.as_deref(), listing.cursor, None),
+            "application/json",
+        )
+    } else if super::editor::wants_page(req.headers()) {
+        (
+            listing_html(path, &listing.page.entries, listing.page.next.as_deref(), q.recursive),
+            "text/html; charset=utf-8",
+        )
+    } else {
+        (
+            listing_text(&listing.page.entries, path, listing.page.next.as_deref(), listing.cursor),
+            "text/plain; charset=utf-8",
+        )
+    };
+    let mut res = (StatusCode::OK, body).into_response();
+    reply::set(res.headers_mut(), "content-type", content_type);
+    reply::set(res.headers_mut(), "cache-control", "no-cache");
+    reply::set(res.headers_mut(), "plait-cursor", &listing.cursor.to_string());
+    Ok(res)
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    accept.split(',').any(|t| {
+        let t = t.split(';').next().unwrap_or_default().trim();
+        t.eq_ignore_ascii_case("application/json") || t.to_ascii_lowercase().ends_with("+json")
+    })
+}
+
+/// The changes after `since` (waiting up to `wait` for the first), as JSON.
+async fn changes(
+    state: &AppState,
+    scope: Scope,
+    since: Cursor,
+    wait: Option<Duration>,
+    limit: usize,
+    visible: Visible,
+) -> Result<Response, ApiError> {
+    let (mut watch, start) = state.hub.watch_changes(scope, Some(since), visible);
+    let mut found = Vec::new();
+    if start == Start::Resumed {
+        found = watch.ready(limit)?;
+        if let (true, Some(wait)) = (found.is_empty(), wait.filter(|w| !w.is_zero())) {
+            let mut shutdown = state.shutdown.clone();
+            tokio::select! {
+                true = watch.changed() => found = watch.ready(limit)?,
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|s| *s) => {}
+            }
+        }
+    }
+    let cursor = watch.cursor();
+    let mut body = format!(
+        "{{\"cursor\":\"{cursor}\",\"reset\":{},\"more\":{},\"changes\":[",
+        start == Start::Reset,
+        found.len() >= limit
+    )
+    .into_bytes();
+    for (i, l) in found.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        change_json(Cursor { epoch: cursor.epoch, seq: l.seq }, l, &mut body);
+    }
+    body.extend_from_slice(b"]}\n");
+    let mut res = (StatusCode::OK, body).into_response();
+    reply::set(res.headers_mut(), "content-type", "application/json");
+    reply::set(res.headers_mut(), "cache-control", "no-store");
+    reply::set(res.headers_mut(), "plait-cursor", &cursor.to_string());
+    Ok(res)
+}
+
+/// A change record as JSON with its cursor first: `{"cursor":"…",` + the stored record's fields.
+pub(super) fn change_json(cursor: Cursor, l: &Logged, out: &mut Vec<u8>) {
+    let _ = write!(Sink(out), "{{\"cursor\":\"{cursor}\"");
+    match l.record.strip_prefix(b"{") {
+        Some(rest) if rest.first() != Some(&b'}') => {
+            out.push(b',');
+            out.extend_from_slice(rest);
+        }
+        _ => out.push(b'}'),
+    }
+}
+
+/// `write!` into a byte vector.
+struct Sink<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Sink<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The entry's name inside `folder` (a sub-folder's ends with `/`).
+fn name<'a>(folder: &str, entry: &'a Entry) -> &'a str {
+    let path = entry.path();
+    path.get(folder.len()..).unwrap_or(path)
+}
+
+fn entry_json(folder: &str, e: &Entry) -> serde_json::Value {
+    match e {
+        Entry::Folder(path) => serde_json::json!({"name": name(folder, e), "path": path, "type": "folder"}),
+        Entry::Resource(c) => resource_json(folder, e, c),
+    }
+}
+
+fn resource_json(folder: &str, e: &Entry, c: &Change) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": name(folder, e),
+        "path": c.path,
+        "type": kind_name(c.kind),
+        "size": c.size,
+        "version": c.version,
+        "modified_ms": c.time_ms,
+        "modified": rfc3339(c.time_ms),
+        "conflict": c.conflict,
+    });
+    if let Some(map) = v.as_object_mut() {
+        if let Some(t) = &c.content_type {
+            map.insert("content_type".into(), t.clone().into());
+        }
+        if let Some(a) = &c.author {
+            map.insert("author".into(), a.clone().into());
+        }
+    }
+    v
+}
+
+fn kind_name(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Text => "text",
+        ResourceKind::File => "file",
+    }
+}
+
+/// The JSON listing (also the first update of a watch: `start` says how it started).
+pub(super) fn listing_json(
+    folder: &str,
+    entries: &[Entry],
+    next: Option<&str>,
+    cursor: Cursor,
+    start: Option<Start>,
+) -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "folder": folder,
+        "cursor": cursor.to_string(),
+        "entries": entries.iter().map(|e| entry_json(folder, e)).collect::<Vec<_>>(),
+        "next": next,
+    });
+    if let (Some(start), Some(map)) = (start, v.as_object_mut()) {
+        map.insert("reset".into(), (start == Start::Reset).into());
+    }
+    let mut out = serde_json::to_vec(&v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Plain lines for curl: a header comment, then `kind<TAB>size<TAB>modified<TAB>name`.
+fn listing_text(entries: &[Entry], folder: &str, next: Option<&str>, cursor: Cursor) -> Vec<u8> {
+    let mut out = format!("# {folder} (cursor {cursor})\n");
+    for e in entries {
+        match e {
+            Entry::Folder(_) => {
+                let _ = writeln!(out, "folder\t-\t-\t{}", name(folder, e));
+            }
+            Entry::Resource(c) => {
+                let conflict = if c.conflict { "\t(conflict)" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}{conflict}",
+                    kind_name(c.kind),
+                    c.size,
+                    rfc3339(c.time_ms),
+                    name(folder, e)
+                );
+            }
+        }
+    }
+    if let Some(next) = next {
+        let _ = writeln!(out, "# more: ?after={}", query_escape(next));
+    }
+    out.into_bytes()
+}
+
+/// A file-manager page: folders first in the scan's order, links that open the editor (text)
+/// or the file, the next page's link.
+fn listing_html(folder: &str, entries: &[Entry], next: Option<&str>, recursive: bool) -> Vec<u8> {
+    let title = html_escape(&display(folder));
+    let mut out = format!(
+        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+         <title>{title}</title><style>body{{font:15px system-ui,sans-serif;margin:2em}}\
+         table{{border-collapse:collapse}}td,th{{padding:.25em 1em;text-align:left}}\
+         td.n{{text-align:right}}tr:nth-child(even){{background:#f4f4f4}}.c{{color:#b00}}</style></head>\
+         <body><h1>{title}</h1>"
+    );
+    if folder != "/" {
+        out.push_str("<p><a href=\"../\">&uarr; parent folder</a></p>");
+    }
+    out.push_str(
+        "<table><thead><tr><th>Name</th><th>Kind</th><th>Size</th><th>Modified</th><th>By</th></tr></thead><tbody>",
+    );
+    for e in entries {
+        let href = html_escape(name(folder, e));
+        let shown = html_escape(&display(name(folder, e)));
+        match e {
+            Entry::Folder(_) => {
+                let _ = write!(
+                    out,
+                    "<tr><td><a href=\"{href}\">{shown}</a></td><td>folder</td><td></td><td></td><td></td></tr>"
+                );
+            }
+            Entry::Resource(c) => {
+                let size = match c.kind {
+                    ResourceKind::Text => format!("{} chars", c.size),
+                    ResourceKind::File => human_bytes(c.size),
+                };
+                let kind = match (&c.kind, &c.content_type) {
+                    (ResourceKind::File, Some(t)) => html_escape(t),
+                    (k, _) => kind_name(*k).to_string(),
+                };
+                let conflict = if c.conflict { " <span class=c>(conflict)</span>" } else { "" };
+                let by = html_escape(c.author.as_deref().unwrap_or(""));
+                let _ = write!(
+                    out,
+                    "<tr><td><a href=\"{href}\">{shown}</a>{conflict}</td><td>{kind}</td><td class=n>{size}</td><td>{}</td><td>{by}</td></tr>",
+                    rfc3339(c.time_ms)
+                );
+            }
+        }
+    }
+    out.push_str("</tbody></table>");
+    if let Some(next) = next {
+        let recursive = if recursive { "&amp;recursive=1" } else { "" };
+        let _ = write!(
+            out,
+            "<p><a href=\"?after={}{recursive}\">next page &rarr;</a></p>",
+            html_escape(&query_escape(next))
+        );
+    }
+    out.push_str("</body></html>\n");
+    out.into_bytes()
+}
+
+/// A raw path as people read it (percent-escapes decoded when they decode to text).
+fn display(raw: &str) -> String {
+    super::resource::percent_decode(raw.as_bytes())
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_else(|| raw.to_string())
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` as a query parameter value (everything but unreserved characters escaped).
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Milliseconds since 1970 as an RFC 3339 UTC time, to the second.
+pub(super) fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_668_496_789), "2026-12-07T18:34:56Z");
+    }
+
+    #[test]
+    fn change_records_get_their_cursor_first() {
+        let l = Logged { seq: 7, path: "/a".into(), deleted: false, record: br#"{"path":"/a"}"#.to_vec() };
+        let mut out = Vec::new();
+        change_json(Cursor { epoch: 1, seq: 7 }, &l, &mut out);
+        assert_eq!(out, br#"{"cursor":"0000000000000001-7","path":"/a"}"#);
+        let names = ["a b", "é"];
+        assert_eq!(names.map(query_escape), ["a%20b", "%C3%A9"]);
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+        assert_eq!(html_escape("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
+    }
+}

@@ -1,0 +1,240 @@
+//! A folder watch on the wire: a Braid `209` stream of one update per change (`Version` = the
+//! change's cursor, `Parents` = the one before, a JSON body), or server-sent events
+//! (`id:` = the cursor, so a browser's `EventSource` resumes with `Last-Event-ID` by itself).
+//!
+//! Both start the same way: a watch resumed from a cursor sends the changes after it; a fresh
+//! one, or one whose cursor the log cannot answer exactly (`reset`), first sends the folder's
+//! listing (its first page; later pages come from `GET ?after=`) with the cursor the stream
+//! continues from. Changes come from the hub's `FolderWatch`, which pulls a page of the log only
+//! when the writer asks for the next chunk: a stalled client holds no queue.
+
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::watch;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::changes::Cursor;
+use crate::hub::{FolderWatch, Hub, Scope, Start, Visible};
+use crate::protocol::{encode_update, Update, UpdateContent, VersionSet};
+
+use super::folder::{change_json, listing_json, DEFAULT_PAGE};
+use super::headers::BraidHeaders;
+use super::stream::{self, Chunk, Chunks};
+use super::{reply, ApiError, AppState};
+
+/// Changes written in one chunk at most.
+const CHUNK_CHANGES: usize = 256;
+/// Heartbeats of an event stream when the client asked for none (proxies close idle streams).
+const EVENT_HEARTBEAT: Duration = Duration::from_secs(25);
+
+/// How the stream is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Braid,
+    Events,
+}
+
+struct WatchFeed {
+    hub: Hub,
+    watch: FolderWatch,
+    scope: Scope,
+    visible: Visible,
+    wire: Wire,
+    /// How the watch started; taken by the first chunk.
+    start: Option<Start>,
+    /// The cursor of the last change sent (or where the stream started): the next update's
+    /// `Parents`.
+    last: Cursor,
+    beats: Option<Interval>,
+    ended: Option<watch::Receiver<bool>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl WatchFeed {
+    async fn next(&mut self) -> Option<Chunk> {
+        if *self.shutdown.borrow() {
+            return None;
+        }
+        if let Some(start) = self.start.take() {
+            return self.first(start).await;
+        }
+        let changes = tokio::select! {
+            changes = self.watch.next(CHUNK_CHANGES) => Some(changes?),
+            () = stream::tick(&mut self.beats) => None,
+            () = stream::revoked(&mut self.ended) => return None,
+            _ = self.shutdown.changed() => return None,
+        };
+        let Some(changes) = changes else {
+            return Some(match self.wire {
+                Wire::Braid => stream::heartbeat(),
+                Wire::Events => Chunk::new(b": \n\n"),
+            });
+        };
+        let changes = match changes {
+            Ok(changes) => changes,
+            Err(e) => {
+                // The log could not be read: end the stream (the client resumes from its cursor).
+                tracing::error!(error = %e, "a folder watch could not read the change log");
+                return None;
+            }
+        };
+        let epoch = self.last.epoch;
+        let mut out = Vec::new();
+        for l in &changes {
+            let cursor = Cursor { epoch, seq: l.seq };
+            let mut json = Vec::new();
+            change_json(cursor, l, &mut json);
+            match self.wire {
+                Wire::Braid => braid_update(cursor, VersionSet::new([self.last.to_string()]), json, &mut out),
+                Wire::Events => event(None, cursor, &json, &mut out),
+            }
+            self.last = cursor;
+        }
+        Some(Chunk::new(&out))
+    }
+
+    /// The first chunk: the listing for a fresh or reset watch; for a resumed one, the first
+    /// changes (or, for events, a `ready` event naming the cursor).
+    async fn first(&mut self, start: Start) -> Option<Chunk> {
+        let cursor = self.watch.cursor();
+        let mut out = Vec::new();
+        match (&self.scope, start) {
+            (Scope::Folder { folder, recursive }, Start::Fresh | Start::Reset) => {
+                let listing =
+                    match self.hub.list_folder(folder, *recursive, None, DEFAULT_PAGE, self.visible.clone()).await {
+                        Ok(listing) => listing,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a folder watch could not list its folder");
+                            return None;
+                        }
+                    };
+                let page = &listing.page;
+                let json = listing_json(folder, &page.entries, page.next.as_deref(), cursor, Some(start));
+                match self.wire {
+                    Wire::Braid => braid_update(cursor, VersionSet::default(), json, &mut out),
+                    Wire::Events => event(Some("listing"), cursor, &json, &mut out),
+                }
+            }
+            (_, start) => {
+                if self.wire == Wire::Braid && start == Start::Resumed {
+                    return Box::pin(self.next()).await;
+                }
+                let json = format!("{{\"cursor\":\"{cursor}\",\"reset\":{}}}", start == Start::Reset);
+                event(Some(if start == Start::Reset { "reset" } else { "ready" }), cursor, json.as_bytes(), &mut out);
+            }
+        }
+        Some(Chunk::new(&out))
+    }
+}
+
+/// One Braid update: `Version` = the cursor, the JSON as its body.
+fn braid_update(cursor: Cursor, parents: VersionSet, json: Vec<u8>, out: &mut Vec<u8>) {
+    let body = String::from_utf8(json).unwrap_or_default();
+    let update = Update {
+        version: VersionSet::new([cursor.to_string()]),
+        parents,
+        content: UpdateContent::Snapshot(body),
+        repr_digest: None,
+    };
+    encode_update(&update, "application/json", out);
+}
+
+/// One server-sent event (`data:` is one line: the JSON has no raw newlines but a final one).
+fn event(name: Option<&str>, cursor: Cursor, json: &[u8], out: &mut Vec<u8>) {
+    if let Some(name) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("id: {cursor}\ndata: ").as_bytes());
+    out.extend_from_slice(json.strip_suffix(b"\n").unwrap_or(json));
+    out.extend_from_slice(b"\n\n");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chunks(
+    state: &AppState,
+    scope: Scope,
+    since: Option<Cursor>,
+    visible: Visible,
+    wire: Wire,
+    heartbeat: Option<Duration>,
+    ended: Option<watch::Receiver<bool>>,
+) -> Chunks {
+    let (watch, start) = state.hub.watch_changes(scope.clone(), since, visible.clone());
+    let last = watch.cursor();
+    let beats = heartbeat.map(|every| {
+        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        interval
+    });
+    let feed = WatchFeed {
+        hub: state.hub.clone(),
+        watch,
+        scope,
+        visible,
+        wire,
+        start: Some(start),
+        last,
+        beats,
+        ended,
+        shutdown: state.shutdown.clone(),
+    };
+    Box::pin(futures_util::stream::unfold(feed, |mut feed| async move {
+        let chunk = feed.next().await?;
+        Some((chunk, feed))
+    }))
+}
+
+/// The body of a stream: written by the connection's own task after the head on HTTP/1.1
+/// (`takeover`), else by hyper.
+fn body(req: &Request, chunks: Chunks) -> axum::body::Body {
+    match super::takeover::Takeover::of(req).filter(|_| req.method() == axum::http::Method::GET) {
+        Some(takeover) => takeover.arm(chunks),
+        None => stream::chunks_body(chunks),
+    }
+}
+
+/// `GET` + `Subscribe` on a folder: the `209` watch.
+pub(super) fn watch(
+    state: &AppState,
+    scope: Scope,
+    since: Option<Cursor>,
+    visible: Visible,
+    req: &Request,
+    braid: &BraidHeaders,
+    ended: Option<watch::Receiver<bool>>,
+) -> Result<Response, ApiError> {
+    if braid.version.is_some() {
+        return Err(ApiError::VersionWithSubscribe);
+    }
+    let heartbeat = braid.heartbeats.as_ref().map(|(secs, _)| Duration::from_secs_f64(*secs));
+    let cursor = state.hub.cursor();
+    let chunks = chunks(state, scope, since, visible, Wire::Braid, heartbeat, ended);
+    Ok(super::resource::multiresponse(body(req, chunks), braid, |h| {
+        reply::set_version(h, reply::CURRENT_VERSION, &VersionSet::new([cursor.to_string()]));
+        reply::set(h, "content-type", "application/json");
+    }))
+}
+
+/// `Accept: text/event-stream` on a folder or a document: server-sent events.
+pub(super) fn events(
+    state: &AppState,
+    scope: Scope,
+    since: Option<Cursor>,
+    visible: Visible,
+    req: &Request,
+    ended: Option<watch::Receiver<bool>>,
+) -> Response {
+    let chunks = chunks(state, scope, since, visible, Wire::Events, Some(EVENT_HEARTBEAT), ended);
+    let mut res = (StatusCode::OK, body(req, chunks)).into_response();
+    let h = res.headers_mut();
+    reply::set(h, "content-type", "text/event-stream");
+    reply::set(h, "cache-control", "no-cache, no-transform");
+    // nginx: do not buffer the stream.
+    reply::set(h, "x-accel-buffering", "no");
+    res
+}
