@@ -153,6 +153,7 @@ impl App {
         let committer = Committer::start_with(store.clone(), log, delay).context("starting the commit thread")?;
         let files = open_files(cfg)?;
         let hub = Hub::new(store, committer, cfg.hub_settings(), files);
+        hub.backfill_changes().context("adding the stored resources to the change log")?;
         let hub_handle = hub.clone();
         let cors = CorsOrigins::from_config(&cfg.cors_origins).map_err(anyhow::Error::msg)?;
         let policy = RetentionPolicy::new(cfg.retention.clone());

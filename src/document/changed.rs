@@ -44,7 +44,7 @@ pub(super) fn text_round(path: &str, doc: &TextDoc, created: bool, last: &WriteR
         kind: ResourceKind::Text,
         what,
         version: doc.version().ids().to_vec(),
-        size: doc.len_chars() as u64,
+        size: doc.len_cheap().0 as u64,
         time_ms: millis(last.received),
         author: Some(author),
         content_type: None,
@@ -114,6 +114,29 @@ pub(super) fn file_version(path: &str, file: &FileDoc, heads_before: usize, live
         content_type: content.map(|c| c.content_type.clone()),
         conflict: heads.len() > 1,
     }
+}
+
+/// The change that describes a resource as it is now, as if it had just been created (for a
+/// store written before the change log existed: its resources enter the log this way once).
+pub(super) fn current(path: &str, doc: &TextDoc, file: &FileDoc) -> Option<Change> {
+    if !file.is_empty() {
+        let change = file_version(path, file, 0, false);
+        return (change.what != ChangeKind::Delete).then_some(change);
+    }
+    if doc.version().is_empty() {
+        return None;
+    }
+    Some(Change {
+        path: path.to_string(),
+        kind: ResourceKind::Text,
+        what: ChangeKind::Create,
+        version: doc.version().ids().to_vec(),
+        size: doc.len_chars() as u64,
+        time_ms: millis(SystemTime::now()),
+        author: None,
+        content_type: None,
+        conflict: false,
+    })
 }
 
 fn resource_kind(kind: Kind) -> ResourceKind {

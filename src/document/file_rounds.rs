@@ -40,6 +40,11 @@ impl<R> DocCore<R> {
         }
     }
 
+    /// The resource as it is now, as a change record (None: never written, or deleted).
+    pub fn describe(&self) -> Option<crate::changes::Change> {
+        changed::current(&self.path, &self.doc, &self.file)
+    }
+
     /// The head the document's state has now (the text's version, or the file's heads).
     pub(super) fn current_head(&self) -> VersionSet {
         if self.file.is_empty() {

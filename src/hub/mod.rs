@@ -17,6 +17,7 @@
 //! The hub knows diamond-types only through `crate::text`, storage only through
 //! `crate::store`, and HTTP not at all.
 
+mod backfill;
 mod browse;
 mod compaction;
 mod delta;

@@ -62,7 +62,7 @@ impl HubSettings {
         }
     }
 
-    fn core(&self) -> CoreSettings {
+    pub(super) fn core(&self) -> CoreSettings {
         CoreSettings {
             max_parked_writes: self.max_parked_writes,
             max_document_chars: self.max_document_chars,

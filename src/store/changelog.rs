@@ -26,6 +26,8 @@
 //!                                                        order, so a folder is one range)
 //! 'e'               → u64 BE epoch (random, written when the log starts)
 //! 'w'               → u64 BE floor
+//! 'v'               → (empty) the store's resources still have to enter the log (a store
+//!                     upgraded from format 2 or older; `Hub::backfill_changes`)
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -40,6 +42,8 @@ const CHANGE: u8 = b'q';
 const LATEST: u8 = b'y';
 const EPOCH: u8 = b'e';
 const FLOOR: u8 = b'w';
+/// Present while the resources of a store written before the change log are not in it yet.
+const BACKFILL: u8 = b'v';
 
 /// Changes of every path kept whole by default (see the module doc).
 pub const DEFAULT_WINDOW: u64 = 100_000;
@@ -337,6 +341,22 @@ impl ChangeLog {
         Ok(pairs.iter().filter_map(|(k, v)| decode_latest(k, v)).collect())
     }
 
+    /// The op that marks a store whose existing resources must enter the log (format upgrade).
+    pub fn backfill_marker(batch: &mut Batch) {
+        batch.put(vec![BACKFILL], Vec::new());
+    }
+
+    /// Whether the store's existing resources still have to enter the log.
+    pub fn needs_backfill(store: &dyn Store) -> Result<bool, StoreError> {
+        Ok(store.get(&[BACKFILL])?.is_some())
+    }
+
+    /// Writes `batch` (the backfill's last entries) and clears the marker with it.
+    pub fn finish_backfill(&self, store: &dyn Store, mut batch: Batch) -> Result<(), StoreError> {
+        batch.delete(vec![BACKFILL]);
+        self.write(store, &mut batch)
+    }
+
     /// The latest change of one path.
     pub fn latest_of(store: &dyn Store, path: &str) -> Result<Option<Logged>, StoreError> {
         let key = latest_key(path);
@@ -445,7 +465,7 @@ mod tests {
     #[test]
     fn keys_stay_apart_from_other_records() {
         assert!(change_key(2) < change_key(10) && change_key(255) < change_key(256));
-        for tag in [CHANGE, LATEST, EPOCH, FLOOR] {
+        for tag in [CHANGE, LATEST, EPOCH, FLOOR, BACKFILL] {
             assert!(tag.is_ascii_lowercase() && tag != b'k' && tag != b'o');
         }
         assert_eq!(decode_change(1, &encode_change(&entry("/a b", "r", true))).unwrap().path, "/a b");

@@ -75,10 +75,17 @@ fn format_versions(store: &dyn Store) {
     assert_eq!(refused(None), FormatError::Unversioned);
     set(Some(&current));
     format::check(store, "/srv/x").unwrap();
-    // Version 1 (before file resources) is upgraded in place.
-    set(Some(b"1"));
-    format::check(store, "/srv/x").unwrap();
-    assert_eq!(store.get(&version_key).unwrap(), Some(current.clone()));
+    // Versions 1 (before file resources) and 2 (before the change log) are upgraded in place,
+    // their resources marked for the change log's backfill.
+    for old in [b"1", b"2"] {
+        set(Some(old));
+        format::check(store, "/srv/x").unwrap();
+        assert_eq!(store.get(&version_key).unwrap(), Some(current.clone()));
+        assert!(super::ChangeLog::needs_backfill(store).unwrap());
+        let mut b = Batch::new();
+        b.delete(vec![b'v']);
+        store.write(&b).unwrap();
+    }
 }
 
 /// Newest-first pages: bounded by the prefix on both sides, by `below`, and by `limit`.

@@ -16,14 +16,17 @@
 //!
 //! The value is the version in ASCII decimal (`2`), legible with any key-value tool.
 //! Version 2 added file resources (file records behind their own tags, chunk references);
-//! a version-1 store is upgraded by rewriting the record.
+//! version 3 the folders' change log (`changelog`: new keys, and every committed change must
+//! enter it, which a build that reads version 2 would not do). A version-1 or version-2 store
+//! is upgraded by rewriting the record and marking its resources for the log's backfill (the
+//! server adds one entry per existing resource before it listens).
 
 use super::{keys, Batch, Store, StoreError};
 
 /// The format this build writes and reads. Bump it with any change to the key layout or to
 /// a record's bytes that the code before the change could not read back, and teach `check`
 /// what to do with the versions before it.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// At most this many bytes of an unreadable record are shown in the error.
 const SHOWN_BYTES: usize = 32;
@@ -78,13 +81,15 @@ pub fn check(store: &dyn Store, location: &str) -> Result<(), StoreError> {
     match store.get(&keys::format_version())? {
         Some(value) => match parse(&value).map_err(refuse)? {
             FORMAT_VERSION => Ok(()),
-            // Version 1 is version 2 without file resources (their records and chunk
-            // references are new keys and new record tags): upgraded by saying so. A build
-            // that reads version 1 only then refuses the store instead of misreading a file.
-            1 => {
+            // Versions 1 and 2 lack file resources (1) and the change log (1, 2): new keys and
+            // new record tags, so upgraded by saying so, and by marking the existing resources
+            // for the log's backfill. A build that reads an older version only then refuses the
+            // store instead of misreading a file or writing without the log.
+            1 | 2 => {
                 let (key, value) = current_record();
                 let mut batch = Batch::new();
                 batch.put(key, value);
+                super::changelog::ChangeLog::backfill_marker(&mut batch);
                 store.write(&batch)
             }
             found => Err(refuse(FormatError::Unknown { found })),

@@ -134,6 +134,26 @@ pub fn horizon(path: &str) -> Vec<u8> {
     doc_prefix(HORIZON, path)
 }
 
+/// The prefixes of every snapshot record and every log record: between them, every stored
+/// resource (text or file) has a key under one of them.
+pub fn all_records() -> [Vec<u8>; 2] {
+    [vec![SNAPSHOT], vec![LOG]]
+}
+
+/// The path of a snapshot or log record's key, and the prefix of all of that path's keys of
+/// the same kind (to seek past them).
+pub fn record_path(key: &[u8]) -> Option<(String, Vec<u8>)> {
+    let (&tag, rest) = key.split_first()?;
+    if tag != SNAPSHOT && tag != LOG {
+        return None;
+    }
+    let (len, rest) = rest.split_at_checked(4)?;
+    let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+    let path = String::from_utf8(rest.get(..len)?.to_vec()).ok()?;
+    let prefix = doc_prefix(tag, &path);
+    Some((path, prefix))
+}
+
 /// The prefix under which every document with history records has its bookkeeping record:
 /// one prefix scan enumerates them.
 pub fn all_meta() -> Vec<u8> {

@@ -225,6 +225,17 @@ impl TextDoc {
         }
     }
 
+    /// The current length in code points when it is known without merging (the checked-out
+    /// text is at the tip, or a write on the tip said it), else an upper bound; and which.
+    /// For what a write round reports (a folder listing's size): a merge of concurrent writes
+    /// on the writer's path would cost O(history) per round (DT-FACTS).
+    pub fn len_cheap(&self) -> (usize, bool) {
+        match self.known_tip_len() {
+            Some(len) => (len, true),
+            None => (self.len_bound, false),
+        }
+    }
+
     /// An upper bound of the current length in code points, without merging: exact after a
     /// write on the tip, larger after writes off it. For limits, not for ranges.
     pub fn len_upper_bound(&self) -> usize {

@@ -107,25 +107,46 @@ async fn a_new_data_dir_gets_the_current_format_version() {
     assert_eq!(store.scan_prefix_rev(&[], None, 2).unwrap().len(), 2, "the write is stored beside the version");
 }
 
-/// Format 1 is format 2 without file resources: a version-1 data dir is upgraded in place (its
-/// record says 2 afterwards, so a version-1 build refuses it instead of misreading a file).
+/// Formats 1 and 2 lack the change log of folders (and 1 file resources): such a data dir is
+/// upgraded in place (its record says 3 afterwards, so an older build refuses it instead of
+/// writing without the log), and its resources enter the log before the server listens, so the
+/// folder lists them and a watcher's cursor from the listing sees the next change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_format_1_data_dir_is_upgraded_and_its_documents_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ChildServer::start(dir.path(), &[]);
-    assert!(request(server.addr, "PUT", "/notes/a", &[], b"written by format 1").await.ok());
-    assert!(server.terminate(Duration::from_secs(10)).is_some());
-    {
+async fn an_older_data_dir_is_upgraded_and_its_resources_enter_the_change_log() {
+    for old in [b"1", b"2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ChildServer::start(dir.path(), &[]);
+        assert!(request(server.addr, "PUT", "/notes/a", &[], b"written before the log").await.ok());
+        assert!(request(server.addr, "PUT", "/notes/photo.bin", &[("Merge-Type", "aww")], b"\0file").await.ok());
+        assert!(server.terminate(Duration::from_secs(10)).is_some());
+        {
+            // What an older plait left: no change log, an older format version.
+            let store = RocksStore::open(dir.path(), Durability::Sync).unwrap();
+            let mut b = Batch::new();
+            for tag in [b"q", b"y", b"e", b"w"] {
+                b.delete_prefix(tag.to_vec());
+            }
+            b.put(keys::format_version(), old.to_vec());
+            store.write(&b).unwrap();
+        }
+        let server = ChildServer::start(dir.path(), &[]);
+        assert_eq!(request(server.addr, "GET", "/notes/a", &[], b"").await.text(), "written before the log");
+        let listing = request(server.addr, "GET", "/notes/", &[("Accept", "application/json")], b"").await;
+        let json: serde_json::Value = serde_json::from_str(&listing.text()).unwrap();
+        let names: Vec<&str> =
+            json["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        assert_eq!(names, vec!["a", "photo.bin"], "{json}");
+        let cursor = json["cursor"].as_str().unwrap().to_string();
+        assert!(request(server.addr, "PUT", "/notes/b", &[], b"after").await.ok());
+        let since = request(server.addr, "GET", &format!("/notes/?since={cursor}"), &[], b"").await;
+        let changes: serde_json::Value = serde_json::from_str(&since.text()).unwrap();
+        let paths: Vec<&str> =
+            changes["changes"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, vec!["/notes/b"], "{changes}");
+        assert!(server.terminate(Duration::from_secs(10)).is_some());
         let store = RocksStore::open(dir.path(), Durability::Sync).unwrap();
-        let mut b = Batch::new();
-        b.put(keys::format_version(), b"1".to_vec());
-        store.write(&b).unwrap();
+        assert_eq!(store.get(&keys::format_version()).unwrap(), Some(FORMAT_VERSION.to_string().into_bytes()));
+        assert_eq!(FORMAT_VERSION, 3);
+        assert!(!plait::store::ChangeLog::needs_backfill(&store).unwrap(), "the backfill ran once");
     }
-    let server = ChildServer::start(dir.path(), &[]);
-    assert_eq!(request(server.addr, "GET", "/notes/a", &[], b"").await.text(), "written by format 1");
-    assert!(request(server.addr, "PUT", "/photo.bin", &[("Merge-Type", "aww")], b"\0file").await.ok());
-    assert!(server.terminate(Duration::from_secs(10)).is_some());
-    let store = RocksStore::open(dir.path(), Durability::Sync).unwrap();
-    assert_eq!(store.get(&keys::format_version()).unwrap(), Some(FORMAT_VERSION.to_string().into_bytes()));
-    assert_eq!(FORMAT_VERSION, 2);
 }
