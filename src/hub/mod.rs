@@ -26,6 +26,8 @@ mod error;
 mod file_subscription;
 mod files;
 mod folders;
+#[cfg(test)]
+mod folders_tests;
 mod history;
 #[cfg(test)]
 mod history_tests;

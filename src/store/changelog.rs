@@ -32,7 +32,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use tokio::sync::watch;
 
@@ -145,13 +145,14 @@ pub struct ChangeLog {
     /// The last position handed out and durable; held across a write so that positions follow
     /// the order of writes.
     writer: Mutex<u64>,
-    recent: Mutex<VecDeque<Arc<Logged>>>,
+    /// Read by every watcher after each write (they share the lock), written once per write.
+    recent: RwLock<VecDeque<Arc<Logged>>>,
     floor: AtomicU64,
     end: watch::Sender<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ChangeLog {
@@ -179,7 +180,7 @@ impl ChangeLog {
             epoch,
             window: window.max(MIN_WINDOW),
             writer: Mutex::new(last),
-            recent: Mutex::new(VecDeque::new()),
+            recent: RwLock::new(VecDeque::new()),
             floor: AtomicU64::new(floor),
             end,
         })
@@ -214,7 +215,7 @@ impl ChangeLog {
         if let Some(floor) = floor {
             self.floor.fetch_max(floor, Ordering::Release);
         }
-        let mut recent = lock(&self.recent);
+        let mut recent = self.recent.write().unwrap_or_else(PoisonError::into_inner);
         for l in logged {
             if recent.len() == RECENT {
                 recent.pop_front();
@@ -289,7 +290,7 @@ impl ChangeLog {
     /// Up to `limit` changes after `after` that `keep` accepts, from memory; None when the
     /// recent changes do not reach back that far (read [`stored_after`](Self::stored_after)).
     pub fn recent_after(&self, after: u64, limit: usize, keep: impl Fn(&Logged) -> bool) -> Option<Page<Arc<Logged>>> {
-        let recent = lock(&self.recent);
+        let recent = self.recent.read().unwrap_or_else(PoisonError::into_inner);
         let mut page = Page { changes: Vec::new(), through: after };
         let Some(front) = recent.front() else {
             return (after >= self.end()).then_some(page);
