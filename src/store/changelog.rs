@@ -22,8 +22,9 @@
 //! `k`/`o`):
 //! ```text
 //! 'q' ‖ u64 BE seq  → u32 BE path length ‖ path ‖ u8 deleted ‖ record
-//! 'y' ‖ path        → u64 BE seq ‖ u8 deleted ‖ record    (the path's latest change; in path
-//!                                                        order, so a folder is one range)
+//! 'y' ‖ path        → u64 BE seq ‖ u8 deleted     (the path's latest change; in path order,
+//!                                                 so a folder is one range; the record itself
+//!                                                 is read from 'q', not written twice per change)
 //! 'e'               → u64 BE epoch (random, written when the log starts)
 //! 'w'               → u64 BE floor
 //! 'v'               → (empty) the store's resources still have to enter the log (a store
@@ -107,10 +108,9 @@ fn decode_change(seq: u64, v: &[u8]) -> Option<Logged> {
 }
 
 fn encode_latest(seq: u64, e: &LogEntry) -> Vec<u8> {
-    let mut v = Vec::with_capacity(9 + e.record.len());
+    let mut v = Vec::with_capacity(9);
     v.extend_from_slice(&seq.to_be_bytes());
     v.push(u8::from(e.deleted));
-    v.extend_from_slice(&e.record);
     v
 }
 
@@ -118,11 +118,10 @@ fn latest_seq(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
 }
 
-fn decode_latest(key: &[u8], v: &[u8]) -> Option<Logged> {
+/// A path's latest-change index entry: its path, seq and whether it is a delete.
+fn decode_latest(key: &[u8], v: &[u8]) -> Option<(String, u64, bool)> {
     let path = std::str::from_utf8(key.strip_prefix(&[LATEST])?).ok()?;
-    let seq = latest_seq(v)?;
-    let (&deleted, record) = v.get(8..)?.split_first()?;
-    Some(Logged { seq, path: path.to_string(), deleted: deleted == 1, record: record.to_vec() })
+    Some((path.to_string(), latest_seq(v)?, *v.get(8)? == 1))
 }
 
 fn read_u64(store: &dyn Store, key: &[u8]) -> Result<Option<u64>, StoreError> {
@@ -336,10 +335,34 @@ impl ChangeLog {
     }
 
     /// Up to `limit` paths' latest changes, in path order, from the first path at or after
-    /// `from` that starts with `prefix` (deleted paths included: the caller skips them).
+    /// `from` that starts with `prefix` (deleted paths included, without their record: the
+    /// caller skips them).
     pub fn latest_from(store: &dyn Store, prefix: &str, from: &str, limit: usize) -> Result<Vec<Logged>, StoreError> {
         let pairs = store.scan_from(&latest_key(prefix), &latest_key(from), limit)?;
-        Ok(pairs.iter().filter_map(|(k, v)| decode_latest(k, v)).collect())
+        let mut out = Vec::with_capacity(pairs.len());
+        for (path, seq, deleted) in pairs.iter().filter_map(|(k, v)| decode_latest(k, v)) {
+            if deleted {
+                out.push(Logged { seq, path, deleted, record: Vec::new() });
+            } else if let Some(l) = Self::record_of(store, &path, seq)? {
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The change at `seq`, the latest of `path` when its index was read. The path may have
+    /// changed since and that position retired: then its newer latest change.
+    fn record_of(store: &dyn Store, path: &str, seq: u64) -> Result<Option<Logged>, StoreError> {
+        if let Some(v) = store.get(&change_key(seq))? {
+            return Ok(decode_change(seq, &v));
+        }
+        let key = latest_key(path);
+        match store.get(&key)?.as_deref().and_then(|v| decode_latest(&key, v)) {
+            Some((_, newer, false)) if newer != seq => {
+                Ok(store.get(&change_key(newer))?.and_then(|v| decode_change(newer, &v)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The op that marks a store whose existing resources must enter the log (format upgrade).
@@ -358,10 +381,10 @@ impl ChangeLog {
         self.write(store, &mut batch)
     }
 
-    /// The latest change of one path.
-    pub fn latest_of(store: &dyn Store, path: &str) -> Result<Option<Logged>, StoreError> {
+    /// The position of one path's latest change, and whether it is a delete.
+    pub fn latest_of(store: &dyn Store, path: &str) -> Result<Option<(u64, bool)>, StoreError> {
         let key = latest_key(path);
-        Ok(store.get(&key)?.and_then(|v| decode_latest(&key, &v)))
+        Ok(store.get(&key)?.and_then(|v| decode_latest(&key, &v)).map(|(_, seq, deleted)| (seq, deleted)))
     }
 }
 
@@ -430,7 +453,7 @@ mod tests {
         assert_eq!(log.floor(), 3, "the delete that left raised the floor");
         assert_eq!(ChangeLog::open(&store, MIN_WINDOW).unwrap().floor(), 3);
         assert!(ChangeLog::latest_of(&store, "/gone").unwrap().is_none());
-        assert_eq!(ChangeLog::latest_of(&store, "/over").unwrap().unwrap().seq, 4);
+        assert_eq!(ChangeLog::latest_of(&store, "/over").unwrap(), Some((4, false)));
     }
 
     #[test]
