@@ -39,14 +39,19 @@ pub(super) fn text_round(path: &str, doc: &TextDoc, created: bool, last: &WriteR
         (None, Some(peer)) => peer.clone(),
         (None, None) => agent.to_string(),
     };
+    text(path, what, doc, millis(last.received), Some(author))
+}
+
+/// A text document's change: its version and length now.
+fn text(path: &str, what: ChangeKind, doc: &TextDoc, time_ms: u64, author: Option<String>) -> Change {
     Change {
         path: path.to_string(),
         kind: ResourceKind::Text,
         what,
         version: doc.version().ids().to_vec(),
         size: doc.len_cheap().0 as u64,
-        time_ms: millis(last.received),
-        author: Some(author),
+        time_ms,
+        author,
         content_type: None,
         conflict: false,
     }
@@ -54,17 +59,7 @@ pub(super) fn text_round(path: &str, doc: &TextDoc, created: bool, last: &WriteR
 
 /// The change a compaction makes (same version, a new horizon).
 pub(super) fn compaction(path: &str, doc: &TextDoc) -> Change {
-    Change {
-        path: path.to_string(),
-        kind: ResourceKind::Text,
-        what: ChangeKind::Compact,
-        version: doc.version().ids().to_vec(),
-        size: doc.len_chars() as u64,
-        time_ms: millis(SystemTime::now()),
-        author: None,
-        content_type: None,
-        conflict: false,
-    }
+    text(path, ChangeKind::Compact, doc, millis(SystemTime::now()), None)
 }
 
 /// The change erasing a resource of `kind` makes.
@@ -126,17 +121,10 @@ pub(super) fn current(path: &str, doc: &TextDoc, file: &FileDoc) -> Option<Chang
     if doc.version().is_empty() {
         return None;
     }
-    Some(Change {
-        path: path.to_string(),
-        kind: ResourceKind::Text,
-        what: ChangeKind::Create,
-        version: doc.version().ids().to_vec(),
-        size: doc.len_chars() as u64,
-        time_ms: millis(SystemTime::now()),
-        author: None,
-        content_type: None,
-        conflict: false,
-    })
+    let mut change = text(path, ChangeKind::Create, doc, millis(SystemTime::now()), None);
+    // Once, before serving: the exact length is worth a merge here.
+    change.size = doc.len_chars() as u64;
+    Some(change)
 }
 
 fn resource_kind(kind: Kind) -> ResourceKind {

@@ -16,6 +16,7 @@ use crate::changes::{folder_problem, Change, Cursor, Entry, ResourceKind};
 use crate::hub::{Logged, Scope, Start, Visible};
 
 use super::headers::BraidHeaders;
+use super::history::{escape as query_escape, rfc3339};
 use super::{reply, ApiError, AppState};
 
 /// Entries per listing page unless `?limit=` says otherwise, and the most it may ask.
@@ -423,19 +424,6 @@ fn html_escape(s: &str) -> String {
     out
 }
 
-/// `s` as a query parameter value (everything but unreserved characters escaped).
-fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -451,33 +439,9 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Milliseconds since 1970 as an RFC 3339 UTC time, to the second.
-pub(super) fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil-from-days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_print_as_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_668_496_789), "2026-12-07T18:34:56Z");
-    }
 
     #[test]
     fn change_records_get_their_cursor_first() {
@@ -485,8 +449,6 @@ mod tests {
         let mut out = Vec::new();
         change_json(Cursor { epoch: 1, seq: 7 }, &l, &mut out);
         assert_eq!(out, br#"{"cursor":"0000000000000001-7","path":"/a"}"#);
-        let names = ["a b", "é"];
-        assert_eq!(names.map(query_escape), ["a%20b", "%C3%A9"]);
         assert_eq!(human_bytes(3 << 20), "3.0 MiB");
         assert_eq!(html_escape("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
     }
