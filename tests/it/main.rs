@@ -15,6 +15,7 @@ mod crash_files;
 mod disk;
 mod durability;
 mod error_codes;
+mod eventsource;
 mod fanout;
 mod files;
 mod files_delta;
