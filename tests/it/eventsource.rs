@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
+use plait::config::ServeConfig;
+
 use crate::support::client::{request, Conn};
 use crate::support::server::{Engine, TestServer};
 
@@ -99,12 +101,17 @@ async fn preflights_allow_last_event_id_and_listings_expose_the_cursor() {
     s.stop().await;
 }
 
-/// Chromium's `EventSource` resumes by itself with `Last-Event-ID` after a cut and a server
-/// restart, and gets exactly the changes it missed (tests/js/eventsource_browser.mjs). The
-/// script prints `RESTART` when the server should restart; the new URL goes to its stdin.
-/// What the browser received is kept as a test artifact (`$CARGO_TARGET_TMPDIR/eventsource.json`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eventsource_in_a_real_browser_resumes_after_a_cut_and_a_restart() {
+/// Runs tests/js/eventsource_browser.mjs against `server` (reached at `url`), restarting the
+/// server (with `tweak`) when the script prints `RESTART` and giving it the new URL on stdin.
+/// What the browser received is kept as a test artifact (`$CARGO_TARGET_TMPDIR/<log>`).
+async fn run_eventsource_browser(
+    server: TestServer,
+    url: impl Fn(&TestServer) -> String,
+    log: &str,
+    mode: &[&str],
+    env: &[(&str, &str)],
+    tweak: impl Fn(&mut ServeConfig),
+) {
     assert!(
         std::path::Path::new("/usr/bin/chromium").exists(),
         "/usr/bin/chromium is missing: run .ci/setup (the README's test command does)"
@@ -114,20 +121,21 @@ async fn eventsource_in_a_real_browser_resumes_after_a_cut_and_a_restart() {
         repo.join("tests/js/node_modules/playwright-core").exists(),
         "tests/js/node_modules is missing: run .ci/setup"
     );
-    let log = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("eventsource.json");
+    let log = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(log);
     let _ = std::fs::remove_file(&log);
-    let mut server = Some(TestServer::start(Engine::Rocks).await);
-    let url = server.as_ref().unwrap().url("");
     let mut child = tokio::process::Command::new("node")
         .arg(repo.join("tests/js/eventsource_browser.mjs"))
-        .arg(&url)
+        .arg(url(&server))
         .arg(&log)
+        .args(mode)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("node is required for the browser tests");
+    let mut server = Some(server);
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
@@ -136,8 +144,8 @@ async fn eventsource_in_a_real_browser_resumes_after_a_cut_and_a_restart() {
     let finished = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if line == "RESTART" {
-                let s = server.take().unwrap().restart().await;
-                stdin.write_all(format!("{}\n", s.url("")).as_bytes()).await.unwrap();
+                let s = server.take().unwrap().restart(&tweak).await;
+                stdin.write_all(format!("{}\n", url(&s)).as_bytes()).await.unwrap();
                 server = Some(s);
                 restarts += 1;
             }
@@ -160,4 +168,34 @@ async fn eventsource_in_a_real_browser_resumes_after_a_cut_and_a_restart() {
     );
     eprintln!("{out}\nthe browser's events: {}", log.display());
     server.unwrap().stop().await;
+}
+
+/// Chromium's `EventSource` on a page of another origin resumes by itself with
+/// `Last-Event-ID` (seen by the proxy) after a cut and a server restart, and gets exactly the
+/// changes it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventsource_in_a_real_browser_resumes_after_a_cut_and_a_restart() {
+    let server = TestServer::start(Engine::Rocks).await;
+    run_eventsource_browser(server, |s| s.url(""), "eventsource.json", &[], &[], |_| {}).await;
+}
+
+/// The same over HTTPS and HTTP/2: the page and both event streams share one h2 connection
+/// through the proxy, which cuts it; the server restarts with the same certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventsource_over_https_h2_resumes_after_a_cut_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let rcgen::CertifiedKey { cert: c, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&cert, c.pem()).unwrap();
+    std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+    let tls = |cfg: &mut ServeConfig| {
+        cfg.tls_cert = Some(cert.clone());
+        cfg.tls_key = Some(key.clone());
+    };
+    let server = TestServer::start_with(Engine::Rocks, tls).await;
+    let url = |s: &TestServer| format!("https://localhost:{}", s.addr.port());
+    // Node's fetch (the script's own writes) must accept the self-signed certificate.
+    let env = [("NODE_TLS_REJECT_UNAUTHORIZED", "0")];
+    run_eventsource_browser(server, url, "eventsource-h2.json", &["h2"], &env, tls).await;
 }

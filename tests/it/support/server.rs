@@ -51,10 +51,12 @@ impl TestServer {
     }
 
     /// Stops the server and starts a new one on the same data directory (RocksDB only), on a
-    /// new port, with the default test configuration.
-    pub async fn restart(self) -> TestServer {
+    /// new port, with the test configuration as `tweak` changes it.
+    pub async fn restart(self, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
         let dir = self.stop_keeping_data().await.expect("only a RocksDB server keeps its data across a restart");
-        let running = Running::start(ServeConfig::for_tests(Some(dir.path().to_path_buf()))).await.unwrap();
+        let mut cfg = ServeConfig::for_tests(Some(dir.path().to_path_buf()));
+        tweak(&mut cfg);
+        let running = Running::start(cfg).await.unwrap();
         TestServer { addr: running.addr, running: Some(running), _dir: Some(dir) }
     }
 
