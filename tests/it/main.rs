@@ -19,6 +19,7 @@ mod eventsource;
 mod fanout;
 mod files;
 mod files_delta;
+mod folder_streams;
 mod fuzz_corpus;
 mod history;
 mod http2;
