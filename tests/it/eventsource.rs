@@ -71,6 +71,31 @@ async fn event_streams_start_with_retry_and_are_readable_cross_origin() {
     s.stop().await;
 }
 
+/// A `Last-Event-ID` the log cannot answer (another store's: a restored backup, a wiped data
+/// dir) never leaves a silent gap: a folder stream starts over with its listing marked
+/// `reset`, a document's with a `reset` event, each naming the fresh cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_from_another_store_resets_the_event_stream() {
+    let s = TestServer::start_with(Engine::Rocks, |cfg| cfg.cors_origins = vec![APP.into()]).await;
+    assert_eq!(request(s.addr, "PUT", "/notes/a", &[], b"alpha").await.status, 200);
+    let mut fresh = open_events(&s, "/notes/", &[]).await;
+    let first = events_until(&mut fresh, "}\n\n").await;
+    let ours = first.split("id: ").nth(1).unwrap().split('\n').next().unwrap().to_string();
+    let (epoch, _) = ours.split_once('-').unwrap();
+    let other = if epoch == "00c0ffee00c0ffee" { "00c0ffee00c0fff0-1" } else { "00c0ffee00c0ffee-1" };
+
+    let mut folder = open_events(&s, "/notes/", &[("Last-Event-ID", other)]).await;
+    let text = events_until(&mut folder, "}\n\n").await;
+    assert!(text.starts_with(&format!("retry: 1000\n\nevent: listing\nid: {ours}\n")), "{text:?}");
+    assert!(text.contains("\"path\":\"/notes/a\"") && text.contains("\"reset\":true"), "{text:?}");
+
+    let mut doc = open_events(&s, "/notes/a", &[("Last-Event-ID", other)]).await;
+    let text = events_until(&mut doc, "}\n\n").await;
+    let want = format!("retry: 1000\n\nevent: reset\nid: {ours}\ndata: {{\"cursor\":\"{ours}\",\"reset\":true}}\n\n");
+    assert_eq!(text, want);
+    s.stop().await;
+}
+
 /// A preflight naming `Last-Event-ID` (a polyfill or a fetch-based client sends one) is
 /// allowed, and a listing's `Plait-Cursor` header is readable by the page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
