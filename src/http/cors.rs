@@ -58,6 +58,8 @@ const EXPOSED: &[&str] = &[
     "served-version",
     "accept-ranges",
     "content-range",
+    // Folders: the cursor a listing was read at (`GET ?since=` continues from it).
+    "plait-cursor",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {

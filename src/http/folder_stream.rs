@@ -1,6 +1,7 @@
 //! A folder watch on the wire: a Braid `209` stream of one update per change (`Version` = the
 //! change's cursor, `Parents` = the one before, a JSON body), or server-sent events
-//! (`id:` = the cursor, so a browser's `EventSource` resumes with `Last-Event-ID` by itself).
+//! (`id:` = the cursor, so a browser's `EventSource` resumes with `Last-Event-ID` by itself,
+//! after the `retry:` delay the stream's first line asks for).
 //!
 //! Both start the same way: a watch resumed from a cursor sends the changes after it; a fresh
 //! one, or one whose cursor the log cannot answer exactly (`reset`), first sends the folder's
@@ -29,6 +30,11 @@ use super::{reply, ApiError, AppState};
 const CHUNK_CHANGES: usize = 256;
 /// Heartbeats of an event stream when the client asked for none (proxies close idle streams).
 const EVENT_HEARTBEAT: Duration = Duration::from_secs(25);
+/// The reconnection delay an event stream asks of `EventSource` (its first line, `retry:`):
+/// browsers otherwise wait their own default (3 s in Chromium) before resuming with
+/// `Last-Event-ID`, and a resume costs one log read, so a stream cut by a proxy or a restart
+/// catches up a second later.
+const EVENT_RETRY_MS: u64 = 1000;
 
 /// How the stream is written.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -101,6 +107,10 @@ impl WatchFeed {
     async fn first(&mut self, start: Start) -> Option<Chunk> {
         let cursor = self.watch.cursor();
         let mut out = Vec::new();
+        if self.wire == Wire::Events {
+            // Its own block: a `retry:` field takes effect as it is read, whatever follows.
+            out.extend_from_slice(format!("retry: {EVENT_RETRY_MS}\n\n").as_bytes());
+        }
         match (&self.scope, start) {
             (Scope::Folder { folder, recursive }, Start::Fresh | Start::Reset) => {
                 let listing =
@@ -142,16 +152,22 @@ fn braid_update(cursor: Cursor, parents: VersionSet, json: Vec<u8>, out: &mut Ve
     encode_update(&update, "application/json", out);
 }
 
-/// One server-sent event (`data:` is one line: the JSON has no raw newlines but a final one).
+/// One server-sent event. The JSON is one line today, but a line break in it would end the
+/// field (and a bare CR ends a line too): each line gets its own `data:` field, which
+/// `EventSource` joins back with LF, and CRs go (in valid JSON they are only whitespace).
 fn event(name: Option<&str>, cursor: Cursor, json: &[u8], out: &mut Vec<u8>) {
     if let Some(name) = name {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
         out.push(b'\n');
     }
-    out.extend_from_slice(format!("id: {cursor}\ndata: ").as_bytes());
-    out.extend_from_slice(json.strip_suffix(b"\n").unwrap_or(json));
-    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(format!("id: {cursor}\n").as_bytes());
+    for line in json.strip_suffix(b"\n").unwrap_or(json).split(|b| *b == b'\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend(line.iter().filter(|b| **b != b'\r'));
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -237,4 +253,53 @@ pub(super) fn events(
     // nginx: do not buffer the stream.
     reply::set(h, "x-accel-buffering", "no");
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `EventSource` makes of one event block (WHATWG HTML §9.2.6, "Interpreting an
+    /// event stream"): (event type, last event id, data).
+    fn interpret(block: &str) -> (String, String, String) {
+        let (mut kind, mut id, mut data) = ("message".to_string(), String::new(), Vec::new());
+        for line in block.lines() {
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value).to_string();
+            match field {
+                "event" => kind = value,
+                "id" => id = value,
+                "data" => data.push(value),
+                _ => {}
+            }
+        }
+        (kind, id, data.join("\n"))
+    }
+
+    #[test]
+    fn an_event_is_one_block_whose_data_is_the_json() {
+        let cursor = Cursor { epoch: 0x00c0_ffee_00c0_ffee, seq: 42 };
+        let mut out = Vec::new();
+        event(Some("listing"), cursor, b"{\"a\":1}\n", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "event: listing\nid: 00c0ffee00c0ffee-42\ndata: {\"a\":1}\n\n");
+        let (kind, id, data) = interpret(&text);
+        assert_eq!((kind.as_str(), id.as_str(), data.as_str()), ("listing", "00c0ffee00c0ffee-42", "{\"a\":1}"));
+    }
+
+    #[test]
+    fn line_breaks_in_the_json_cannot_break_the_framing() {
+        let cursor = Cursor { epoch: 1, seq: 7 };
+        let json = "{\r\n  \"path\": \"/a\",\n  \"id\": \"x\"\r}";
+        let mut out = Vec::new();
+        event(None, cursor, json.as_bytes(), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let blocks: Vec<&str> = text.split("\n\n").filter(|b| !b.is_empty()).collect();
+        assert_eq!(blocks.len(), 1, "{text:?}");
+        assert!(!text.contains('\r'), "{text:?}");
+        let (kind, id, data) = interpret(blocks[0]);
+        assert_eq!((kind.as_str(), id.as_str()), ("message", "0000000000000001-7"));
+        let parsed: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(parsed, serde_json::json!({"path": "/a", "id": "x"}));
+    }
 }

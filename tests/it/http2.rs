@@ -24,7 +24,7 @@ use crate::support::server::{Engine, TestServer};
 const STREAMS: usize = 16;
 
 /// Reads `body` until its decoder yields an update, within `limit`.
-async fn next_update(body: &mut Incoming, decoder: &mut Decoder, limit: Duration) -> Option<UpdateBody> {
+pub(crate) async fn next_update(body: &mut Incoming, decoder: &mut Decoder, limit: Duration) -> Option<UpdateBody> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(u) = decoder.next_update().unwrap() {
@@ -38,7 +38,7 @@ async fn next_update(body: &mut Incoming, decoder: &mut Decoder, limit: Duration
 }
 
 /// An HTTP/2 connection over `io` (already TLS-wrapped or not), driven in the background.
-async fn h2<B, I>(io: I) -> SendRequest<B>
+pub(crate) async fn h2<B, I>(io: I) -> SendRequest<B>
 where
     B: hyper::body::Body + Send + Unpin + 'static,
     B::Data: Send,

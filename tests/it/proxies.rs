@@ -16,15 +16,15 @@ use crate::support::client::{request, Conn, SubscriptionReader};
 use crate::support::server::{Engine, TestServer};
 
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Nginx,
     Haproxy,
 }
 
 /// A proxy process in front of plait; killed on drop.
-struct Proxy {
+pub(crate) struct Proxy {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -53,7 +53,7 @@ fn free_port() -> u16 {
 impl Proxy {
     /// Starts `kind` with its documented config in front of `plait`; `idle` shortens the
     /// proxy's idle timeout (seconds) when given.
-    async fn start(kind: Kind, plait: SocketAddr, idle: Option<u32>) -> Proxy {
+    pub(crate) async fn start(kind: Kind, plait: SocketAddr, idle: Option<u32>) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -166,7 +166,7 @@ async fn streams_and_patches_pass_through(kind: Kind) {
 
 /// Waits on an idle subscription for `hold`, returning how long until the proxy closed it
 /// (None: still open after `hold`).
-async fn idle_until_closed(sub: &mut SubscriptionReader, hold: Duration) -> Option<Duration> {
+pub(crate) async fn idle_until_closed(sub: &mut SubscriptionReader, hold: Duration) -> Option<Duration> {
     let start = Instant::now();
     loop {
         let left = hold.checked_sub(start.elapsed())?;

@@ -50,6 +50,16 @@ impl TestServer {
         }
     }
 
+    /// Stops the server and starts a new one on the same data directory (RocksDB only), on a
+    /// new port, with the test configuration as `tweak` changes it.
+    pub async fn restart(self, tweak: impl FnOnce(&mut ServeConfig)) -> TestServer {
+        let dir = self.stop_keeping_data().await.expect("only a RocksDB server keeps its data across a restart");
+        let mut cfg = ServeConfig::for_tests(Some(dir.path().to_path_buf()));
+        tweak(&mut cfg);
+        let running = Running::start(cfg).await.unwrap();
+        TestServer { addr: running.addr, running: Some(running), _dir: Some(dir) }
+    }
+
     /// Stops the server and hands over its data directory (None for the memory engine),
     /// so a test can look at what the server left behind.
     pub async fn stop_keeping_data(mut self) -> Option<tempfile::TempDir> {
