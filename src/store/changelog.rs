@@ -8,7 +8,7 @@
 //! each merged group). A document core stages a [`LogEntry`] (its path, whether it ends the
 //! resource, and the record's bytes, opaque here) with its round's batch; `write` gives each
 //! entry the next seq, adds its keys to the batch, writes it, and only then shows the entries to
-//! readers (a failed write hands the same positions out again).
+//! readers (a failed write's positions stay unused: holes that readers skip).
 //!
 //! What is kept: every change of the last `window` positions (a watcher that resumes within it
 //! gets every change), and for older positions only the latest change of each path (catching up
@@ -209,8 +209,16 @@ impl ChangeLog {
         if let Some(floor) = floor {
             batch.put(vec![FLOOR], floor.to_be_bytes().to_vec());
         }
-        store.write(batch)?;
+        let result = store.write(batch);
+        // A failed write's positions are not handed out again: a failed sync may have written
+        // the batch after all (RocksDB then reopens and replays it), and its entries must not be
+        // overwritten by other changes at the same positions. Readers then read the store,
+        // which has whatever was written, and skip the holes.
         *last = first + logged.len() as u64 - 1;
+        if let Err(e) = result {
+            self.recent.write().unwrap_or_else(PoisonError::into_inner).clear();
+            return Err(e);
+        }
         if let Some(floor) = floor {
             self.floor.fetch_max(floor, Ordering::Release);
         }
@@ -297,7 +305,7 @@ impl ChangeLog {
         if front.seq > after + 1 {
             return None;
         }
-        let skip = usize::try_from(after + 1 - front.seq).unwrap_or(usize::MAX);
+        let skip = recent.partition_point(|l| l.seq <= after);
         for l in recent.iter().skip(skip) {
             if page.changes.len() >= limit {
                 break;
@@ -457,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_hands_its_positions_out_again_and_shows_nothing() {
+    fn a_failed_write_shows_nothing_and_its_positions_stay_unused() {
         use crate::store::fault::FaultStore;
         let store = FaultStore::new();
         let log = ChangeLog::open(&store, MIN_WINDOW).unwrap();
@@ -470,7 +478,12 @@ mod tests {
         let mut batch = Batch::new();
         batch.log(entry("/b", "1", false));
         log.write(&store, &mut batch).unwrap();
-        assert_eq!(log.end(), 1);
+        assert_eq!(log.end(), 2, "position 1 is a hole");
+        // Memory cannot tell the hole from a forgotten change: the store answers.
+        assert!(log.recent_after(0, 10, |_| true).is_none());
+        let page = ChangeLog::stored_after(&store, 0, 10, 10, |_| true).unwrap();
+        assert_eq!(page.changes.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(log.recent_after(1, 10, |_| true).unwrap().changes.len(), 1);
     }
 
     #[test]
