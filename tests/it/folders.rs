@@ -538,3 +538,61 @@ async fn cursors_survive_a_restart_and_every_change_since_one_is_answered() {
     s.stop().await;
     drop(data);
 }
+
+/// Reads an event stream until `n` events (blank-line separated) have arrived, within 10 s.
+async fn events(conn: &mut crate::support::client::Conn, buf: &mut String, n: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while buf.matches("\n\n").count() < n {
+        let chunk = tokio::time::timeout_at(deadline, conn.read_chunk()).await.expect("no event within 10 s");
+        buf.push_str(&String::from_utf8(chunk.expect("the event stream ended")).unwrap());
+    }
+    let mut out: Vec<String> = buf.split("\n\n").map(str::to_string).collect();
+    *buf = out.split_off(n).join("\n\n");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_resume_with_last_event_id_and_watches_beat() {
+    let s = TestServer::start(Engine::Rocks).await;
+    let a = s.addr;
+    put_text(a, "/ev/a", "one").await;
+    let cursor = cursor_now(a).await;
+    put_text(a, "/ev/b", "two").await;
+    put_text(a, "/ev/a", "three").await;
+    // A folder's stream resumed from a cursor: `ready`, then exactly the changes after it.
+    let mut folder = crate::support::client::Conn::open(a).await;
+    folder.send("GET", "/ev/", &[("Accept", "text/event-stream"), ("Last-Event-ID", cursor.as_str())], b"").await;
+    assert_eq!(folder.read_head().await.status, 200);
+    let mut buf = String::new();
+    let got = events(&mut folder, &mut buf, 3).await;
+    assert_eq!(got[0], format!("event: ready\nid: {cursor}\ndata: {{\"cursor\":\"{cursor}\",\"reset\":false}}"));
+    let data = |e: &str| -> Value { serde_json::from_str(e.split("\ndata: ").nth(1).unwrap()).unwrap() };
+    let (b, a2) = (data(&got[1]), data(&got[2]));
+    assert_eq!((b["path"].as_str(), a2["path"].as_str()), (Some("/ev/b"), Some("/ev/a")));
+    assert!(got[2].starts_with(&format!("id: {}\n", a2["cursor"].as_str().unwrap())), "{:?}", got[2]);
+    // A document's stream: only that resource's changes.
+    let mut doc = crate::support::client::Conn::open(a).await;
+    doc.send("GET", "/ev/a", &[("Accept", "text/event-stream")], b"").await;
+    assert_eq!(doc.read_head().await.status, 200);
+    let mut dbuf = String::new();
+    assert!(events(&mut doc, &mut dbuf, 1).await[0].starts_with("event: ready\n"));
+    put_text(a, "/ev/b", "not this one").await;
+    put_text(a, "/ev/a", "this one").await;
+    let only = events(&mut doc, &mut dbuf, 1).await;
+    assert_eq!(data(&only[0])["path"], "/ev/a", "{only:?}");
+    // The folder stream got both.
+    let both = events(&mut folder, &mut buf, 2).await;
+    assert_eq!((data(&both[0])["path"].as_str(), data(&both[1])["path"].as_str()), (Some("/ev/b"), Some("/ev/a")));
+    // A folder watch with Heartbeats: blank heartbeat lines while nothing changes.
+    let mut sub = SubscriptionReader::open(a, "/ev/", &[("Heartbeats", "0.2")]).await;
+    assert_eq!(sub.head.header("heartbeats"), Some("0.2"));
+    next_json(&mut sub).await;
+    let before = sub.raw.len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while sub.raw.len() == before {
+        let chunk = tokio::time::timeout_at(deadline, sub.conn.read_chunk()).await.expect("no heartbeat within 5 s");
+        sub.raw.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(sub.raw[before..].iter().all(|b| *b == b'\n' || *b == b'\r'), "a heartbeat is blank lines");
+    s.stop().await;
+}
