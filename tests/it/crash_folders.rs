@@ -16,7 +16,7 @@
 //! The self-test runs the same program against `--unsafe-ack-before-durable-ms 200` (writes
 //! answered before they are durable): it must report acknowledged changes missing from the log.
 //!
-//! Knobs: `PLAIT_FOLDERCRASH_SEED` (replay a run), `PLAIT_FOLDERCRASH_KILLS` (default 6).
+//! Knobs: `PLAIT_FOLDERCRASH_SEED` (replay a run), `PLAIT_FOLDERCRASH_KILLS` (default 10).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -307,7 +307,7 @@ async fn bounded(cfg: Config) -> Report {
 async fn a_folder_watch_resumes_across_kill_9_without_gaps_or_repeats() {
     let cfg = Config {
         seed: seed_from_env("PLAIT_FOLDERCRASH_SEED"),
-        kills: env_u64("PLAIT_FOLDERCRASH_KILLS").unwrap_or(6),
+        kills: env_u64("PLAIT_FOLDERCRASH_KILLS").unwrap_or(10),
         args: Vec::new(),
     };
     let kills = cfg.kills;
