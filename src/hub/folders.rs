@@ -3,8 +3,9 @@
 //!
 //! A watch pulls, like a document subscription: it holds a position and reads the next page
 //! of the log only when its writer asks for more, from the recent changes in memory when it is
-//! nearly caught up, else from the store. So a stalled watcher holds O(1) memory, and one that
-//! fell behind the in-memory changes gets each page coalesced to the latest change per path.
+//! nearly caught up, else from the store. So a stalled watcher holds O(1) memory; one that
+//! resumes within the log's window (`--change-log-window`) gets every change, one behind it
+//! gets each page coalesced to the latest change per path (all the log still holds there).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -173,9 +174,14 @@ impl FolderWatch {
         }
         let store = self.hub.0.store.clone();
         let at = self.at;
+        // Behind the window the log holds only each path's latest change: the watcher is owed
+        // no more, so its page is coalesced. Within the window every change is kept and owed
+        // (after a restart the recent changes in memory are empty: a watcher resuming there
+        // reads the store, and must still get each change once).
+        let behind_window = at.saturating_add(log.window()) < log.end();
         let page = blocking(|| ChangeLog::stored_after(store.as_ref(), at, limit, WATCH_SCAN, keep))?;
         self.at = page.through;
-        Ok(coalesce(page.changes))
+        Ok(if behind_window { coalesce(page.changes) } else { page.changes.into_iter().map(Arc::new).collect() })
     }
 }
 

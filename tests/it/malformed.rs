@@ -168,7 +168,35 @@ fn all_cases() -> Vec<Case> {
     hyper_level(&mut c);
     hosts(&mut c);
     files(&mut c);
+    folders(&mut c);
     c.0
+}
+
+/// Folders (paths ending in `/`, issue 16): bad cursors however they are sent, empty segments,
+/// bad query parameters, writes to a folder.
+fn folders(c: &mut Cases) {
+    let f = "/malformed/";
+    let sub: (&str, &[u8]) = ("Subscribe", b"true");
+    let sse: (&str, &[u8]) = ("Accept", b"text/event-stream");
+    c.add("folder/since not a cursor", req("GET", "/malformed/?since=zz", &[], b""), Api(400, "bad_cursor"));
+    c.add("folder/since short epoch", req("GET", "/malformed/?since=c0ffee-1", &[], b""), Api(400, "bad_cursor"));
+    c.add("folder/Parents not a cursor", req("GET", f, &[sub, ("Parents", b"\"x\"")], b""), Api(400, "bad_cursor"));
+    let two: &[u8] = b"\"00c0ffee00c0ffee-1\", \"00c0ffee00c0ffee-2\"";
+    c.add("folder/two Parents", req("GET", f, &[sub, ("Parents", two)], b""), Api(400, "bad_cursor"));
+    let nope: (&str, &[u8]) = ("Last-Event-ID", b"nope");
+    c.add("folder/Last-Event-ID not a cursor", req("GET", f, &[sse, nope], b""), Api(400, "bad_cursor"));
+    c.add("folder/Last-Event-ID on a document", req("GET", CTL, &[sse, nope], b""), Api(400, "bad_cursor"));
+    c.add("folder/wait without a cursor", req("GET", "/malformed/?wait=1", &[], b""), Api(400, "bad_cursor"));
+    c.add("folder/empty segment", req("GET", "/a//", &[], b""), Api(400, "bad_folder"));
+    c.add("folder/empty inner segment", req("GET", "/malformed//x/", &[], b""), Api(400, "bad_folder"));
+    c.add("folder/limit=0", req("GET", "/malformed/?limit=0", &[], b""), Api(400, "bad_query"));
+    c.add("folder/limit too large", req("GET", "/malformed/?limit=10001", &[], b""), Api(400, "bad_query"));
+    c.add("folder/unknown parameter", req("GET", "/malformed/?bogus=1", &[], b""), Api(400, "bad_query"));
+    let neg = "/malformed/?since=00c0ffee00c0ffee-0&wait=-1";
+    c.add("folder/negative wait", req("GET", neg, &[], b""), Api(400, "bad_query"));
+    for method in ["PUT", "DELETE", "PATCH", "POST"] {
+        c.add(format!("folder/{method}"), req(method, f, &[], b"x"), Api(405, "method_not_allowed"));
+    }
 }
 
 /// The control file: created with these bytes as version `FILE_V`; no case may change it.

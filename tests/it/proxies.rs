@@ -3,7 +3,8 @@
 //! idle timeouts shortened for the heartbeat check). Through each: subscriptions deliver every
 //! update promptly (the added latency is measured), PUTs with multi-patch bodies pass
 //! unchanged, and heartbeats keep an idle subscription open past the proxy's idle timeout,
-//! which does cut a subscription that asked for none.
+//! which does cut a subscription that asked for none. A folder watch (`209`) and a folder's
+//! server-sent events get each change through both proxies too.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -213,6 +214,53 @@ async fn heartbeats_outlive_the_idle_timeout(kind: Kind) {
     assert_eq!(c.request("GET", &path, &[], b"").await.text(), "still here");
     drop(proxy);
     s.stop().await;
+}
+
+/// A folder watch and a folder's server-sent events through `kind`: each gets the listing, then
+/// a change made directly on the server, within a deadline.
+async fn folder_watch_passes_through(kind: Kind) {
+    let s = TestServer::start(Engine::Rocks).await;
+    let proxy = Proxy::start(kind, s.addr, None).await;
+    assert!(request(s.addr, "PUT", "/pf/a", &[], b"one").await.ok());
+    let mut sub = SubscriptionReader::open(proxy.addr, "/pf/", &[]).await;
+    assert_eq!(sub.head.status, 209, "{kind:?}: {:?}", sub.head);
+    let listing = sub.next_within(Duration::from_secs(10)).await.expect("the listing through the proxy");
+    let plait::protocol::UpdateBody::Snapshot(json) = &listing.body else { panic!("{kind:?}: {:?}", listing.body) };
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(json["entries"][0]["name"], "a", "{kind:?}: {json}");
+    let mut events = Conn::open(proxy.addr).await;
+    events.send("GET", "/pf/", &[("Accept", "text/event-stream")], b"").await;
+    let head = events.read_head().await;
+    assert_eq!((head.status, head.header("content-type")), (200, Some("text/event-stream")), "{kind:?}");
+    let first = String::from_utf8(events.read_chunk().await.expect("the listing event")).unwrap();
+    assert!(first.starts_with("event: listing\n"), "{kind:?}: {first:?}");
+
+    let sent = Instant::now();
+    assert!(request(s.addr, "PUT", "/pf/b", &[], b"two").await.ok());
+    let change = sub.next_within(Duration::from_secs(10)).await;
+    let change = change.unwrap_or_else(|| panic!("{kind:?}: no folder change through the proxy within 10 s"));
+    assert!(format!("{:?}", change.body).contains("/pf/b"), "{kind:?}: {:?}", change.body);
+    let mut got = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !got.contains("/pf/b") {
+        let chunk = tokio::time::timeout_at(deadline, events.read_chunk()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("{kind:?}: no change event within 10 s: {got:?}"));
+        got.push_str(&String::from_utf8(chunk.expect("the event stream ended")).unwrap());
+    }
+    assert!(got.starts_with("id: ") && got.contains("\ndata: {\"cursor\":"), "{kind:?}: {got:?}");
+    eprintln!("{kind:?}: a folder change reached the watch and the event stream in {:?}", sent.elapsed());
+    drop(proxy);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_passes_folder_watches() {
+    folder_watch_passes_through(Kind::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_passes_folder_watches() {
+    folder_watch_passes_through(Kind::Haproxy).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
