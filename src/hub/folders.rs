@@ -186,7 +186,7 @@ impl FolderWatch {
 }
 
 /// Keeps the last change of each path (in log order): a watcher this far behind needs no more.
-fn coalesce(changes: Vec<Logged>) -> Vec<Arc<Logged>> {
+pub(super) fn coalesce(changes: Vec<Logged>) -> Vec<Arc<Logged>> {
     let mut seen = HashSet::new();
     let mut kept: Vec<Arc<Logged>> =
         changes.into_iter().rev().filter(|l| seen.insert(l.path.clone())).map(Arc::new).collect();

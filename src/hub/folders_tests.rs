@@ -63,17 +63,18 @@ async fn a_watch_sees_its_folder_in_commit_order_from_memory_and_after_a_restart
     first.close();
     drop((live, first));
 
-    // A new process on the same store: nothing in memory, the store answers, coalesced.
+    // A new process on the same store: nothing in memory, the store answers, every change
+    // (within the window).
     let second = hub(&store);
     assert_eq!(second.cursor().epoch, start.epoch, "the epoch is stored");
     let (mut resumed, how) = second.watch_changes(folder("/f/"), Some(start), everything());
     assert_eq!(how, Start::Resumed);
     let got = resumed.ready(100).unwrap();
-    assert_eq!(decoded(&got), vec![("/f/a".to_string(), ChangeKind::Delete)], "one change per path");
+    assert_eq!(decoded(&got), want, "every change, from the store");
     let (mut deep, _) =
         second.watch_changes(Scope::Folder { folder: "/f/".into(), recursive: true }, Some(start), everything());
     let paths: Vec<String> = decoded(&deep.ready(100).unwrap()).into_iter().map(|c| c.0).collect();
-    assert_eq!(paths, vec!["/f/deep/b", "/f/a"]);
+    assert_eq!(paths, vec!["/f/a", "/f/deep/b", "/f/a", "/f/a"]);
     // Hidden paths are not delivered.
     let hide: Visible = Arc::new(|p: &str| p != "/f/a");
     let (mut hidden, _) = second.watch_changes(folder("/f/"), Some(start), hide);
@@ -94,4 +95,13 @@ async fn cursors_the_log_cannot_answer_reset() {
     }
     let (_, how) = hub.watch_changes(folder("/f/"), Some(now), everything());
     assert_eq!(how, Start::Resumed);
+}
+
+#[test]
+fn a_page_behind_the_window_keeps_each_paths_last_change_in_log_order() {
+    let logged =
+        |seq: u64, path: &str| crate::store::Logged { seq, path: path.into(), deleted: false, record: Vec::new() };
+    let page = vec![logged(1, "/a"), logged(2, "/b"), logged(3, "/a"), logged(4, "/c"), logged(5, "/b")];
+    let kept: Vec<(u64, String)> = super::folders::coalesce(page).iter().map(|l| (l.seq, l.path.clone())).collect();
+    assert_eq!(kept, vec![(3, "/a".to_string()), (4, "/c".to_string()), (5, "/b".to_string())]);
 }
