@@ -1,9 +1,9 @@
 //! F1, the change log's cost to durable writes (issue 16: "a watcher of `/` does not slow
 //! writes"): B6 as it is (64 writers, one document each, every PATCH synced before its 2xx),
-//! once with no folder watchers and once with 100 watchers of the whole tree
+//! with no folder watchers, with one, and with 100 watchers of the whole tree
 //! (`GET /?recursive=1` + `Subscribe: true`, raw 209 streams read to the end by the load
-//! generator), each on a fresh server, alternated over two rounds so a change in the machine's
-//! load hits both sides alike. The reference is the run without watchers: throughput,
+//! generator), each on a fresh server, in turn over two rounds so a change in the machine's
+//! load hits every side alike. The reference is the run without watchers: throughput,
 //! round-trip p50/p99 and server CPU per write are compared with it.
 //!
 //! Every watcher must end at the log's last position (its last update's `Version` is the
@@ -134,15 +134,18 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
         (Load { writers: WRITERS, per_writer: usize::MAX, duration: Some(FULL_DURATION) }, WATCHERS, ROUNDS)
     };
     check_open_files(watchers + load.writers)?;
-    let (mut without, mut with) = (Side::default(), Side::default());
+    let (mut without, mut single, mut with) = (Side::default(), Side::default(), Side::default());
     for round in 0..rounds {
         tracing::info!(round, "F1: B6 without folder watchers");
         without.add(one(ctx, load, 0, &format!("r{round}-0")).await?);
+        tracing::info!(round, "F1: B6 with one folder watcher of /");
+        single.add(one(ctx, load, 1, &format!("r{round}-1")).await?);
         tracing::info!(round, watchers, "F1: B6 with folder watchers of /");
         with.add(one(ctx, load, watchers, &format!("r{round}-{watchers}")).await?);
     }
-    without.latencies_ms.sort_by(f64::total_cmp);
-    with.latencies_ms.sort_by(f64::total_cmp);
+    for side in [&mut without, &mut single, &mut with] {
+        side.latencies_ms.sort_by(f64::total_cmp);
+    }
 
     let scenario = format!("F1 ({} writers, {watchers} watchers of /)", load.writers);
     let compared = |metric: &str, value: f64, reference: f64, unit, what: &str, target| Row {
@@ -153,7 +156,23 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let machine = std::thread::available_parallelism().map_or(0, |n| n.get());
     Ok(vec![
         compared(
-            "synced PATCHes per second with the watchers",
+            "synced PATCHes per second with one watcher of /",
+            single.rate(),
+            without.rate(),
+            "writes/s",
+            "synced PATCHes per second",
+            Target::AtLeast(0.8),
+        ),
+        compared(
+            "server CPU per synced PATCH with one watcher of /",
+            single.cpu_per_write_us(),
+            without.cpu_per_write_us(),
+            "µs",
+            "server CPU per synced PATCH",
+            Target::None,
+        ),
+        compared(
+            &format!("synced PATCHes per second with the {watchers} watchers"),
             with.rate(),
             without.rate(),
             "writes/s",
