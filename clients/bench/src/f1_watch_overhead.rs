@@ -2,7 +2,7 @@
 //! writes"): B6 as it is (64 writers, one document each, every PATCH synced before its 2xx),
 //! with no folder watchers, with one, and with 100 watchers of the whole tree
 //! (`GET /?recursive=1` + `Subscribe: true`, raw 209 streams read to the end by the load
-//! generator), each on a fresh server, in turn over two rounds so a change in the machine's
+//! generator), each on a fresh server, in turn over three rounds so a change in the machine's
 //! load hits every side alike. The reference is the run without watchers: throughput,
 //! round-trip p50/p99 and server CPU per write are compared with it.
 //!
@@ -32,7 +32,7 @@ use super::Ctx;
 const WATCHERS: usize = 100;
 const SMOKE_WATCHERS: usize = 5;
 /// Rounds of (without, with) at full size.
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 /// Longest wait for every watcher to reach the log's end after the writers stopped.
 const CATCH_UP: Duration = Duration::from_secs(120);
 
