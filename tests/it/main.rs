@@ -18,6 +18,7 @@ mod error_codes;
 mod fanout;
 mod files;
 mod files_delta;
+mod folders_slow;
 mod fuzz_corpus;
 mod history;
 mod http2;

@@ -4,8 +4,11 @@
 //! server's RSS is sampled throughout; the reference is the same writes on a fresh server with
 //! no watcher, so what the writes themselves cost (RocksDB's memtable, the documents) is not
 //! charged to the watcher. Then the watcher reads again: it must end at the log's last
-//! position with every document's latest version, in fewer updates than there were changes
-//! (a watcher behind the in-memory changes gets each page coalesced to the latest per path).
+//! position with every document's latest version, in no more updates than there were changes
+//! (a watcher behind the in-memory changes gets each page coalesced to the latest per path;
+//! the updates already in the kernel's socket buffers when it stopped, up to `tcp_wmem`'s
+//! 4 MiB, arrive as they were sent). `tests/it/folders_slow.rs` checks that the catch-up is
+//! coalesced once the changes exceed both.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
