@@ -28,6 +28,11 @@ use super::{reply, ApiError, AppState};
 
 /// Changes written in one chunk at most.
 const CHUNK_CHANGES: usize = 256;
+/// Under sustained writes a watch writes at most one chunk per this long: the changes made
+/// meanwhile go out together, one socket write instead of one per change (each delivery is a
+/// wake-up and a `send`; with 100 watchers of `/` that, not the log, is what slows writes:
+/// F1 in docs/BENCHMARKS.md). A change after a quiet spell goes out at once.
+const FLUSH_GAP: Duration = Duration::from_millis(5);
 /// Heartbeats of an event stream when the client asked for none (proxies close idle streams).
 const EVENT_HEARTBEAT: Duration = Duration::from_secs(25);
 /// The reconnection delay an event stream asks of `EventSource` (its first line, `retry:`):
@@ -54,6 +59,8 @@ struct WatchFeed {
     /// The cursor of the last change sent (or where the stream started): the next update's
     /// `Parents`.
     last: Cursor,
+    /// When changes were last written (see [`FLUSH_GAP`]).
+    sent_at: Option<Instant>,
     beats: Option<Interval>,
     ended: Option<watch::Receiver<bool>>,
     shutdown: watch::Receiver<bool>,
@@ -66,6 +73,13 @@ impl WatchFeed {
         }
         if let Some(start) = self.start.take() {
             return self.first(start).await;
+        }
+        if let Some(due) = self.sent_at.map(|at| at + FLUSH_GAP).filter(|due| *due > Instant::now()) {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => {}
+                () = stream::revoked(&mut self.ended) => return None,
+                _ = self.shutdown.changed() => return None,
+            }
         }
         let changes = tokio::select! {
             changes = self.watch.next(CHUNK_CHANGES) => Some(changes?),
@@ -99,6 +113,7 @@ impl WatchFeed {
             }
             self.last = cursor;
         }
+        self.sent_at = Some(Instant::now());
         Some(Chunk::new(&out))
     }
 
@@ -195,6 +210,7 @@ fn chunks(
         wire,
         start: Some(start),
         last,
+        sent_at: None,
         beats,
         ended,
         shutdown: state.shutdown.clone(),

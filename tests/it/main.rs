@@ -23,6 +23,7 @@ mod files_delta;
 mod folder_streams;
 mod folders;
 mod folders_resume;
+mod folders_slow;
 mod fuzz_corpus;
 mod history;
 mod http2;

@@ -24,22 +24,22 @@ use super::sink::Control;
 use super::Ctx;
 
 /// Least time between two PATCHes.
-const PACE: Duration = Duration::from_millis(50);
+pub(crate) const PACE: Duration = Duration::from_millis(50);
 /// Longest wait for one update to reach every subscriber.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Quiet time after the subscribers started, before measuring.
-const SETTLE: Duration = Duration::from_millis(500);
+pub(crate) const SETTLE: Duration = Duration::from_millis(500);
 /// The latency target to the last of 10,000 subscribers, in ms.
 const LAST_P99_MS: f64 = 50.0;
 
 /// Latencies of one run, in ms.
-struct Latency {
-    p50: f64,
-    p99: f64,
-    max: f64,
+pub(crate) struct Latency {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
     /// Over the updates, of the latency to each update's last subscriber.
-    last_p50: f64,
-    last_p99: f64,
+    pub last_p50: f64,
+    pub last_p99: f64,
 }
 
 /// One run against the server or the sink.
@@ -54,7 +54,7 @@ struct Measured {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -62,11 +62,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn latency(publish: &[Instant], got: &[Received]) -> Latency {
+pub(crate) fn latency(publish: &[Instant], got: &[Received]) -> Latency {
     let mut all = Vec::with_capacity(got.len() * publish.len());
     let mut last = vec![0.0f64; publish.len()];
     for r in got {
@@ -95,7 +95,7 @@ fn check(got: &[Received], expected: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn pace(publish: &[Instant]) {
+pub(crate) async fn pace(publish: &[Instant]) {
     if let Some(prev) = publish.last() {
         tokio::time::sleep_until(tokio::time::Instant::from_std(*prev + PACE)).await;
     }
@@ -151,7 +151,8 @@ async fn against_server(
 async fn against_sink(subs: usize, raw: &[Vec<u8>], versions: &[String]) -> anyhow::Result<Measured> {
     let sink = ServerProc::sink()?;
     let mut control = Control::connect(sink.addr).await?;
-    let spec = Spec { addr: sink.addr, request: Arc::new(Vec::new()), start: Start::Bare, updates: raw.len() };
+    let spec =
+        Spec { addr: sink.addr, request: Arc::new(Vec::new()), start: Start::Bare, updates: raw.len(), tally: false };
     let fleet = Fleet::open(&spec, subs).await?;
     let started = Instant::now();
     while control.subscribers().await? < subs {

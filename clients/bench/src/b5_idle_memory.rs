@@ -16,8 +16,8 @@ use super::report::{Row, Target};
 use super::Ctx;
 
 /// Quiet time before reading RSS (smoke runs only check that everything works).
-const SETTLE: Duration = Duration::from_secs(2);
-const SMOKE_SETTLE: Duration = Duration::from_millis(100);
+pub(crate) const SETTLE: Duration = Duration::from_secs(2);
+pub(crate) const SMOKE_SETTLE: Duration = Duration::from_millis(100);
 /// The target, KiB per idle subscription.
 const TARGET_KIB: f64 = 10.0;
 /// Connections opened and closed first, so what is measured is not the first-use cost.
@@ -25,7 +25,7 @@ const WARM_UP: usize = 100;
 
 /// RSS growth of process `pid` per connection while `n` connections opened as `spec` says
 /// are open and idle, in KiB.
-async fn kib_per_connection(pid: u32, spec: &Spec, n: usize, settle: Duration) -> anyhow::Result<f64> {
+pub(crate) async fn kib_per_connection(pid: u32, spec: &Spec, n: usize, settle: Duration) -> anyhow::Result<f64> {
     Fleet::open(spec, WARM_UP.min(n)).await?.close().await?;
     tokio::time::sleep(settle).await;
     let before = rss_bytes(pid)?;
@@ -52,7 +52,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
 
     let noop = ServerProc::noop()?;
     let request = format!("GET {doc} HTTP/1.1\r\nhost: {}\r\n\r\n", noop.addr);
-    let spec = Spec { addr: noop.addr, request: Arc::new(request.into_bytes()), start: Start::Head, updates: 0 };
+    let spec =
+        Spec { addr: noop.addr, request: Arc::new(request.into_bytes()), start: Start::Head, updates: 0, tally: false };
     tracing::info!(n, "B5: idle keep-alive connections on the no-op server");
     let floor = kib_per_connection(noop.pid(), &spec, n, settle).await?;
 

@@ -21,14 +21,14 @@ use super::rocks_ref::{synced_writes, Load};
 use super::Ctx;
 
 /// Concurrent writers (and documents) at full size.
-const WRITERS: usize = 64;
+pub(crate) const WRITERS: usize = 64;
 /// Smoke size: writers × writes each.
-const SMOKE_WRITERS: usize = 8;
-const SMOKE_WRITES: usize = 20;
+pub(crate) const SMOKE_WRITERS: usize = 8;
+pub(crate) const SMOKE_WRITES: usize = 20;
 /// How long each side is measured at full size.
-const FULL_DURATION: Duration = Duration::from_secs(10);
+pub(crate) const FULL_DURATION: Duration = Duration::from_secs(10);
 /// Writes per writer before measuring (documents created and loaded, connections warm).
-const WARM_UP: usize = 3;
+pub(crate) const WARM_UP: usize = 3;
 /// How long the no-op handler is measured at full size (its CPU per request is steady).
 const NOOP_DURATION: Duration = Duration::from_secs(3);
 /// Longest wait for one acknowledgement.
@@ -39,14 +39,23 @@ fn line(w: usize, n: usize) -> String {
     format!("writer {w:02} write {n:06}: the quick brown fox\n")
 }
 
-/// Each writer appends lines to its own document over one connection. Returns the writes
-/// acknowledged per writer and the wall time.
-async fn server_writes(
+/// What [`server_writes`] did.
+pub(crate) struct Writes {
+    /// Writes acknowledged per writer.
+    pub counts: Vec<usize>,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Every write's round trip (sent to acknowledged, i.e. durable), ms, unsorted.
+    pub latencies_ms: Vec<f64>,
+}
+
+/// Each writer appends lines to its own document over one connection.
+pub(crate) async fn server_writes(
     addr: SocketAddr,
     docs: &[String],
     load: Load,
     first: usize,
-) -> anyhow::Result<(Vec<usize>, Duration)> {
+) -> anyhow::Result<Writes> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (w, doc) in docs.iter().enumerate() {
@@ -54,24 +63,40 @@ async fn server_writes(
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::connect(addr).await?;
             let peer = format!("w{w}");
-            let mut done = 0;
-            while load.more(done, started) {
-                let body = line(w, first + done);
+            let mut latencies = Vec::new();
+            while load.more(latencies.len(), started) {
+                let body = line(w, first + latencies.len());
                 let headers = [("content-range", "text [-0:-0]"), ("peer", peer.as_str())];
+                let sent = Instant::now();
                 let r = tokio::time::timeout(STALL, conn.request("PATCH", &doc, &headers, body.as_bytes()))
                     .await
                     .with_context(|| format!("writer {w}: no acknowledgement in {STALL:?}"))??;
                 ensure!(r.status == 200 && r.header("version").is_some(), "writer {w}: PATCH answered {}", r.status);
-                done += 1;
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
             }
-            anyhow::Ok(done)
+            anyhow::Ok(latencies)
         }));
     }
-    let mut counts = Vec::new();
+    let (mut counts, mut latencies_ms) = (Vec::new(), Vec::new());
     for t in tasks {
-        counts.push(t.await??);
+        let one = t.await??;
+        counts.push(one.len());
+        latencies_ms.extend(one);
     }
-    Ok((counts, started.elapsed()))
+    Ok(Writes { counts, elapsed: started.elapsed(), latencies_ms })
+}
+
+/// Every acknowledged write is in its document, in order (`counts` after `WARM_UP` each).
+pub(crate) async fn check_docs(addr: SocketAddr, docs: &[String], counts: &[usize]) -> anyhow::Result<()> {
+    let mut conn = Conn::connect(addr).await?;
+    for (w, (doc, &n)) in docs.iter().zip(counts).enumerate() {
+        let r = conn.request("GET", doc, &[], b"").await?;
+        let expected: String = (0..WARM_UP + n).map(|i| line(w, i)).collect();
+        if r.status != 200 || r.body != expected.as_bytes() {
+            bail!("{doc}: after {} acknowledged writes the text is not every line in order", WARM_UP + n);
+        }
+    }
+    Ok(())
 }
 
 /// Runs B6.
@@ -90,7 +115,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let noop_load = Load { duration: load.duration.map(|_| NOOP_DURATION), ..load };
     server_writes(noop.addr, &noop_docs, Load { per_writer: WARM_UP, duration: None, ..load }, 0).await?;
     let noop_before = cpu_ns(noop.pid())?;
-    let (noop_counts, _) = server_writes(noop.addr, &noop_docs, noop_load, WARM_UP).await?;
+    let noop_counts = server_writes(noop.addr, &noop_docs, noop_load, WARM_UP).await?.counts;
     let noop_cpu = cpu_ns(noop.pid())?.saturating_sub(noop_before);
     let noop_per_write = noop_cpu as f64 / 1000.0 / noop_counts.iter().sum::<usize>().max(1) as f64;
     drop(noop);
@@ -100,21 +125,13 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     server_writes(server.addr(), &docs, Load { per_writer: WARM_UP, duration: None, ..load }, 0).await?;
     let cpu_before = server.pid().map(cpu_ns).transpose()?;
     let own_before = own_cpu_ns()?;
-    let (counts, elapsed) = server_writes(server.addr(), &docs, load, WARM_UP).await?;
+    let Writes { counts, elapsed, .. } = server_writes(server.addr(), &docs, load, WARM_UP).await?;
     let own_cpu = own_cpu_ns()?.saturating_sub(own_before);
     let cpu_after = server.pid().map(cpu_ns).transpose()?;
     let total: usize = counts.iter().sum();
     let rate = total as f64 / elapsed.as_secs_f64();
 
-    // Every acknowledged write is in its document, in order.
-    let mut conn = Conn::connect(server.addr()).await?;
-    for (w, (doc, &n)) in docs.iter().zip(&counts).enumerate() {
-        let r = conn.request("GET", doc, &[], b"").await?;
-        let expected: String = (0..WARM_UP + n).map(|i| line(w, i)).collect();
-        if r.status != 200 || r.body != expected.as_bytes() {
-            bail!("{doc}: after {} acknowledged writes the text is not every line in order", WARM_UP + n);
-        }
-    }
+    check_docs(server.addr(), &docs, &counts).await?;
     tracing::info!(writers = load.writers, total, ?elapsed, rate, reference, "B6 done");
 
     let scenario = format!("B6 ({} writers, {} docs)", load.writers, load.writers);

@@ -45,7 +45,12 @@ impl Conn {
     pub async fn connect(addr: SocketAddr) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
-        Ok(Conn { io: BufReader::with_capacity(64 << 10, stream), host: addr.to_string(), sent: 0, received: 0 })
+        Ok(Conn::from_stream(stream, addr))
+    }
+
+    /// A connection over a socket the caller set up (e.g. with a small receive buffer).
+    pub fn from_stream(stream: TcpStream, addr: SocketAddr) -> Conn {
+        Conn { io: BufReader::with_capacity(64 << 10, stream), host: addr.to_string(), sent: 0, received: 0 }
     }
 
     /// Writes one request.

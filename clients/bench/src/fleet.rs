@@ -52,13 +52,22 @@ pub struct Spec {
     pub start: Start,
     /// Updates expected after the start.
     pub updates: usize,
+    /// An open-ended stream (a folder watch during a timed load): count the updates and keep
+    /// only the last one's `Version` instead of every arrival time, so memory stays flat;
+    /// `updates` is then 0 and [`Fleet::wait_version`] waits for a given last version.
+    pub tally: bool,
 }
 
 impl Spec {
     /// A `Subscribe: true` GET of `path` on a Braid server.
     pub fn subscription(addr: SocketAddr, path: &str, updates: usize) -> Spec {
         let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nsubscribe: true\r\n\r\n");
-        Spec { addr, request: Arc::new(request.into_bytes()), start: Start::Subscription, updates }
+        Spec { addr, request: Arc::new(request.into_bytes()), start: Start::Subscription, updates, tally: false }
+    }
+
+    /// The same, open-ended: counted, not timed (see [`Spec::tally`]).
+    pub fn tally(addr: SocketAddr, path: &str) -> Spec {
+        Spec { tally: true, ..Spec::subscription(addr, path, 0) }
     }
 }
 
@@ -71,11 +80,17 @@ pub struct Received {
     pub versions: Vec<String>,
     /// Subscriber 0 only: the exact stream bytes (chunk framing included) of each update.
     pub raw: Vec<Vec<u8>>,
+    /// Updates received after the start (also with [`Spec::tally`]).
+    pub count: usize,
+    /// The last update's `Version` (also with [`Spec::tally`]).
+    pub last_version: String,
 }
 
 struct Board {
     ready: AtomicUsize,
     got: Vec<AtomicUsize>,
+    /// With [`Spec::tally`]: each subscriber's last `Version` so far.
+    last: Vec<Mutex<String>>,
     error: Mutex<Option<String>>,
 }
 
@@ -101,6 +116,7 @@ impl Fleet {
         let board = Arc::new(Board {
             ready: AtomicUsize::new(0),
             got: (0..spec.updates).map(|_| AtomicUsize::new(0)).collect(),
+            last: (0..if spec.tally { size } else { 0 }).map(|_| Mutex::default()).collect(),
             error: Mutex::new(None),
         });
         let opening = Arc::new(Semaphore::new(OPENING));
@@ -111,7 +127,7 @@ impl Fleet {
                 let (stop, stop_rx) = oneshot::channel();
                 stops.push(stop);
                 tokio::spawn(async move {
-                    let got = subscriber(&spec, i == 0, &board, opening, stop_rx).await;
+                    let got = subscriber(&spec, i, &board, opening, stop_rx).await;
                     if let Err(e) = &got {
                         if let Ok(mut first) = board.error.lock() {
                             first.get_or_insert_with(|| format!("subscriber {i}: {e:#}"));
@@ -157,6 +173,27 @@ impl Fleet {
         Ok(())
     }
 
+    /// Waits until every subscriber's last update has `Version` `version` (a tally fleet).
+    pub async fn wait_version(&self, version: &str, timeout: Duration) -> anyhow::Result<()> {
+        ensure!(self.board.last.len() == self.size, "wait_version needs a tally fleet");
+        let started = Instant::now();
+        loop {
+            if let Some(e) = self.board.error() {
+                bail!("{e}");
+            }
+            let behind = self.board.last.iter().filter(|l| l.lock().map_or(true, |l| l.as_str() != version)).count();
+            if behind == 0 {
+                return Ok(());
+            }
+            ensure!(
+                started.elapsed() < timeout,
+                "{behind} of {} subscribers had not received version {version} in {timeout:?}",
+                self.size
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Closes every connection; returns what each subscriber received, in order.
     pub async fn close(self) -> anyhow::Result<Vec<Received>> {
         for stop in self.stops {
@@ -173,7 +210,7 @@ impl Fleet {
 /// One subscriber: connect, send the request, read until told to stop.
 async fn subscriber(
     spec: &Spec,
-    capture: bool,
+    index: usize,
     board: &Board,
     opening: Arc<Semaphore>,
     mut stop: oneshot::Receiver<()>,
@@ -184,11 +221,11 @@ async fn subscriber(
     if !spec.request.is_empty() {
         stream.write_all(&spec.request).await.context("sending the request")?;
     }
-    let mut parser = Parser::new(spec.start, capture);
+    let mut parser = Parser::new(spec.start, index == 0 && !spec.tally, spec.tally);
     let mut got = Received {
         times: Vec::with_capacity(spec.updates),
         versions: Vec::with_capacity(spec.updates),
-        raw: Vec::new(),
+        ..Received::default()
     };
     let mut buf = vec![0u8; READ_BUF];
     loop {
@@ -204,7 +241,14 @@ async fn subscriber(
             bail!("the server closed the stream after {} updates", got.times.len());
         }
         let before = got.times.len();
+        let counted = got.count;
         parser.feed(&buf[..n], at, &mut got)?;
+        if spec.tally {
+            if let (true, Some(Ok(mut last))) = (got.count > counted, board.last.get(index).map(Mutex::lock)) {
+                last.clone_from(&got.last_version);
+            }
+            continue;
+        }
         ensure!(got.times.len() <= spec.updates, "more updates than the {} expected", spec.updates);
         for k in before..got.times.len() {
             if let Some(counter) = board.got.get(k) {

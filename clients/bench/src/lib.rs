@@ -20,7 +20,10 @@
 //! a `mod` line below, an arm in [`run`] and its name in the `--scenarios` default. `CHUNKS`
 //! (`chunks_ref`) is an in-process reference, not a server scenario: file ingest's, which
 //! `FILES` (`files`, issue 15: files as resources) judges the server's file PUTs against;
-//! FILES's download reference is nginx serving the same bytes (`nginx`).
+//! FILES's download reference is nginx serving the same bytes (`nginx`). `F1`–`F5` (`fN_*.rs`,
+//! all five as `FOLDERS`) are issue 16's folders: the change log's cost to B6's durable writes
+//! with 100 watchers of `/`, delivery latency to folder watchers against document subscribers,
+//! listing 100,000 entries, idle watchers' memory against B5's subscriptions, a stalled watcher.
 
 mod b1_sequential;
 mod b2_concurrent;
@@ -33,6 +36,11 @@ mod b7_reads;
 mod b8_merge;
 mod chunks_ref;
 pub mod client;
+mod f1_watch_overhead;
+mod f2_delivery;
+mod f3_listing;
+mod f4_idle_watchers;
+mod f5_slow_watcher;
 mod files;
 pub mod fleet;
 mod nginx;
@@ -55,7 +63,7 @@ use report::Row;
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Scenarios to run, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS,FILES")]
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS,FILES,FOLDERS")]
     pub scenarios: Vec<String>,
     /// B8: the history sizes (writes) after which the cost of a write is measured.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
@@ -192,7 +200,20 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
             "B8" => b8_merge::run(&ctx).await?,
             "CHUNKS" => chunks_ref::run(&ctx).await?,
             "FILES" => files::run(&ctx).await?,
-            other => bail!("unknown scenario {other:?}; use B1 … B8, CHUNKS or FILES"),
+            "F1" => f1_watch_overhead::run(&ctx).await?,
+            "F2" => f2_delivery::run(&ctx).await?,
+            "F3" => f3_listing::run(&ctx).await?,
+            "F4" => f4_idle_watchers::run(&ctx).await?,
+            "F5" => f5_slow_watcher::run(&ctx).await?,
+            "FOLDERS" => {
+                let mut all = f1_watch_overhead::run(&ctx).await?;
+                all.extend(f2_delivery::run(&ctx).await?);
+                all.extend(f3_listing::run(&ctx).await?);
+                all.extend(f4_idle_watchers::run(&ctx).await?);
+                all.extend(f5_slow_watcher::run(&ctx).await?);
+                all
+            }
+            other => bail!("unknown scenario {other:?}; use B1 … B8, CHUNKS, FILES, F1 … F5 or FOLDERS"),
         };
         tracing::info!(scenario = %name, seconds = started.elapsed().as_secs_f64(), "scenario done");
         rows.extend(got);

@@ -14,6 +14,8 @@ use super::{Received, Start};
 pub(super) struct Parser {
     start: Start,
     capture: bool,
+    /// Count updates, keep no times (see `Spec::tally`).
+    tally: bool,
     /// The response head so far (until its blank line).
     head: Option<Vec<u8>>,
     /// The initial update (or response head) has been received.
@@ -24,10 +26,11 @@ pub(super) struct Parser {
 }
 
 impl Parser {
-    pub(super) fn new(start: Start, capture: bool) -> Parser {
+    pub(super) fn new(start: Start, capture: bool, tally: bool) -> Parser {
         Parser {
             start,
             capture,
+            tally,
             head: (start != Start::Bare).then(Vec::new),
             started: false,
             chunks: Dechunk::default(),
@@ -73,8 +76,15 @@ impl Parser {
                 self.started = true;
                 continue;
             }
+            let version = update.header("version").unwrap_or_default();
+            got.count += 1;
+            got.last_version.clear();
+            got.last_version.push_str(version);
+            if self.tally {
+                continue;
+            }
             got.times.push(at);
-            got.versions.push(update.header("version").unwrap_or_default().to_string());
+            got.versions.push(version.to_string());
             if self.capture {
                 got.raw.push(std::mem::take(&mut self.raw));
             }
@@ -188,7 +198,7 @@ mod tests {
         for body in [snap, update] {
             wire.push_str(&format!("{:x}\r\n{body}\r\n", body.len()));
         }
-        let mut p = Parser::new(Start::Subscription, true);
+        let mut p = Parser::new(Start::Subscription, true, false);
         let mut got = Received::default();
         for b in wire.as_bytes().chunks(7) {
             p.feed(b, Instant::now(), &mut got).unwrap();
