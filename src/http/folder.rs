@@ -445,7 +445,7 @@ mod tests {
 
     #[test]
     fn change_records_get_their_cursor_first() {
-        let l = Logged { seq: 7, path: "/a".into(), deleted: false, record: br#"{"path":"/a"}"#.to_vec() };
+        let l = Logged::new(7, "/a".into(), false, br#"{"path":"/a"}"#.to_vec());
         let mut out = Vec::new();
         change_json(Cursor { epoch: 1, seq: 7 }, &l, &mut out);
         assert_eq!(out, br#"{"cursor":"0000000000000001-7","path":"/a"}"#);

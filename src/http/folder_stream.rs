@@ -1,5 +1,5 @@
 //! A folder watch on the wire: a Braid `209` stream of one update per change (`Version` = the
-//! change's cursor, `Parents` = the one before, a JSON body), or server-sent events
+//! change's cursor, `Parents` = the log position just before it, a JSON body), or server-sent events
 //! (`id:` = the cursor, so a browser's `EventSource` resumes with `Last-Event-ID` by itself,
 //! after the `retry:` delay the stream's first line asks for).
 //!
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::changes::Cursor;
-use crate::hub::{FolderWatch, Hub, Scope, Start, Visible};
+use crate::hub::{FolderWatch, Hub, Logged, Scope, Start, Visible};
 use crate::protocol::{encode_update, Update, UpdateContent, VersionSet};
 
 use super::folder::{change_json, listing_json, DEFAULT_PAGE};
@@ -41,11 +41,11 @@ const EVENT_HEARTBEAT: Duration = Duration::from_secs(25);
 /// catches up a second later.
 const EVENT_RETRY_MS: u64 = 1000;
 
-/// How the stream is written.
+/// How the stream is written (the index of its slot in `Logged::encoded`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Wire {
-    Braid,
-    Events,
+    Braid = 0,
+    Events = 1,
 }
 
 struct WatchFeed {
@@ -56,9 +56,8 @@ struct WatchFeed {
     wire: Wire,
     /// How the watch started; taken by the first chunk.
     start: Option<Start>,
-    /// The cursor of the last change sent (or where the stream started): the next update's
-    /// `Parents`.
-    last: Cursor,
+    /// The log's epoch (the first half of every cursor).
+    epoch: u64,
     /// When changes were last written (see [`FLUSH_GAP`]).
     sent_at: Option<Instant>,
     beats: Option<Interval>,
@@ -101,17 +100,11 @@ impl WatchFeed {
                 return None;
             }
         };
-        let epoch = self.last.epoch;
+        let (epoch, wire) = (self.epoch, self.wire);
         let mut out = Vec::new();
         for l in &changes {
-            let cursor = Cursor { epoch, seq: l.seq };
-            let mut json = Vec::new();
-            change_json(cursor, l, &mut json);
-            match self.wire {
-                Wire::Braid => braid_update(cursor, VersionSet::new([self.last.to_string()]), json, &mut out),
-                Wire::Events => event(None, cursor, &json, &mut out),
-            }
-            self.last = cursor;
+            // Encoded once per change, shared by every watcher that reads it from memory.
+            out.extend_from_slice(l.encoded[wire as usize].get_or_init(|| encode_change(wire, epoch, l)));
         }
         self.sent_at = Some(Instant::now());
         Some(Chunk::new(&out))
@@ -155,6 +148,25 @@ impl WatchFeed {
     }
 }
 
+/// One change as `wire` writes it: a Braid update whose `Version` is its cursor and whose
+/// `Parents` is the position just before it (the state a watcher of any scope had before this
+/// change: what it did not see in between was outside its scope), or an event whose `id:` is its
+/// cursor; the change JSON as the body.
+fn encode_change(wire: Wire, epoch: u64, l: &Logged) -> Vec<u8> {
+    let cursor = Cursor { epoch, seq: l.seq };
+    let mut json = Vec::new();
+    change_json(cursor, l, &mut json);
+    let mut out = Vec::new();
+    match wire {
+        Wire::Braid => {
+            let before = Cursor { epoch, seq: l.seq.saturating_sub(1) };
+            braid_update(cursor, VersionSet::new([before.to_string()]), json, &mut out);
+        }
+        Wire::Events => event(None, cursor, &json, &mut out),
+    }
+    out
+}
+
 /// One Braid update: `Version` = the cursor, the JSON as its body.
 fn braid_update(cursor: Cursor, parents: VersionSet, json: Vec<u8>, out: &mut Vec<u8>) {
     let body = String::from_utf8(json).unwrap_or_default();
@@ -196,7 +208,7 @@ fn chunks(
     ended: Option<watch::Receiver<bool>>,
 ) -> Chunks {
     let (watch, start) = state.hub.watch_changes(scope.clone(), since, visible.clone());
-    let last = watch.cursor();
+    let epoch = watch.cursor().epoch;
     let beats = heartbeat.map(|every| {
         let mut interval = tokio::time::interval_at(Instant::now() + every, every);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -209,7 +221,7 @@ fn chunks(
         visible,
         wire,
         start: Some(start),
-        last,
+        epoch,
         sent_at: None,
         beats,
         ended,

@@ -99,8 +99,7 @@ async fn cursors_the_log_cannot_answer_reset() {
 
 #[test]
 fn a_page_behind_the_window_keeps_each_paths_last_change_in_log_order() {
-    let logged =
-        |seq: u64, path: &str| crate::store::Logged { seq, path: path.into(), deleted: false, record: Vec::new() };
+    let logged = |seq: u64, path: &str| crate::store::Logged::new(seq, path.into(), false, Vec::new());
     let page = vec![logged(1, "/a"), logged(2, "/b"), logged(3, "/a"), logged(4, "/c"), logged(5, "/b")];
     let kept: Vec<(u64, String)> = super::folders::coalesce(page).iter().map(|l| (l.seq, l.path.clone())).collect();
     assert_eq!(kept, vec![(3, "/a".to_string()), (4, "/c".to_string()), (5, "/b".to_string())]);

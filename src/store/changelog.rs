@@ -33,7 +33,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
 use tokio::sync::watch;
 
@@ -72,6 +72,16 @@ pub struct Logged {
     pub path: String,
     pub deleted: bool,
     pub record: Vec<u8>,
+    /// The change as its readers write it to the wire, one slot per wire format, filled once by
+    /// the first reader of a recent change and shared by every reader after it (a change goes
+    /// to every watcher of `/`: encoding it once per watcher would cost more than the log).
+    pub encoded: [OnceLock<Vec<u8>>; 2],
+}
+
+impl Logged {
+    pub fn new(seq: u64, path: String, deleted: bool, record: Vec<u8>) -> Logged {
+        Logged { seq, path, deleted, record, encoded: Default::default() }
+    }
 }
 
 /// The key of the change at `seq`.
@@ -104,7 +114,7 @@ fn decode_change(seq: u64, v: &[u8]) -> Option<Logged> {
     let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
     let (path, rest) = rest.split_at_checked(len)?;
     let (&deleted, record) = rest.split_first()?;
-    Some(Logged { seq, path: String::from_utf8(path.to_vec()).ok()?, deleted: deleted == 1, record: record.to_vec() })
+    Some(Logged::new(seq, String::from_utf8(path.to_vec()).ok()?, deleted == 1, record.to_vec()))
 }
 
 fn encode_latest(seq: u64, e: &LogEntry) -> Vec<u8> {
@@ -204,7 +214,7 @@ impl ChangeLog {
             if let Some(purged) = self.retire(store, seq, first, &latest, batch)? {
                 floor = Some(purged);
             }
-            logged.push(Arc::new(Logged { seq, path: e.path, deleted: e.deleted, record: e.record }));
+            logged.push(Arc::new(Logged::new(seq, e.path, e.deleted, e.record)));
         }
         if let Some(floor) = floor {
             batch.put(vec![FLOOR], floor.to_be_bytes().to_vec());
@@ -350,7 +360,7 @@ impl ChangeLog {
         let mut out = Vec::with_capacity(pairs.len());
         for (path, seq, deleted) in pairs.iter().filter_map(|(k, v)| decode_latest(k, v)) {
             if deleted {
-                out.push(Logged { seq, path, deleted, record: Vec::new() });
+                out.push(Logged::new(seq, path, deleted, Vec::new()));
             } else if let Some(l) = Self::record_of(store, &path, seq)? {
                 out.push(l);
             }

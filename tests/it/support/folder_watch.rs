@@ -2,8 +2,9 @@
 //! raw `209` watch (resumed with `Parents: "<cursor>"`, cut after a chosen number of changes)
 //! and of `?since=` long polls, over hyper's HTTP/1.1 client so that a server dying under it is
 //! an error value, not a panic. Every change it accepts is checked against the protocol as it
-//! arrives (`Version` = the change's cursor, `Parents` = the one before it, seqs rising, never a
-//! reset); what it finds wrong goes into `problems`.
+//! arrives (`Version` = the change's cursor, `Parents` = the log position just before it, at or
+//! after the last cursor the watcher holds, seqs rising, never a reset); what it finds wrong goes
+//! into `problems` (gaps are found by comparing with the acknowledged writes).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -86,8 +87,9 @@ impl Watcher {
             }
         }
         if let Some(p) = parents {
-            if p != self.cursor {
-                self.problems.push(format!("update Parents {p:?} after cursor {:?}: a gap or a repeat", self.cursor));
+            let just_before = format!("{}-{}", epoch_of(cursor), seq_of(cursor).saturating_sub(1));
+            if p != just_before || seq_of(p) < self.seq() {
+                self.problems.push(format!("update Parents {p:?} for {cursor:?} after cursor {:?}", self.cursor));
             }
         }
         if epoch_of(cursor) != epoch_of(&self.cursor) {
