@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{Action, Grant};
-use crate::changes::{folder_problem, Change, Cursor, Entry, ResourceKind};
+use crate::changes::{folder_problem, Cursor, Entry, ResourceKind};
 use crate::hub::{Logged, Scope, Start, Visible};
 
 use super::headers::BraidHeaders;
@@ -258,33 +258,58 @@ fn name<'a>(folder: &str, entry: &'a Entry) -> &'a str {
     path.get(folder.len()..).unwrap_or(path)
 }
 
-fn entry_json(folder: &str, e: &Entry) -> serde_json::Value {
-    match e {
-        Entry::Folder(path) => serde_json::json!({"name": name(folder, e), "path": path, "type": "folder"}),
-        Entry::Resource(c) => resource_json(folder, e, c),
-    }
+/// One listing entry as JSON, borrowed from the entry (a page is written entry by entry, never
+/// built as one tree: 10,000 entries as `serde_json::Value`s cost tens of MiB).
+#[derive(serde::Serialize)]
+struct EntryJson<'a> {
+    name: &'a str,
+    path: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modified_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modified: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflict: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    author: Option<&'a str>,
 }
 
-fn resource_json(folder: &str, e: &Entry, c: &Change) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "name": name(folder, e),
-        "path": c.path,
-        "type": kind_name(c.kind),
-        "size": c.size,
-        "version": c.version,
-        "modified_ms": c.time_ms,
-        "modified": rfc3339(c.time_ms),
-        "conflict": c.conflict,
-    });
-    if let Some(map) = v.as_object_mut() {
-        if let Some(t) = &c.content_type {
-            map.insert("content_type".into(), t.clone().into());
-        }
-        if let Some(a) = &c.author {
-            map.insert("author".into(), a.clone().into());
-        }
+fn entry_json<'a>(folder: &str, e: &'a Entry) -> EntryJson<'a> {
+    let name = name(folder, e);
+    match e {
+        Entry::Folder(path) => EntryJson {
+            name,
+            path,
+            kind: "folder",
+            size: None,
+            version: None,
+            modified_ms: None,
+            modified: None,
+            conflict: None,
+            content_type: None,
+            author: None,
+        },
+        Entry::Resource(c) => EntryJson {
+            name,
+            path: &c.path,
+            kind: kind_name(c.kind),
+            size: Some(c.size),
+            version: Some(&c.version),
+            modified_ms: Some(c.time_ms),
+            modified: Some(rfc3339(c.time_ms)),
+            conflict: Some(c.conflict),
+            content_type: c.content_type.as_deref(),
+            author: c.author.as_deref(),
+        },
     }
-    v
 }
 
 fn kind_name(kind: ResourceKind) -> &'static str {
@@ -302,18 +327,28 @@ pub(super) fn listing_json(
     cursor: Cursor,
     start: Option<Start>,
 ) -> Vec<u8> {
-    let mut v = serde_json::json!({
-        "folder": folder,
-        "cursor": cursor.to_string(),
-        "entries": entries.iter().map(|e| entry_json(folder, e)).collect::<Vec<_>>(),
-        "next": next,
-    });
-    if let (Some(start), Some(map)) = (start, v.as_object_mut()) {
-        map.insert("reset".into(), (start == Start::Reset).into());
+    let mut out = Vec::with_capacity(256 + entries.len() * 256);
+    out.extend_from_slice(b"{\"folder\":");
+    json(&mut out, &folder);
+    out.extend_from_slice(format!(",\"cursor\":\"{cursor}\",\"entries\":[").as_bytes());
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json(&mut out, &entry_json(folder, e));
     }
-    let mut out = serde_json::to_vec(&v).unwrap_or_default();
-    out.push(b'\n');
+    out.extend_from_slice(b"],\"next\":");
+    json(&mut out, &next);
+    if let Some(start) = start {
+        out.extend_from_slice(format!(",\"reset\":{}", start == Start::Reset).as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
     out
+}
+
+/// Appends `v` as JSON (plain data into memory: it cannot fail).
+fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(out, v);
 }
 
 /// Plain lines for curl: a header comment, then `kind<TAB>size<TAB>modified<TAB>name`.
