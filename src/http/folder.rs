@@ -147,7 +147,7 @@ pub(super) async fn route(
     let ended = grant.as_ref().and_then(Grant::ended);
     let scope = Scope::Folder { folder: path.to_string(), recursive: q.recursive };
     if wants_events(req.headers()) {
-        return Ok(super::folder_stream::events(state, scope, q.since, visible, &req, ended));
+        return super::folder_stream::events(state, scope, q.since, visible, &req, ended);
     }
     if braid.subscribe.is_some() {
         return super::folder_stream::watch(state, scope, q.since, visible, &req, &braid, ended);
@@ -196,7 +196,7 @@ async fn changes(
     limit: usize,
     visible: Visible,
 ) -> Result<Response, ApiError> {
-    let (mut watch, start) = state.hub.watch_changes(scope, Some(since), visible);
+    let (mut watch, start) = state.hub.watch_changes(scope, Some(since), visible)?;
     let mut found = Vec::new();
     if start == Start::Resumed {
         found = watch.ready(limit)?;

@@ -206,8 +206,8 @@ fn chunks(
     wire: Wire,
     heartbeat: Option<Duration>,
     ended: Option<watch::Receiver<bool>>,
-) -> Chunks {
-    let (watch, start) = state.hub.watch_changes(scope.clone(), since, visible.clone());
+) -> Result<Chunks, ApiError> {
+    let (watch, start) = state.hub.watch_changes(scope.clone(), since, visible.clone())?;
     let epoch = watch.cursor().epoch;
     let beats = heartbeat.map(|every| {
         let mut interval = tokio::time::interval_at(Instant::now() + every, every);
@@ -227,10 +227,10 @@ fn chunks(
         ended,
         shutdown: state.shutdown.clone(),
     };
-    Box::pin(futures_util::stream::unfold(feed, |mut feed| async move {
+    Ok(Box::pin(futures_util::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next().await?;
         Some((chunk, feed))
-    }))
+    })))
 }
 
 /// The body of a stream: written by the connection's own task after the head on HTTP/1.1
@@ -257,7 +257,7 @@ pub(super) fn watch(
     }
     let heartbeat = braid.heartbeats.as_ref().map(|(secs, _)| Duration::from_secs_f64(*secs));
     let cursor = state.hub.cursor();
-    let chunks = chunks(state, scope, since, visible, Wire::Braid, heartbeat, ended);
+    let chunks = chunks(state, scope, since, visible, Wire::Braid, heartbeat, ended)?;
     Ok(super::resource::multiresponse(body(req, chunks), braid, |h| {
         reply::set_version(h, reply::CURRENT_VERSION, &VersionSet::new([cursor.to_string()]));
         reply::set(h, "content-type", "application/json");
@@ -272,15 +272,15 @@ pub(super) fn events(
     visible: Visible,
     req: &Request,
     ended: Option<watch::Receiver<bool>>,
-) -> Response {
-    let chunks = chunks(state, scope, since, visible, Wire::Events, Some(EVENT_HEARTBEAT), ended);
+) -> Result<Response, ApiError> {
+    let chunks = chunks(state, scope, since, visible, Wire::Events, Some(EVENT_HEARTBEAT), ended)?;
     let mut res = (StatusCode::OK, body(req, chunks)).into_response();
     let h = res.headers_mut();
     reply::set(h, "content-type", "text/event-stream");
     reply::set(h, "cache-control", "no-cache, no-transform");
     // nginx: do not buffer the stream.
     reply::set(h, "x-accel-buffering", "no");
-    res
+    Ok(res)
 }
 
 #[cfg(test)]

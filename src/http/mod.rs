@@ -223,6 +223,8 @@ async fn health(State(state): State<AppState>, method: axum::http::Method) -> Re
         "loaded_documents": state.hub.loaded_documents(),
         "parked_writes": state.hub.parked_writes(),
         "subscriptions": state.hub.subscriptions(),
+        "folder_watches": state.hub.folder_watches(),
+        "change_log_end": state.hub.cursor().to_string(),
         "commit_batches": count(commits.map(|c| &c.batches)),
         "commit_writes": count(commits.map(|c| &c.writes)),
     });

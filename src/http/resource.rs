@@ -60,7 +60,7 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
         let visible = super::folder::visible(grant.as_ref());
         let ended = grant.as_ref().and_then(crate::auth::Grant::ended);
         let scope = crate::hub::Scope::Path(path.clone());
-        return Ok(super::folder_stream::events(&state, scope, q.since, visible, &req, ended));
+        return super::folder_stream::events(&state, scope, q.since, visible, &req, ended);
     }
     // A file resource: its bytes (a browser sees the photo, not the text editor).
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE) {

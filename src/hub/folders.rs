@@ -8,6 +8,7 @@
 //! gets each page coalesced to the latest change per path (all the log still holds there).
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -16,7 +17,7 @@ use crate::changes::{listing, under, Cursor, ListPage};
 use crate::store::{ChangeLog, Logged};
 
 use super::loading::blocking;
-use super::{Hub, HubError};
+use super::{Hub, HubError, SubscriptionLimit};
 
 /// Whether the caller may see a path (or, for a path ending in `/`, anything under it).
 pub type Visible = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -104,8 +105,21 @@ impl Hub {
         Ok(Listing { page, cursor })
     }
 
-    /// A watch of `scope` from `since` (None: from now), and how it starts.
-    pub fn watch_changes(&self, scope: Scope, since: Option<Cursor>, visible: Visible) -> (FolderWatch, Start) {
+    /// A watch of `scope` from `since` (None: from now), and how it starts. It counts against
+    /// the server's subscription limit (`--max-subscriptions`) while it lives.
+    pub fn watch_changes(
+        &self,
+        scope: Scope,
+        since: Option<Cursor>,
+        visible: Visible,
+    ) -> Result<(FolderWatch, Start), HubError> {
+        let stats = &self.0.stats;
+        let total = stats.subscriptions.fetch_add(1, Ordering::Relaxed) + 1;
+        if total > self.0.settings.max_subscriptions {
+            stats.subscriptions.fetch_sub(1, Ordering::Relaxed);
+            return Err(HubError::TooManySubscriptions(SubscriptionLimit::Server(self.0.settings.max_subscriptions)));
+        }
+        stats.folder_watches.fetch_add(1, Ordering::Relaxed);
         let log = &self.0.log;
         let end = log.watch();
         let now = *end.borrow();
@@ -115,7 +129,7 @@ impl Hub {
             Some(_) => (now, Start::Reset),
         };
         let watch = FolderWatch { hub: self.clone(), scope, visible, at, end };
-        (watch, start)
+        Ok((watch, start))
     }
 }
 
@@ -182,6 +196,14 @@ impl FolderWatch {
         let page = blocking(|| ChangeLog::stored_after(store.as_ref(), at, limit, WATCH_SCAN, keep))?;
         self.at = page.through;
         Ok(if behind_window { coalesce(page.changes) } else { page.changes.into_iter().map(Arc::new).collect() })
+    }
+}
+
+impl Drop for FolderWatch {
+    fn drop(&mut self) {
+        let stats = &self.hub.0.stats;
+        stats.folder_watches.fetch_sub(1, Ordering::Relaxed);
+        stats.subscriptions.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -45,7 +45,7 @@ async fn a_watch_sees_its_folder_in_commit_order_from_memory_and_after_a_restart
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let first = hub(&store);
     let start = first.cursor();
-    let (mut live, how) = first.watch_changes(folder("/f/"), None, everything());
+    let (mut live, how) = first.watch_changes(folder("/f/"), None, everything()).unwrap();
     assert_eq!(how, Start::Fresh);
     first.write("/f/a", put("1")).await.unwrap();
     first.write("/g/x", put("1")).await.unwrap();
@@ -67,17 +67,18 @@ async fn a_watch_sees_its_folder_in_commit_order_from_memory_and_after_a_restart
     // (within the window).
     let second = hub(&store);
     assert_eq!(second.cursor().epoch, start.epoch, "the epoch is stored");
-    let (mut resumed, how) = second.watch_changes(folder("/f/"), Some(start), everything());
+    let (mut resumed, how) = second.watch_changes(folder("/f/"), Some(start), everything()).unwrap();
     assert_eq!(how, Start::Resumed);
     let got = resumed.ready(100).unwrap();
     assert_eq!(decoded(&got), want, "every change, from the store");
-    let (mut deep, _) =
-        second.watch_changes(Scope::Folder { folder: "/f/".into(), recursive: true }, Some(start), everything());
+    let (mut deep, _) = second
+        .watch_changes(Scope::Folder { folder: "/f/".into(), recursive: true }, Some(start), everything())
+        .unwrap();
     let paths: Vec<String> = decoded(&deep.ready(100).unwrap()).into_iter().map(|c| c.0).collect();
     assert_eq!(paths, vec!["/f/a", "/f/deep/b", "/f/a", "/f/a"]);
     // Hidden paths are not delivered.
     let hide: Visible = Arc::new(|p: &str| p != "/f/a");
-    let (mut hidden, _) = second.watch_changes(folder("/f/"), Some(start), hide);
+    let (mut hidden, _) = second.watch_changes(folder("/f/"), Some(start), hide).unwrap();
     assert!(hidden.ready(100).unwrap().is_empty());
 }
 
@@ -90,11 +91,28 @@ async fn cursors_the_log_cannot_answer_reset() {
     let other = Cursor { epoch: now.epoch ^ 1, seq: now.seq };
     let ahead = Cursor { epoch: now.epoch, seq: now.seq + 5 };
     for c in [other, ahead] {
-        let (w, how) = hub.watch_changes(folder("/f/"), Some(c), everything());
+        let (w, how) = hub.watch_changes(folder("/f/"), Some(c), everything()).unwrap();
         assert_eq!((how, w.cursor()), (Start::Reset, now), "{c}");
     }
-    let (_, how) = hub.watch_changes(folder("/f/"), Some(now), everything());
+    let (_, how) = hub.watch_changes(folder("/f/"), Some(now), everything()).unwrap();
     assert_eq!(how, Start::Resumed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_watches_count_against_the_servers_subscription_limit() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let settings = HubSettings { max_subscriptions: 2, ..HubSettings::standard() };
+    let files = super::FileStore::in_memory().unwrap();
+    let hub = Hub::new(store.clone(), Committer::start(store.clone()).unwrap(), settings, files);
+    let a = hub.watch_changes(folder("/f/"), None, everything()).unwrap();
+    let b = hub.watch_changes(Scope::Path("/f/a".into()), None, everything()).unwrap();
+    let refused = hub.watch_changes(folder("/g/"), None, everything());
+    assert!(matches!(refused, Err(super::HubError::TooManySubscriptions(_))));
+    drop(a);
+    let c = hub.watch_changes(folder("/g/"), None, everything()).unwrap();
+    assert_eq!(hub.0.stats.folder_watches.load(std::sync::atomic::Ordering::Relaxed), 2);
+    drop((b, c));
+    assert_eq!(hub.0.stats.subscriptions.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[test]

@@ -77,8 +77,10 @@ impl HubSettings {
 pub struct HubStats {
     /// Writes currently waiting for parents they name.
     pub parked_writes: AtomicUsize,
-    /// Live subscriptions on the whole server.
+    /// Live subscriptions on the whole server (folder watches included).
     pub subscriptions: AtomicUsize,
+    /// Live folder watches (and long polls, and event streams).
+    pub folder_watches: AtomicUsize,
     /// Documents loaded since the start (each load reads the store and starts a shell).
     pub loads: AtomicUsize,
 }
@@ -264,6 +266,11 @@ impl Hub {
     /// Live subscriptions right now.
     pub fn subscriptions(&self) -> usize {
         self.0.stats.subscriptions.load(Ordering::Relaxed)
+    }
+
+    /// Live folder watches (209 watches, event streams, long polls), within `subscriptions`.
+    pub fn folder_watches(&self) -> usize {
+        self.0.stats.folder_watches.load(Ordering::Relaxed)
     }
 
     /// Writes waiting for missing parents right now.

@@ -41,6 +41,10 @@ async fn a_stalled_watcher_gets_a_coalesced_catch_up_ending_at_the_latest_state(
     for doc in &docs {
         assert_eq!(request(addr, "PUT", doc, &[], b"start\n").await.status, 200);
     }
+    // A delete that will age out of the window: a cursor from before it must then reset.
+    assert_eq!(request(addr, "PUT", "/gone/x", &[], b"soon deleted").await.status, 200);
+    let before_delete = request(addr, "GET", "/gone/", &[], b"").await.header("plait-cursor").unwrap().to_string();
+    assert_eq!(request(addr, "DELETE", "/gone/x", &[], b"").await.status, 200);
 
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -91,6 +95,13 @@ async fn a_stalled_watcher_gets_a_coalesced_catch_up_ending_at_the_latest_state(
     }
     assert!(changes > WINDOW as usize + DOCS, "only {changes} changes were logged");
     assert!(updates < changes, "{updates} updates for {changes} changes: the catch-up was not coalesced");
+    // The delete has left the log: a cursor from before it cannot be answered exactly.
+    let poll = request(addr, "GET", &format!("/gone/?since={before_delete}"), &[], b"").await;
+    let poll: serde_json::Value = serde_json::from_str(&poll.text()).unwrap();
+    assert_eq!(poll["reset"], true, "{poll}");
+    let poll = request(addr, "GET", &format!("/slow/?since={}", end.trim_matches('"')), &[], b"").await;
+    let poll: serde_json::Value = serde_json::from_str(&poll.text()).unwrap();
+    assert_eq!(poll["reset"], false, "a recent cursor resumes: {poll}");
     for doc in &docs {
         let r = request(addr, "GET", doc, &[], b"").await;
         let current = VersionSet::parse_header(r.header("version").unwrap().as_bytes()).unwrap();
