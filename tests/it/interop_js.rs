@@ -93,6 +93,25 @@ async fn live_editor_in_a_real_browser() {
     s.stop().await;
 }
 
+/// A folder as a page in headless Chromium (tests/js/folder_page.mjs): rows for a document, a
+/// file and a sub-folder, and links that open the editor, the file and the sub-folder's page.
+/// The screenshot is kept as a test artifact under the target directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_is_a_page_in_a_real_browser() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run .ci/setup (the README's test command does)"
+    );
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("folder.png");
+    let _ = std::fs::remove_file(&shot);
+    let s = TestServer::start(Engine::Rocks).await;
+    run_node("folder_page.mjs", &s, &[shot.to_str().unwrap()]).await;
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 1000, "no screenshot at {}", shot.display());
+    eprintln!("folder page screenshot: {}", shot.display());
+    s.stop().await;
+}
+
 /// The same browser test over HTTPS (rustls, self-signed) with the pages loaded over h2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_editor_over_https_h2() {
