@@ -209,11 +209,7 @@ async fn eventsource_in_a_real_browser_resumes_after_a_cut_and_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eventsource_over_https_h2_resumes_after_a_cut_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let rcgen::CertifiedKey { cert: c, key_pair } =
-        rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(&cert, c.pem()).unwrap();
-    std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+    let (_, cert, key) = crate::http2::self_signed(dir.path());
     let tls = |cfg: &mut ServeConfig| {
         cfg.tls_cert = Some(cert.clone());
         cfg.tls_key = Some(key.clone());

@@ -116,11 +116,7 @@ async fn a_folder_is_a_page_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_editor_over_https_h2() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let rcgen::CertifiedKey { cert: c, key_pair } =
-        rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(&cert, c.pem()).unwrap();
-    std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+    let (_, cert, key) = crate::http2::self_signed(dir.path());
     let s = TestServer::start_with(Engine::Memory, |cfg| {
         cfg.tls_cert = Some(cert.clone());
         cfg.tls_key = Some(key.clone());
