@@ -287,21 +287,10 @@ pub(super) fn events(
 mod tests {
     use super::*;
 
-    /// What `EventSource` makes of one event block (WHATWG HTML §9.2.6, "Interpreting an
-    /// event stream"): (event type, last event id, data).
+    /// (event type, last event id, data), as a browser reads the block.
     fn interpret(block: &str) -> (String, String, String) {
-        let (mut kind, mut id, mut data) = ("message".to_string(), String::new(), Vec::new());
-        for line in block.lines() {
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value).to_string();
-            match field {
-                "event" => kind = value,
-                "id" => id = value,
-                "data" => data.push(value),
-                _ => {}
-            }
-        }
-        (kind, id, data.join("\n"))
+        let e = crate::protocol::sse::interpret(block).unwrap_or_else(|| panic!("no event in {block:?}"));
+        (e.kind, e.id, e.data)
     }
 
     #[test]

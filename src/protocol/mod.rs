@@ -28,6 +28,7 @@ pub mod framing;
 pub mod headers;
 pub mod kind;
 pub mod range;
+pub mod sse;
 pub mod version;
 
 #[cfg(test)]

@@ -22,18 +22,7 @@ use crate::support::server::{Engine, TestServer};
 type Event = (String, String, String);
 
 fn parse_event(block: &str) -> Option<Event> {
-    let (mut kind, mut id, mut data) = ("message".to_string(), String::new(), Vec::new());
-    for line in block.lines() {
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value).to_string();
-        match field {
-            "event" => kind = value,
-            "id" => id = value,
-            "data" => data.push(value),
-            _ => {}
-        }
-    }
-    (!data.is_empty()).then(|| (kind, id, data.join("\n")))
+    plait::protocol::sse::interpret(block).map(|e| (e.kind, e.id, e.data))
 }
 
 /// Events split from text as it arrives.
