@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::changes::{listing, under, Cursor, ListPage};
 use crate::store::{ChangeLog, Logged};
 
+use super::interest::Wanted;
 use super::loading::blocking;
 use super::{Hub, HubError, SubscriptionLimit};
 
@@ -49,7 +50,7 @@ pub enum Start {
 }
 
 /// What a watch follows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// The resources in a folder (a path ending in `/`): its children, or its whole subtree.
     Folder { folder: String, recursive: bool },
@@ -68,13 +69,21 @@ impl Scope {
 }
 
 /// A watch of one folder (or one resource).
+///
+/// Two phases: while its position is behind where it joined its scope (`scan_until`: a watch
+/// resumed from an older cursor), it scans the log; from there on it reads exactly the
+/// positions its scope's entry recorded (`interest`), woken only by changes it concerns.
 pub struct FolderWatch {
     hub: Hub,
     scope: Scope,
     visible: Visible,
     /// The last position delivered (or looked at).
     at: u64,
-    end: watch::Receiver<u64>,
+    /// Scan the log up to here before relying on the scope's recorded positions.
+    scan_until: u64,
+    /// The scope's entry; `None` only while being dropped.
+    wanted: Option<Arc<Wanted>>,
+    rx: watch::Receiver<u64>,
 }
 
 impl Hub {
@@ -121,14 +130,15 @@ impl Hub {
         }
         stats.folder_watches.fetch_add(1, Ordering::Relaxed);
         let log = &self.0.log;
-        let end = log.watch();
-        let now = *end.borrow();
+        // Joined while no write is being shown: every change after `now` reaches the entry.
+        let (wanted, now) = log.at_end(|now| (self.0.interest.join(&scope), now));
         let (at, start) = match since {
             None => (now, Start::Fresh),
             Some(c) if c.check(log.epoch(), now).is_ok() && c.seq >= log.floor() => (c.seq, Start::Resumed),
             Some(_) => (now, Start::Reset),
         };
-        let watch = FolderWatch { hub: self.clone(), scope, visible, at, end };
+        let rx = wanted.tx.subscribe();
+        let watch = FolderWatch { hub: self.clone(), scope, visible, at, scan_until: now, wanted: Some(wanted), rx };
         Ok((watch, start))
     }
 }
@@ -140,38 +150,68 @@ impl FolderWatch {
     }
 
     /// Up to `limit` changes after the position, waiting until there is at least one; None
-    /// once the log is gone (the server is shutting down).
+    /// once the server is shutting down.
     pub async fn next(&mut self, limit: usize) -> Option<Result<Vec<Arc<Logged>>, HubError>> {
         loop {
-            let end = *self.end.borrow_and_update();
-            if self.at < end {
-                match self.read(limit) {
-                    Ok(changes) if changes.is_empty() => continue,
-                    other => return Some(other),
+            self.rx.borrow_and_update();
+            match self.ready(limit) {
+                Ok(changes) if changes.is_empty() => self.rx.changed().await.ok()?,
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// Up to `limit` changes after the position that are there now (maybe none; then the
+    /// position moves to the log's end: nothing up to there concerned the watch).
+    pub fn ready(&mut self, limit: usize) -> Result<Vec<Arc<Logged>>, HubError> {
+        loop {
+            if self.at < self.scan_until {
+                let changes = self.read(limit)?;
+                if !changes.is_empty() {
+                    return Ok(changes);
+                }
+                continue;
+            }
+            let log = &self.hub.0.log;
+            // Read before the recorded positions: every change up to it has been recorded.
+            let end = log.end();
+            let Some(wanted) = &self.wanted else { return Ok(Vec::new()) };
+            let Some(seqs) = wanted.after(self.at) else {
+                // It fell behind what its scope keeps: scan up to the last recorded position.
+                self.scan_until = *self.rx.borrow();
+                continue;
+            };
+            if seqs.is_empty() {
+                self.at = self.at.max(end);
+                return Ok(Vec::new());
+            }
+            let mut out = Vec::new();
+            for seq in seqs.into_iter().take(limit) {
+                let change = match log.recent_at(seq) {
+                    Some(l) => Some(l),
+                    None => blocking(|| ChangeLog::stored_at(self.hub.0.store.as_ref(), seq))?.map(Arc::new),
+                };
+                self.at = seq;
+                if let Some(l) = change.filter(|l| self.scope.holds(&l.path) && (self.visible)(&l.path)) {
+                    out.push(l);
                 }
             }
-            self.end.changed().await.ok()?;
-        }
-    }
-
-    /// Up to `limit` changes after the position that are there now (maybe none).
-    pub fn ready(&mut self, limit: usize) -> Result<Vec<Arc<Logged>>, HubError> {
-        while self.at < self.hub.0.log.end() {
-            let changes = self.read(limit)?;
-            if !changes.is_empty() {
-                return Ok(changes);
+            if !out.is_empty() {
+                return Ok(out);
             }
         }
-        Ok(Vec::new())
     }
 
-    /// Waits until the log moves past the position (cancel-safe).
+    /// Waits until something after the position may concern the watch (cancel-safe).
     pub async fn changed(&mut self) -> bool {
         loop {
-            if self.at < *self.end.borrow_and_update() {
+            self.rx.borrow_and_update();
+            let pending = self.at < self.scan_until
+                || self.wanted.as_ref().is_some_and(|w| w.after(self.at).is_none_or(|s| !s.is_empty()));
+            if pending {
                 return true;
             }
-            if self.end.changed().await.is_err() {
+            if self.rx.changed().await.is_err() {
                 return false;
             }
         }
@@ -201,6 +241,9 @@ impl FolderWatch {
 
 impl Drop for FolderWatch {
     fn drop(&mut self) {
+        if let Some(wanted) = self.wanted.take() {
+            self.hub.0.interest.leave(&self.scope, wanted);
+        }
         let stats = &self.hub.0.stats;
         stats.folder_watches.fetch_sub(1, Ordering::Relaxed);
         stats.subscriptions.fetch_sub(1, Ordering::Relaxed);

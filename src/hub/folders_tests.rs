@@ -122,3 +122,26 @@ fn a_page_behind_the_window_keeps_each_paths_last_change_in_log_order() {
     let kept: Vec<(u64, String)> = super::folders::coalesce(page).iter().map(|l| (l.seq, l.path.clone())).collect();
     assert_eq!(kept, vec![(3, "/a".to_string()), (4, "/c".to_string()), (5, "/b".to_string())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_wakes_only_the_watches_it_concerns_and_idle_cursors_move_on() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let hub = hub(&store);
+    let (mut other, _) = hub.watch_changes(folder("/g/"), None, everything()).unwrap();
+    let (mut mine, _) = hub.watch_changes(folder("/f/"), None, everything()).unwrap();
+    for text in ["1", "2", "3"] {
+        hub.write("/f/a", put(text)).await.unwrap();
+    }
+    // Nothing was recorded for /g/, so its watch was never woken; asked, it has nothing, and
+    // its position moves to the log's end (a long poll's cursor does not lag).
+    let g = hub.0.interest.join(&folder("/g/"));
+    assert_eq!(g.after(0), Some(Vec::new()));
+    assert!(!tokio::time::timeout(std::time::Duration::from_millis(50), other.changed()).await.unwrap_or(false));
+    assert!(other.ready(10).unwrap().is_empty());
+    assert_eq!(other.cursor(), hub.cursor());
+    assert_eq!(mine.ready(10).unwrap().len(), 3);
+    // A change under /g/ wakes its watch.
+    hub.write("/g/x", put("1")).await.unwrap();
+    assert!(other.changed().await);
+    assert_eq!(decoded(&other.ready(10).unwrap()), vec![("/g/x".to_string(), ChangeKind::Create)]);
+}

@@ -31,6 +31,7 @@ mod folders_tests;
 mod history;
 #[cfg(test)]
 mod history_tests;
+mod interest;
 mod loading;
 mod reads;
 mod registry;

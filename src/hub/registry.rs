@@ -190,6 +190,8 @@ pub(crate) struct HubInner {
     pub durability: Arc<dyn Durability>,
     /// The folders' change log (positions handed out by whoever writes the batches).
     pub log: Arc<ChangeLog>,
+    /// Which folder watches each change concerns (told by the log's listener).
+    pub interest: Arc<super::interest::Interest>,
     /// The group-commit thread, when durability is RocksDB's (for its counters).
     pub committer: Option<Committer>,
     pub settings: HubSettings,
@@ -231,11 +233,19 @@ impl Hub {
         settings: HubSettings,
         files: FileStore,
     ) -> Self {
+        let interest = Arc::new(super::interest::Interest::default());
+        let told = Arc::downgrade(&interest);
+        log.set_listener(Box::new(move |changes| {
+            if let Some(interest) = told.upgrade() {
+                interest.publish(changes);
+            }
+        }));
         Hub(Arc::new(HubInner {
             files,
             store,
             durability,
             log,
+            interest,
             committer,
             settings,
             stats: Arc::default(),

@@ -158,7 +158,16 @@ pub struct ChangeLog {
     recent: RwLock<VecDeque<Arc<Logged>>>,
     floor: AtomicU64,
     end: watch::Sender<u64>,
+    /// Held while a write's changes are shown to readers (the recent changes, the listener,
+    /// `end`), so that whoever reads `end` under it (`at_end`) sees every change up to it
+    /// already handed to the listener, and every later one still to come.
+    publish: Mutex<()>,
+    /// Told of every durable change, in order (the hub routes them to the watches they concern).
+    listener: OnceLock<Listener>,
 }
+
+/// What [`ChangeLog::set_listener`] installs.
+pub type Listener = Box<dyn Fn(&[Arc<Logged>]) + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -192,6 +201,8 @@ impl ChangeLog {
             recent: RwLock::new(VecDeque::new()),
             floor: AtomicU64::new(floor),
             end,
+            publish: Mutex::new(()),
+            listener: OnceLock::new(),
         })
     }
 
@@ -232,16 +243,43 @@ impl ChangeLog {
         if let Some(floor) = floor {
             self.floor.fetch_max(floor, Ordering::Release);
         }
+        let _published = lock(&self.publish);
         let mut recent = self.recent.write().unwrap_or_else(PoisonError::into_inner);
-        for l in logged {
+        for l in &logged {
             if recent.len() == RECENT {
                 recent.pop_front();
             }
-            recent.push_back(l);
+            recent.push_back(l.clone());
         }
         drop(recent);
+        if let Some(listener) = self.listener.get() {
+            listener(&logged);
+        }
         self.end.send_replace(*last);
         Ok(())
+    }
+
+    /// Installs the one listener told of every durable change (later calls are ignored).
+    pub fn set_listener(&self, listener: Listener) {
+        let _ = self.listener.set(listener);
+    }
+
+    /// Runs `f` with the last durable position while no write is being shown to readers: every
+    /// change up to it has reached the listener, every later one will.
+    pub fn at_end<T>(&self, f: impl FnOnce(u64) -> T) -> T {
+        let _published = lock(&self.publish);
+        f(self.end())
+    }
+
+    /// The change at `seq` if it is among the recent changes in memory.
+    pub fn recent_at(&self, seq: u64) -> Option<Arc<Logged>> {
+        let recent = self.recent.read().unwrap_or_else(PoisonError::into_inner);
+        recent.binary_search_by_key(&seq, |l| l.seq).ok().map(|i| recent[i].clone())
+    }
+
+    /// The change at `seq` as stored (None: a hole, or retired).
+    pub fn stored_at(store: &dyn Store, seq: u64) -> Result<Option<Logged>, StoreError> {
+        Ok(store.get(&change_key(seq))?.and_then(|v| decode_change(seq, &v)))
     }
 
     /// Retires position `seq - window` (see the module doc), staging what it drops into
