@@ -14,7 +14,9 @@
 //! - `subscription_decoder`: `n` (taken mod 8), `n` chunk sizes (each `byte + 1`), the stream;
 //! - `text_edit`: a small edit program, see [`check_text_edit`];
 //! - `stored_bytes`: `mode`, then the bytes (mode bit 0: re-seal the bytes with a valid CRC
-//!   chunk first, so the fuzzer reaches diamond-types' decoder).
+//!   chunk first, so the fuzzer reaches diamond-types' decoder);
+//! - `folder_and_upload_headers`: a header value (a folder cursor, and every resumable-upload
+//!   header parser of `protocol::upload` on the same text).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -790,4 +792,53 @@ pub fn check_stored_bytes(data: &[u8]) {
         }
         Err(e) => assert_eq!(e.code(), "corrupt_encoding", "decode_stored error {e:?}"),
     }
+}
+
+/// `folder_and_upload_headers`: the text (lossy UTF-8) through the cursor parser and every
+/// resumable-upload header parser. Invariants: nothing panics; a parsed cursor prints back to
+/// a text that parses to the same cursor; numbers parse only from digits and stay within their
+/// bounds; metadata keys are unique and non-empty; a checksum's digest has its algorithm's
+/// length; a final concatenation names at least one part, none empty or with spaces; every
+/// error has a non-empty code.
+pub fn check_folder_and_upload_headers(data: &[u8]) {
+    use plait::changes::Cursor;
+    use plait::protocol::upload::{self, ChecksumAlgorithm, Concat};
+    let text = String::from_utf8_lossy(data);
+    let text = text.as_ref();
+    if let Ok(c) = Cursor::parse(text) {
+        assert_eq!(Cursor::parse(&c.to_string()), Ok(c), "a cursor prints back to itself: {text:?}");
+    }
+    let code = |e: upload::UploadHeaderError| assert!(!e.code().is_empty(), "an error without a code");
+    match upload::tus_number("Upload-Offset", text) {
+        Ok(n) => assert!(text.trim().bytes().all(|b| b.is_ascii_digit()) && n.to_string().len() <= text.trim().len()),
+        Err(e) => code(e),
+    }
+    match upload::sf_integer("Upload-Offset", text) {
+        Ok(n) => assert!(n <= 999_999_999_999_999, "an sf-integer past 15 digits: {text:?}"),
+        Err(e) => code(e),
+    }
+    match upload::metadata(text) {
+        Ok(pairs) => {
+            for (i, (k, _)) in pairs.iter().enumerate() {
+                assert!(!k.is_empty() && !k.contains(' ') && !k.contains(','), "metadata key {k:?}");
+                assert!(pairs[..i].iter().all(|(o, _)| o != k), "metadata key {k:?} twice");
+            }
+        }
+        Err(e) => code(e),
+    }
+    match upload::checksum(text) {
+        Ok((ChecksumAlgorithm::Sha1, d)) => assert_eq!(d.len(), 20),
+        Ok((ChecksumAlgorithm::Sha256, d)) => assert_eq!(d.len(), 32),
+        Err(e) => code(e),
+    }
+    match upload::concat(text) {
+        Ok(Concat::Final(parts)) => {
+            assert!(!parts.is_empty() && parts.iter().all(|p| !p.is_empty() && !p.contains(' ')), "{parts:?}")
+        }
+        Ok(Concat::Partial) => assert_eq!(text.trim(), "partial"),
+        Err(e) => code(e),
+    }
+    let _ = upload::upload_complete(text).map_err(code);
+    let _ = upload::tus_version(text).map_err(code);
+    let _ = upload::defer_length(text).map_err(code);
 }

@@ -29,6 +29,7 @@ pub mod headers;
 pub mod kind;
 pub mod range;
 pub mod sse;
+pub mod upload;
 pub mod version;
 
 #[cfg(test)]

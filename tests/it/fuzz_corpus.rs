@@ -66,6 +66,11 @@ fn text_edit() {
 }
 
 #[test]
+fn folder_and_upload_headers() {
+    replay("folder_and_upload_headers", checks::check_folder_and_upload_headers);
+}
+
+#[test]
 fn stored_bytes() {
     replay("stored_bytes", checks::check_stored_bytes);
 }
