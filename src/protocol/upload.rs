@@ -89,10 +89,13 @@ pub fn defer_length(value: &str) -> Result<(), UploadHeaderError> {
     }
 }
 
+/// Decoded `Upload-Metadata`: each key with its value (None for a key sent alone), in order.
+pub type Metadata = Vec<(String, Option<Vec<u8>>)>;
+
 /// `Upload-Metadata`: `key base64value` pairs separated by commas; a key alone has no value.
 /// Keys are unique, non-empty, without spaces or commas; values are standard base64.
-pub fn metadata(value: &str) -> Result<Vec<(String, Option<Vec<u8>>)>, UploadHeaderError> {
-    let mut out: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+pub fn metadata(value: &str) -> Result<Metadata, UploadHeaderError> {
+    let mut out: Metadata = Vec::new();
     if value.trim().is_empty() {
         return Ok(out);
     }
