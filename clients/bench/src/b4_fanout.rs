@@ -151,8 +151,14 @@ async fn against_server(
 async fn against_sink(subs: usize, raw: &[Vec<u8>], versions: &[String]) -> anyhow::Result<Measured> {
     let sink = ServerProc::sink()?;
     let mut control = Control::connect(sink.addr).await?;
-    let spec =
-        Spec { addr: sink.addr, request: Arc::new(Vec::new()), start: Start::Bare, updates: raw.len(), tally: false };
+    let spec = Spec {
+        addr: sink.addr,
+        request: Arc::new(Vec::new()),
+        start: Start::Bare,
+        updates: raw.len(),
+        tally: false,
+        numbered: false,
+    };
     let fleet = Fleet::open(&spec, subs).await?;
     let started = Instant::now();
     while control.subscribers().await? < subs {

@@ -52,8 +52,14 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
 
     let noop = ServerProc::noop()?;
     let request = format!("GET {doc} HTTP/1.1\r\nhost: {}\r\n\r\n", noop.addr);
-    let spec =
-        Spec { addr: noop.addr, request: Arc::new(request.into_bytes()), start: Start::Head, updates: 0, tally: false };
+    let spec = Spec {
+        addr: noop.addr,
+        request: Arc::new(request.into_bytes()),
+        start: Start::Head,
+        updates: 0,
+        tally: false,
+        numbered: false,
+    };
     tracing::info!(n, "B5: idle keep-alive connections on the no-op server");
     let floor = kib_per_connection(noop.pid(), &spec, n, settle).await?;
 

@@ -6,7 +6,11 @@
 //! load hits every side alike. The reference is the run without watchers: throughput,
 //! round-trip p50/p99 and server CPU per write are compared with it.
 //!
-//! Every watcher must end at the log's last position (its last update's `Version` is the
+//! A fourth side opens 5,000 idle watchers, each of a folder of its own where nothing is
+//! written (`/f1-idle-<i>/`): a change must wake only the watches it concerns, so they must
+//! cost the writes nothing.
+//!
+//! Every watcher of `/` must end at the log's last position (its last update's `Version` is the
 //! server's cursor once the writers stopped), and every acknowledged write must be in its
 //! document. A watcher that fell behind the in-memory changes reads the store and gets each
 //! page coalesced to the latest change per path, so it may receive fewer updates than there
@@ -31,6 +35,9 @@ use super::Ctx;
 /// Folder watchers of `/` at full size.
 const WATCHERS: usize = 100;
 const SMOKE_WATCHERS: usize = 5;
+/// Idle watchers of folders of their own at full size (the fourth side).
+const IDLE_WATCHERS: usize = 5000;
+const SMOKE_IDLE_WATCHERS: usize = 20;
 /// Rounds of (without, with) at full size.
 const ROUNDS: usize = 3;
 /// Longest wait for every watcher to reach the log's end after the writers stopped.
@@ -87,15 +94,28 @@ impl Side {
     }
 }
 
-/// B6 on a fresh server with `watchers` watchers of `/` open throughout.
-async fn one(ctx: &Ctx, load: Load, watchers: usize, tag: &str) -> anyhow::Result<Side> {
+/// Who watches during one side's B6.
+#[derive(Clone, Copy)]
+enum Watching {
+    /// `n` watchers of `/` (recursive), each reading every change.
+    Root(usize),
+    /// `n` watchers of folders of their own, where nothing is written.
+    Elsewhere(usize),
+}
+
+/// B6 on a fresh server with its watchers open throughout.
+async fn one(ctx: &Ctx, load: Load, watching: Watching, tag: &str) -> anyhow::Result<Side> {
     let server = ctx.server(&[])?;
     let addr = server.addr();
     let pid = server.pid().ok_or_else(|| anyhow!("F1 needs the server's CPU time: pass --server-pid with --url"))?;
     let start = cursor_seq(&log_cursor(addr).await?)?;
-    let fleet = match watchers {
-        0 => None,
-        n => Some(Fleet::open(&Spec::tally(addr, "/?recursive=1"), n).await?),
+    let (fleet, idle, watchers) = match watching {
+        Watching::Root(0) => (None, None, 0),
+        Watching::Root(n) => (Some(Fleet::open(&Spec::tally(addr, "/?recursive=1"), n).await?), None, n),
+        Watching::Elsewhere(n) => {
+            let spec = Spec { numbered: true, ..Spec::tally(addr, "/f1-idle-{i}/") };
+            (None, Some(Fleet::open(&spec, n).await?), n)
+        }
     };
     let docs: Vec<String> = (0..load.writers).map(|w| ctx.doc(&format!("f1-{tag}-{w:02}"))).collect();
     server_writes(addr, &docs, Load { per_writer: WARM_UP, duration: None, ..load }, 0).await?;
@@ -113,6 +133,11 @@ async fn one(ctx: &Ctx, load: Load, watchers: usize, tag: &str) -> anyhow::Resul
         own_cpu_ns: own1.saturating_sub(own0),
         ..Side::default()
     };
+    if let Some(idle) = idle {
+        let got = idle.close().await?;
+        // Each received its folder's (empty) listing and nothing else.
+        ensure!(got.iter().all(|r| r.count <= 1), "an idle watcher of an untouched folder received a change");
+    }
     if let Some(fleet) = fleet {
         fleet.wait_version(&format!("\"{end}\""), CATCH_UP).await?;
         let got = fleet.close().await?;
@@ -128,22 +153,31 @@ async fn one(ctx: &Ctx, load: Load, watchers: usize, tag: &str) -> anyhow::Resul
 
 /// Runs F1.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
-    let (load, watchers, rounds) = if ctx.smoke {
-        (Load { writers: SMOKE_WRITERS, per_writer: SMOKE_WRITES, duration: None }, SMOKE_WATCHERS, 1)
+    let (load, watchers, idle_watchers, rounds) = if ctx.smoke {
+        (
+            Load { writers: SMOKE_WRITERS, per_writer: SMOKE_WRITES, duration: None },
+            SMOKE_WATCHERS,
+            SMOKE_IDLE_WATCHERS,
+            1,
+        )
     } else {
-        (Load { writers: WRITERS, per_writer: usize::MAX, duration: Some(FULL_DURATION) }, WATCHERS, ROUNDS)
+        let load = Load { writers: WRITERS, per_writer: usize::MAX, duration: Some(FULL_DURATION) };
+        (load, WATCHERS, IDLE_WATCHERS, ROUNDS)
     };
-    check_open_files(watchers + load.writers)?;
+    check_open_files(idle_watchers.max(watchers) + load.writers)?;
     let (mut without, mut single, mut with) = (Side::default(), Side::default(), Side::default());
+    let mut elsewhere = Side::default();
     for round in 0..rounds {
         tracing::info!(round, "F1: B6 without folder watchers");
-        without.add(one(ctx, load, 0, &format!("r{round}-0")).await?);
+        without.add(one(ctx, load, Watching::Root(0), &format!("r{round}-0")).await?);
         tracing::info!(round, "F1: B6 with one folder watcher of /");
-        single.add(one(ctx, load, 1, &format!("r{round}-1")).await?);
+        single.add(one(ctx, load, Watching::Root(1), &format!("r{round}-1")).await?);
         tracing::info!(round, watchers, "F1: B6 with folder watchers of /");
-        with.add(one(ctx, load, watchers, &format!("r{round}-{watchers}")).await?);
+        with.add(one(ctx, load, Watching::Root(watchers), &format!("r{round}-{watchers}")).await?);
+        tracing::info!(round, idle_watchers, "F1: B6 with idle watchers of other folders");
+        elsewhere.add(one(ctx, load, Watching::Elsewhere(idle_watchers), &format!("r{round}-e")).await?);
     }
-    for side in [&mut without, &mut single, &mut with] {
+    for side in [&mut without, &mut single, &mut with, &mut elsewhere] {
         side.latencies_ms.sort_by(f64::total_cmp);
     }
 
@@ -155,6 +189,22 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     };
     let machine = std::thread::available_parallelism().map_or(0, |n| n.get());
     Ok(vec![
+        compared(
+            &format!("synced PATCHes per second with {idle_watchers} idle watchers of other folders"),
+            elsewhere.rate(),
+            without.rate(),
+            "writes/s",
+            "synced PATCHes per second",
+            Target::AtLeast(0.8),
+        ),
+        compared(
+            &format!("server CPU per synced PATCH with {idle_watchers} idle watchers of other folders"),
+            elsewhere.cpu_per_write_us(),
+            without.cpu_per_write_us(),
+            "µs",
+            "server CPU per synced PATCH",
+            Target::None,
+        ),
         compared(
             "synced PATCHes per second with one watcher of /",
             single.rate(),

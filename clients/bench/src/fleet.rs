@@ -56,13 +56,22 @@ pub struct Spec {
     /// only the last one's `Version` instead of every arrival time, so memory stays flat;
     /// `updates` is then 0 and [`Fleet::wait_version`] waits for a given last version.
     pub tally: bool,
+    /// `{i}` in the request stands for the subscriber's index.
+    pub numbered: bool,
 }
 
 impl Spec {
     /// A `Subscribe: true` GET of `path` on a Braid server.
     pub fn subscription(addr: SocketAddr, path: &str, updates: usize) -> Spec {
         let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nsubscribe: true\r\n\r\n");
-        Spec { addr, request: Arc::new(request.into_bytes()), start: Start::Subscription, updates, tally: false }
+        Spec {
+            addr,
+            request: Arc::new(request.into_bytes()),
+            start: Start::Subscription,
+            updates,
+            tally: false,
+            numbered: false,
+        }
     }
 
     /// The same, open-ended: counted, not timed (see [`Spec::tally`]).
@@ -219,7 +228,12 @@ async fn subscriber(
     let mut stream = TcpStream::connect(spec.addr).await.with_context(|| format!("connecting to {}", spec.addr))?;
     stream.set_nodelay(true)?;
     if !spec.request.is_empty() {
-        stream.write_all(&spec.request).await.context("sending the request")?;
+        let request = match spec.numbered {
+            // `{i}` in the request is this subscriber's index (each watches its own folder).
+            true => String::from_utf8_lossy(&spec.request).replace("{i}", &index.to_string()).into_bytes(),
+            false => spec.request.to_vec(),
+        };
+        stream.write_all(&request).await.context("sending the request")?;
     }
     let mut parser = Parser::new(spec.start, index == 0 && !spec.tally, spec.tally);
     let mut got = Received {
