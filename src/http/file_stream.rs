@@ -109,11 +109,7 @@ pub fn chunks(
     ended: Option<watch::Receiver<bool>>,
     header_only: bool,
 ) -> Chunks {
-    let beats = heartbeat.map(|every| {
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval
-    });
+    let beats = stream::beats(heartbeat);
     let feed = FileFeed { sub, hub, pending: VecDeque::new(), end_pending: false, beats, ended, shutdown, header_only };
     Box::pin(futures_util::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next().await?;

@@ -15,7 +15,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval};
 
 use crate::changes::Cursor;
 use crate::hub::{FolderWatch, Hub, Logged, Scope, Start, Visible};
@@ -209,11 +209,7 @@ fn chunks(
 ) -> Result<Chunks, ApiError> {
     let (watch, start) = state.hub.watch_changes(scope.clone(), since, visible.clone())?;
     let epoch = watch.cursor().epoch;
-    let beats = heartbeat.map(|every| {
-        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        interval
-    });
+    let beats = stream::beats(heartbeat);
     let feed = WatchFeed {
         hub: state.hub.clone(),
         watch,

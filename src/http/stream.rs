@@ -111,11 +111,7 @@ pub fn chunks(
     ended: Option<watch::Receiver<bool>>,
     header_only: bool,
 ) -> Feed {
-    let beats = heartbeat.map(|every| {
-        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        interval
-    });
+    let beats = beats(heartbeat);
     Feed { sub: Box::new(sub), beats, ended, shutdown, header_only }
 }
 
@@ -180,6 +176,16 @@ pub(super) fn shared_framed(shared: &SharedUpdate) -> &Bytes {
 /// A heartbeat chunk.
 pub(super) fn heartbeat() -> Chunk {
     Chunk::from_framed(Bytes::from_static(HEARTBEAT_CHUNK))
+}
+
+/// The heartbeat timer of a stream whose client asked for one every `heartbeat` (the first
+/// after one period; a late tick delays the next instead of bursting).
+pub(super) fn beats(heartbeat: Option<Duration>) -> Option<Interval> {
+    heartbeat.map(|every| {
+        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        interval
+    })
 }
 
 /// The next heartbeat; never, without heartbeats.

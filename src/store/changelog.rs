@@ -35,8 +35,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
-use tokio::sync::watch;
-
 use super::{Batch, Store, StoreError};
 
 const CHANGE: u8 = b'q';
@@ -157,7 +155,8 @@ pub struct ChangeLog {
     /// Read by every watcher after each write (they share the lock), written once per write.
     recent: RwLock<VecDeque<Arc<Logged>>>,
     floor: AtomicU64,
-    end: watch::Sender<u64>,
+    /// The last durable position (moved under `publish`).
+    end: AtomicU64,
     /// Held while a write's changes are shown to readers (the recent changes, the listener,
     /// `end`), so that whoever reads `end` under it (`at_end`) sees every change up to it
     /// already handed to the listener, and every later one still to come.
@@ -193,7 +192,7 @@ impl ChangeLog {
             .and_then(|(k, _)| Some(u64::from_be_bytes(k.get(1..)?.try_into().ok()?)))
             .unwrap_or(0);
         let floor = read_u64(store, &[FLOOR])?.unwrap_or(0);
-        let (end, _) = watch::channel(last);
+        let end = AtomicU64::new(last);
         Ok(ChangeLog {
             epoch,
             window: window.max(MIN_WINDOW),
@@ -255,7 +254,7 @@ impl ChangeLog {
         if let Some(listener) = self.listener.get() {
             listener(&logged);
         }
-        self.end.send_replace(*last);
+        self.end.store(*last, Ordering::Release);
         Ok(())
     }
 
@@ -323,7 +322,7 @@ impl ChangeLog {
 
     /// The last durable position (0: nothing logged yet).
     pub fn end(&self) -> u64 {
-        *self.end.borrow()
+        self.end.load(Ordering::Acquire)
     }
 
     /// Cursors below this may have missed a delete that has left the log.
@@ -335,11 +334,6 @@ impl ChangeLog {
     /// nothing, an older one gets the latest change of each path.
     pub fn window(&self) -> u64 {
         self.window
-    }
-
-    /// A watch of [`end`](Self::end), for waiting until something new is logged.
-    pub fn watch(&self) -> watch::Receiver<u64> {
-        self.end.subscribe()
     }
 
     /// Up to `limit` changes after `after` that `keep` accepts, from memory; None when the
