@@ -36,6 +36,7 @@ mod stream;
 mod takeover;
 mod tls;
 mod trace;
+mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,6 +166,9 @@ fn routes(state: AppState, cors: tower_http::cors::CorsLayer) -> Router {
         .route("/.plait/s", any(share_link::serve_link))
         .route("/.plait/s/", any(share_link::serve_link))
         .route("/.plait/s/{*link}", any(share_link::serve_link))
+        .route("/.plait/uploads", any(uploads::collection))
+        .route("/.plait/uploads/", any(uploads::collection))
+        .route("/.plait/uploads/{id}", any(uploads::one))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))

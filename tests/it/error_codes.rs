@@ -348,6 +348,7 @@ fn intro(group: Group) -> &'static str {
         }
         Group::Request => "From the HTTP layer (`ApiError`, `src/http/error.rs`):",
         Group::Document => "From documents (`HubError`, `src/hub/error.rs`):",
+        Group::Upload => "From resumable uploads (`UploadError`, `src/upload/error.rs`, and `UploadHeaderError`, `src/protocol/upload.rs`; see docs/UPLOADS.md):",
         Group::Access => "From access control (`AuthError`, `src/auth/error.rs`; see docs/ACCESS.md):",
         Group::Server => {
             "Server-side faults, from any layer: logged once by the server, answered with a generic message \
