@@ -309,7 +309,6 @@ fn upload_code(e: &crate::upload::UploadError) -> ErrorCode {
         U::Superseded(_) => C::UploadSuperseded,
         U::BadTarget(_) => C::BadUploadTarget,
         U::BadConcat(_) => C::BadUploadConcat,
-        U::FinalTakesNoBytes => C::FinalUpload,
         U::WrongContentType(_) => C::UploadContentType,
     }
 }

@@ -63,9 +63,6 @@ pub enum UploadError {
     /// A final concatenation names an upload that is not a complete partial upload of the caller.
     #[error("Upload-Concat: {0}")]
     BadConcat(String),
-    /// A partial upload cannot be appended to through a final one, nor a final one patched.
-    #[error("this upload is the concatenation of partial uploads and takes no bytes of its own")]
-    FinalTakesNoBytes,
     /// An append without the content type its protocol requires.
     #[error("an append needs Content-Type: {0}")]
     WrongContentType(&'static str),
@@ -86,7 +83,6 @@ impl UploadError {
             UploadError::Superseded(_) => "upload_superseded",
             UploadError::BadTarget(_) => "bad_upload_target",
             UploadError::BadConcat(_) => "bad_upload_concat",
-            UploadError::FinalTakesNoBytes => "final_upload",
             UploadError::WrongContentType(_) => "upload_content_type",
         }
     }

@@ -13,6 +13,7 @@ mod cors_and_reserved;
 mod crash;
 mod crash_files;
 mod crash_folders;
+mod crash_uploads;
 mod disk;
 mod durability;
 mod error_codes;
@@ -41,6 +42,7 @@ mod store_format;
 mod subscriptions;
 mod takeover;
 mod tidy;
+mod uploads;
 mod wire_golden;
 
 /// Runs an async test body once against the memory store and once against RocksDB in a

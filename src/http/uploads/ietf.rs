@@ -32,6 +32,7 @@ pub(super) fn append(_version: u8, h: &HeaderMap) -> Result<Append, ApiError> {
         offset: headers::sf_integer("Upload-Offset", offset)?,
         length: header(h, "upload-length").map(|v| headers::sf_integer("Upload-Length", v)).transpose()?,
         complete: Some(complete(h)?),
+        declared: super::super::resource::declared_length(h),
         now_ms: super::super::file::now_ms(),
         ..Append::default()
     })

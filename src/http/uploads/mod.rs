@@ -254,7 +254,8 @@ async fn create(state: &AppState, dialect: Dialect, at: Option<&str>, req: Reque
             if !carries && record.length != Some(0) {
                 return Ok(tus::created(&id, &record, false));
             }
-            let append = Append { checksum: tus::checksum(h)?, ..Append { now_ms, ..Append::default() } };
+            let declared = super::resource::declared_length(h);
+            let append = Append { checksum: tus::checksum(h)?, declared, now_ms, ..Append::default() };
             let done = state.hub.append_upload(&id, append, frames(body, state)).await?;
             Ok(tus::created(&id, &done.record, true))
         }
@@ -262,7 +263,8 @@ async fn create(state: &AppState, dialect: Dialect, at: Option<&str>, req: Reque
             let complete = ietf::complete(h)?;
             // A zero-length upload is complete at creation (tus-js-client never sends `?1` for it).
             let complete = if record.length == Some(0) { Some(true) } else { Some(complete) };
-            let append = Append { complete, now_ms, ..Append::default() };
+            let declared = super::resource::declared_length(h);
+            let append = Append { complete, declared, now_ms, ..Append::default() };
             let done = match state.hub.append_upload(&id, append, frames(body, state)).await {
                 Ok(done) => done,
                 Err(e) => return Err(e.into()),

@@ -79,6 +79,7 @@ pub(super) fn append(h: &HeaderMap) -> Result<Append, ApiError> {
         offset: headers::tus_number("Upload-Offset", offset)?,
         length: header(h, "upload-length").map(|v| headers::tus_number("Upload-Length", v)).transpose()?,
         checksum: checksum(h)?,
+        declared: super::super::resource::declared_length(h),
         now_ms: super::super::file::now_ms(),
         ..Append::default()
     })

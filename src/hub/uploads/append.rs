@@ -31,6 +31,9 @@ pub struct Append {
     pub complete: Option<bool>,
     /// The SHA-256 the whole content must have (`Repr-Digest` of the complete content).
     pub expect_sha256: Option<[u8; 32]>,
+    /// The body's length when the request declares it (`Content-Length`): a body that cannot
+    /// fit is refused before a byte is read.
+    pub declared: Option<u64>,
     /// Request time, ms since 1970.
     pub now_ms: u64,
 }
@@ -126,6 +129,13 @@ impl Hub {
         }
         let limit = self.upload_limit();
         let room = record.length.unwrap_or(limit).min(limit).saturating_sub(record.offset);
+        if let Some(declared) = req.declared.filter(|n| *n > room) {
+            let reached = record.offset + declared;
+            return Err(HubError::Upload(match record.length {
+                Some(length) if length <= limit => UploadError::PastLength { length, reached },
+                _ => UploadError::TooLarge { limit },
+            }));
+        }
 
         let mut chunker = self.resumed_chunker(&mut held, id, &record)?;
         let hash_known = held.live.hash.is_some();
@@ -272,7 +282,14 @@ impl Hub {
         record.expires_ms = now_ms + self.0.settings.uploads.expiry.as_millis() as u64;
         let mut batch = Batch::new();
         state::checkpoint(&mut batch, id, record, from, &stored.refs, old_tail, tail);
-        self.0.durability.commit(batch).await.map_err(commit_error)?;
+        if self.0.settings.ack == crate::document::AckPolicy::UnsafeBeforeDurable {
+            // Test-only (`--unsafe-ack-before-durable-ms`): the offset is answered before the
+            // checkpoint is durable, so the crash tests can show they catch the loss.
+            let durability = self.0.durability.clone();
+            tokio::spawn(async move { durability.commit(batch).await });
+        } else {
+            self.0.durability.commit(batch).await.map_err(commit_error)?;
+        }
         // Durable now: the references protect the chunks, the claims may go.
         stored.refs.clear();
         stored.chunks.clear();

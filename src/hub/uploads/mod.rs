@@ -251,4 +251,4 @@ pub(super) fn commit_error(e: Arc<crate::store::StoreError>) -> HubError {
 }
 
 #[cfg(test)]
-mod tests;
+mod uploads_tests;
