@@ -221,6 +221,9 @@ crate::engines!(ietf_draft_interop_6_and_8_and_creation_on_the_resource, |engine
     s.stop().await;
 });
 
+/// A malformed request: method, path, headers, body, then the status and code it must get.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a [u8], u16, &'a str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_upload_requests_get_clear_4xx_and_change_nothing() {
     let s = TestServer::start_with(Engine::Rocks, |c| c.max_upload_bytes = Some(1 << 20)).await;
@@ -229,7 +232,7 @@ async fn malformed_upload_requests_get_clear_4xx_and_change_nothing() {
     let loc = c.header("location").unwrap().to_string();
     assert_eq!(patch(&s, &loc, 0, &[7u8; 100], &[]).await.status, 204);
     let unknown = "/.plait/uploads/00000000000000000000000000000000";
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &[u8], u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/.plait/uploads/", vec![("Upload-Length", "5")], b"", 412, "tus_version"),
         ("POST", "/.plait/uploads/", vec![("Tus-Resumable", "0.2.2"), ("Upload-Length", "5")], b"", 412, "tus_version"),
         ("POST", "/.plait/uploads/", vec![TUS, ("Upload-Metadata", &meta)], b"", 400, "bad_upload_length"),
