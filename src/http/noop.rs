@@ -1,7 +1,7 @@
-//! The benchmarks' no-op reference server (`plait bench-noop`): the very HTTP stack `plait
+//! The benchmarks' no-op reference server (`plait-bench noop`): the very HTTP stack `plait
 //! serve` runs (hyper-util accept loop, limits, stall guard, axum routing), in front of a
 //! handler that reads the request body and answers 200 without doing anything. The cost of
-//! a request here is the floor any handler pays; `plait bench` compares the real server with it.
+//! a request here is the floor any handler pays; `plait-bench` compares the real server with it.
 
 use std::time::Duration;
 
@@ -10,13 +10,17 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 
 use super::{serve, ConnLimits};
 
 async fn nothing(req: Request) -> Response {
-    // Read the body like a real handler must, so the reference pays for it too.
-    let _ = axum::body::to_bytes(req.into_body(), 64 << 20).await;
+    // Read the body like a real handler must, so the reference pays for it too: frame by
+    // frame, each dropped as it comes, so an upload of any size (the UPLOADS scenarios send up
+    // to 128 MiB) is read to its end without being held.
+    let mut body = req.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
     (StatusCode::OK, [("version", "\"noop-0\"")], Body::empty()).into_response()
 }
 

@@ -100,6 +100,15 @@ impl Conn {
         self.io.get_mut().write_all(bytes).await.context("sending a request body")
     }
 
+    /// Ends the connection abruptly, as a network failure or a closed tab does: a TCP reset
+    /// (zero linger), so what the kernel still held unsent is lost and the server's read of the
+    /// body fails instead of ending.
+    pub fn abort(self) -> anyhow::Result<()> {
+        self.io.get_ref().set_zero_linger().context("setting a zero linger")?;
+        drop(self);
+        Ok(())
+    }
+
     /// Reads a body of `len` bytes (a `content-length` one) without keeping it: each piece, as
     /// the socket gives it, goes to `each` (which may check it) and is dropped.
     pub async fn read_body_with(

@@ -39,9 +39,9 @@ use super::report::{Row, Target};
 use super::{chunks_ref, Ctx, Server};
 use plait::chunks::{chunker::chunk_all, ChunkId, ChunkParams};
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 /// The client writes request bodies in pieces of this size.
-const PIECE: usize = 1 << 20;
+pub(crate) const PIECE: usize = 1 << 20;
 /// How often the memory run reads the server's RSS.
 const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
@@ -84,20 +84,20 @@ const SMOKE: Sizes = Sizes {
     delta_change: 256 << 10,
 };
 
-fn random(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut bytes = vec![0u8; len];
     rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
     bytes
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / MIB
 }
 
 /// `PUT`s a file of `len` bytes at `path`, written piece by piece as `fill(offset, piece)` makes
 /// them, counting what was sent in `sent`; returns the wall time to the 200 and the bytes on the
 /// wire (request and response).
-async fn put_file(
+pub(crate) async fn put_file(
     addr: SocketAddr,
     path: &str,
     len: u64,
@@ -124,7 +124,7 @@ async fn put_file(
 }
 
 /// `PUT`s `data` at `path`.
-async fn put_bytes(addr: SocketAddr, path: &str, data: &[u8]) -> anyhow::Result<f64> {
+pub(crate) async fn put_bytes(addr: SocketAddr, path: &str, data: &[u8]) -> anyhow::Result<f64> {
     let sent = AtomicU64::new(0);
     let (wall, _) = put_file(addr, path, data.len() as u64, &sent, |at, piece| {
         let at = at as usize;
@@ -157,14 +157,17 @@ async fn get_file(addr: SocketAddr, path: &str, ranged: Option<u64>, expect: &[u
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// The server's process id and data dir: FILES reads both, so it needs a server it started.
-fn child(server: &Server) -> anyhow::Result<(u32, PathBuf)> {
+/// The server's process id and data dir: FILES and UPLOADS read them, so they need a server
+/// they started.
+pub(crate) fn child(server: &Server) -> anyhow::Result<(u32, PathBuf)> {
     match server {
         Server::Child(p) => {
             let dir = p.data.as_ref().ok_or_else(|| anyhow!("the server has no data dir"))?;
             Ok((p.pid(), dir.path().to_path_buf()))
         }
-        Server::External { .. } => anyhow::bail!("FILES reads the server's data dir and memory: run it without --url"),
+        Server::External { .. } => {
+            anyhow::bail!("FILES and UPLOADS read the server's data dir and memory: run them without --url")
+        }
     }
 }
 
@@ -303,7 +306,11 @@ async fn download(
 }
 
 /// RSS of `pid` (bytes) against the bytes sent so far, until `stop`.
-fn sample_rss(pid: u32, sent: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<(u64, u64)>> {
+pub(crate) fn sample_rss(
+    pid: u32,
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(u64, u64)>> {
     std::thread::spawn(move || {
         let mut samples = Vec::new();
         while !stop.load(Ordering::Relaxed) {

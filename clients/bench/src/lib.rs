@@ -24,6 +24,9 @@
 //! all five as `FOLDERS`) are issue 16's folders: the change log's cost to B6's durable writes
 //! with 100 watchers of `/`, delivery latency to folder watchers against document subscribers,
 //! listing 100,000 entries, idle watchers' memory against B5's subscriptions, a stalled watcher.
+//! `U1`–`U3` (`uN_*.rs`, all three as `UPLOADS`, over the tus client in `tus.rs`) are issue 17's
+//! resumable uploads: 10–128 MiB through a plain `PUT` and tus against the same requests to the
+//! no-op handler, the cost of finishing an upload cut at 50%, memory during a 1 GiB tus upload.
 
 mod b1_sequential;
 mod b2_concurrent;
@@ -50,6 +53,10 @@ pub mod report;
 mod rocks_ref;
 pub mod sink;
 pub mod trace;
+mod tus;
+mod u1_upload_paths;
+mod u2_resume;
+mod u3_upload_memory;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -63,7 +70,7 @@ use report::Row;
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Scenarios to run, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS,FILES,FOLDERS")]
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS,FILES,FOLDERS,UPLOADS")]
     pub scenarios: Vec<String>,
     /// B8: the history sizes (writes) after which the cost of a write is measured.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
@@ -213,7 +220,18 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
                 all.extend(f5_slow_watcher::run(&ctx).await?);
                 all
             }
-            other => bail!("unknown scenario {other:?}; use B1 … B8, CHUNKS, FILES, F1 … F5 or FOLDERS"),
+            "U1" => u1_upload_paths::run(&ctx).await?,
+            "U2" => u2_resume::run(&ctx).await?,
+            "U3" => u3_upload_memory::run(&ctx).await?,
+            "UPLOADS" => {
+                let mut all = u1_upload_paths::run(&ctx).await?;
+                all.extend(u2_resume::run(&ctx).await?);
+                all.extend(u3_upload_memory::run(&ctx).await?);
+                all
+            }
+            other => {
+                bail!("unknown scenario {other:?}; use B1 … B8, CHUNKS, FILES, F1 … F5, FOLDERS, U1 … U3 or UPLOADS")
+            }
         };
         tracing::info!(scenario = %name, seconds = started.elapsed().as_secs_f64(), "scenario done");
         rows.extend(got);

@@ -175,16 +175,34 @@ pub fn cpu_ns_with_exited(pid: u32) -> anyhow::Result<u64> {
     Ok((ticks(11)? + ticks(12)?) * 10_000_000)
 }
 
-/// Resident memory of a process, in bytes (Linux `VmRSS`).
-pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+/// A memory figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …), in bytes.
+fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
     for line in status.lines() {
-        if let Some(kb) = line.strip_prefix("VmRSS:") {
-            let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().context("parsing VmRSS")?;
+        if let Some(kb) = line.strip_prefix(field).and_then(|rest| rest.strip_prefix(':')) {
+            let kb: u64 =
+                kb.trim().trim_end_matches("kB").trim().parse().with_context(|| format!("parsing {field}"))?;
             return Ok(kb * 1024);
         }
     }
-    bail!("no VmRSS line")
+    bail!("no {field} line in /proc/{pid}/status")
+}
+
+/// Resident memory of a process, in bytes (Linux `VmRSS`).
+pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_bytes(pid, "VmRSS")
+}
+
+/// The high-water mark of a process's resident memory, in bytes (Linux `VmHWM`): the peak
+/// since it started or since [`reset_rss_high_water`], whatever a sampler would have missed.
+pub fn rss_high_water(pid: u32) -> anyhow::Result<u64> {
+    status_bytes(pid, "VmHWM")
+}
+
+/// Resets a process's RSS high-water mark to its current RSS (writing 5 to
+/// `/proc/<pid>/clear_refs`, Linux 4.0+; the benchmark's own children).
+pub fn reset_rss_high_water(pid: u32) -> anyhow::Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("resetting VmHWM through /proc/<pid>/clear_refs")
 }
 
 /// The calling thread's CPU time in nanoseconds (Linux), for the in-process references.

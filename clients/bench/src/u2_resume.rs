@@ -1,0 +1,171 @@
+//! U2 (issue 17): what finishing an upload costs after its connection was cut half way.
+//!
+//! The client writes the first half of a 128 MiB body, then cuts its own connection with a TCP
+//! reset (`Conn::abort`: what the kernel still held unsent is lost, as when a network drops or
+//! a tab closes) and finishes the upload the only way each protocol allows: tus asks the
+//! server for the offset it kept (`HEAD`) and sends the rest (one `PATCH`, or 5 MiB `PATCH`es,
+//! the cut falling inside one of them); a plain `PUT` has nothing to resume from and sends the
+//! whole file again. The reference of each tus figure is the plain `PUT`'s, in the same run on
+//! the same server. Each side checks that the cut left no version (an empty `Version`) and that the
+//! finished version's `Repr-Digest` is the SHA-256 of the file. Three rounds, a fresh server
+//! each; medians.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use anyhow::{ensure, Context};
+
+use super::client::Conn;
+use super::files::{mib, put_bytes, put_file, random, PIECE};
+use super::report::Row;
+use super::tus::{self, Peer};
+use super::Ctx;
+
+/// How much: the file, the chunked variant's `PATCH` size, the rounds.
+struct Sizes {
+    file: usize,
+    patch: usize,
+    rounds: usize,
+}
+
+const FULL: Sizes = Sizes { file: 128 << 20, patch: 5 << 20, rounds: 3 };
+/// Smoke: the cut (at 1 MiB) falls inside the second `PATCH`, as at full size.
+const SMOKE: Sizes = Sizes { file: 2 << 20, patch: 768 << 10, rounds: 1 };
+
+/// What one cut and its recovery cost.
+#[derive(Clone, Copy, Default)]
+struct Recovery {
+    /// Body bytes the server had kept at the cut (the tus offset; 0 for a `PUT`).
+    kept: u64,
+    /// Wall time from reconnecting to the version, seconds.
+    wall: f64,
+}
+
+/// A tus upload cut at `cut`, then resumed from the offset the server reports; `patch` is the
+/// `PATCH` size (`usize::MAX`: one).
+async fn tus_side(addr: SocketAddr, target: &str, data: &[u8], patch: usize, cut: u64) -> anyhow::Result<Recovery> {
+    let len = data.len() as u64;
+    let step = (patch as u64).min(len);
+    let mut conn = Conn::connect(addr).await?;
+    let url = tus::create(&mut conn, Peer::Plait, target, len).await?;
+    // The whole `PATCH`es before the one the cut falls in.
+    let mut offset = 0u64;
+    while (offset + step).min(len) <= cut {
+        offset =
+            tus::append(&mut conn, Peer::Plait, &url, offset, &data[offset as usize..(offset + step) as usize]).await?;
+    }
+    let end = (offset + step).min(len);
+    tus::send_patch_head(&mut conn, &url, offset, end - offset).await?;
+    for piece in data[offset as usize..cut as usize].chunks(PIECE) {
+        conn.write_body(piece).await?;
+    }
+    conn.abort()?;
+    ensure!(tus::no_version(addr, target).await?, "{target} is a version after a cut upload");
+
+    let mut conn = Conn::connect(addr).await?;
+    let started = Instant::now();
+    let kept = tus::offset(&mut conn, &url).await?;
+    ensure!(kept <= cut, "the server kept {kept} bytes of the {cut} sent before the cut");
+    tus::append_from(&mut conn, Peer::Plait, &url, data, kept, patch).await?;
+    Ok(Recovery { kept, wall: started.elapsed().as_secs_f64() })
+}
+
+/// A `PUT` cut at `cut`, then sent again whole.
+async fn put_side(addr: SocketAddr, target: &str, data: &[u8], cut: u64) -> anyhow::Result<Recovery> {
+    let mut conn = Conn::connect(addr).await?;
+    conn.send_head("PUT", target, &[("content-type", "application/octet-stream")], data.len() as u64).await?;
+    for piece in data[..cut as usize].chunks(PIECE) {
+        conn.write_body(piece).await?;
+    }
+    conn.abort()?;
+    ensure!(tus::no_version(addr, target).await?, "{target} is a version after a cut PUT");
+    let sent = std::sync::atomic::AtomicU64::new(0);
+    let (wall, _) = put_file(addr, target, data.len() as u64, &sent, |at, piece| {
+        let at = at as usize;
+        piece.copy_from_slice(&data[at..at + piece.len()]);
+    })
+    .await?;
+    Ok(Recovery { kept: 0, wall })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Runs U2.
+pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+    let sizes = if ctx.smoke { &SMOKE } else { &FULL };
+    let (len, cut) = (sizes.file as u64, sizes.file as u64 / 2);
+    // [PUT, tus one PATCH, tus chunked] × rounds
+    let mut got: [Vec<Recovery>; 3] = Default::default();
+    for round in 0..sizes.rounds {
+        tracing::info!(round, mib = mib(len), "U2: uploads cut at 50%, then finished");
+        let server = ctx.server(&[])?;
+        put_bytes(server.addr(), &ctx.doc("u2-warm-up.bin"), &random(1 << 20, 199)).await?;
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            let data = random(sizes.file, 200 + (round * 3 + which) as u64);
+            let sha = tokio::task::block_in_place(|| tus::sha256(&data));
+            let target = ctx.doc(&format!("u2-{round}-{which}.bin"));
+            let addr = server.addr();
+            let recovery = match which {
+                0 => put_side(addr, &target, &data, cut).await?,
+                1 => tus_side(addr, &target, &data, usize::MAX, cut).await?,
+                _ => tus_side(addr, &target, &data, sizes.patch, cut).await?,
+            };
+            tus::check_version(addr, &target, len, &sha).await.with_context(|| format!("U2 side {which}"))?;
+            got[which].push(recovery);
+        }
+    }
+
+    let scenario = format!("U2 ({} MiB, cut at 50%)", sizes.file >> 20);
+    let n = sizes.rounds;
+    let put_wall = median(got[0].iter().map(|r| r.wall).collect()) * 1000.0;
+    let mut rows = vec![Row {
+        reference: Some(("the file".into(), mib(len))),
+        ..Row::info(&scenario, "plain PUT: body bytes sent for the version, both attempts", mib(cut + len), "MiB")
+    }];
+    let patch = tus::size_label(sizes.patch);
+    for (which, label) in [(1, "tus, one PATCH".to_string()), (2, format!("tus, {patch} PATCHes"))] {
+        let kept = median(got[which].iter().map(|r| r.kept as f64).collect()) as u64;
+        let wall = median(got[which].iter().map(|r| r.wall).collect()) * 1000.0;
+        rows.push(Row {
+            reference: Some(("plain PUT: the whole file again".into(), mib(len))),
+            ..Row::info(
+                &scenario,
+                &format!("{label}: body bytes sent after the cut (median of {n})"),
+                mib(len - kept),
+                "MiB",
+            )
+        });
+        rows.push(Row {
+            reference: Some(("bytes written before the cut (a PUT loses them all)".into(), mib(cut))),
+            ..Row::info(
+                &scenario,
+                &format!("{label}: bytes written before the cut, not kept, sent again"),
+                mib(cut - kept),
+                "MiB",
+            )
+        });
+        rows.push(Row {
+            reference: Some(("the file".into(), mib(len))),
+            ..Row::info(
+                &scenario,
+                &format!("{label}: body bytes sent for the version, both attempts"),
+                mib(cut + len - kept),
+                "MiB",
+            )
+        });
+        rows.push(Row {
+            reference: Some(("plain PUT: the whole PUT again".into(), put_wall)),
+            ..Row::info(
+                &scenario,
+                &format!("{label}: wall from reconnecting to the version (HEAD + PATCHes)"),
+                wall,
+                "ms",
+            )
+        });
+    }
+    Ok(rows)
+}
