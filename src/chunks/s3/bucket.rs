@@ -33,7 +33,8 @@ use super::{error, S3Error, Shared};
 pub const MAX_PARTS: u32 = 10_000;
 /// The longest a presigned URL may live (SigV4's limit: 7 days).
 pub const MAX_URL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
-/// How long a read of an object may go without a byte before it is cut.
+/// How long a read of an object may go without a byte from the store, or without its reader
+/// taking one, before it is cut.
 const STREAM_IDLE: Duration = Duration::from_secs(60);
 /// Frames buffered between the engine's runtime and the reader of an object.
 const STREAM_FRAMES: usize = 8;
@@ -277,8 +278,10 @@ impl Bucket {
                     }),
                 };
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    break;
+                // A reader that stopped reading (or left) ends the download too.
+                match tokio::time::timeout(STREAM_IDLE, tx.send(item)).await {
+                    Ok(Ok(())) if !failed => {}
+                    _ => break,
                 }
             }
         });
