@@ -51,6 +51,7 @@ pub mod procs;
 pub mod replay;
 pub mod report;
 mod rocks_ref;
+mod seaweed;
 pub mod sink;
 pub mod trace;
 mod tus;
@@ -155,6 +156,16 @@ impl Ctx {
         match (self.external, &self.plait) {
             (Some((addr, pid)), _) => Ok(Server::External { addr, pid }),
             (None, Some(plait)) => Ok(Server::Child(ServerProc::plait(plait, extra)?)),
+            (None, None) => bail!("no plait binary and no --url"),
+        }
+    }
+
+    /// A fresh `plait serve` with `extra` flags and `env` in its environment; fails with
+    /// `--url` (the benchmark cannot choose an external server's store).
+    pub fn server_with_env(&self, extra: &[&str], env: &[(&str, String)]) -> anyhow::Result<Server> {
+        match (self.external, &self.plait) {
+            (Some(_), _) => bail!("this side starts plait with a store of its own: run it without --url"),
+            (None, Some(plait)) => Ok(Server::Child(ServerProc::plait_with_env(plait, extra, env)?)),
             (None, None) => bail!("no plait binary and no --url"),
         }
     }

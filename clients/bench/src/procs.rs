@@ -25,18 +25,25 @@ pub struct ServerProc {
     pub data: Option<tempfile::TempDir>,
     program: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ServerProc {
     /// `plait serve` (the binary at `plait`) on a fresh RocksDB temp dir, with `extra` flags.
     pub fn plait(plait: &Path, extra: &[&str]) -> anyhow::Result<ServerProc> {
+        ServerProc::plait_with_env(plait, extra, &[])
+    }
+
+    /// The same with `env` added to its environment (e.g. the S3 store's endpoint and keys).
+    pub fn plait_with_env(plait: &Path, extra: &[&str], env: &[(&str, String)]) -> anyhow::Result<ServerProc> {
         let data = tempfile::tempdir().context("creating a temp data dir")?;
         let mut args: Vec<String> = vec!["serve".into(), "--data-dir".into(), data.path().display().to_string()];
         args.extend(["--log".into(), "warn".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let program = plait.to_path_buf();
-        let (addr, child) = spawn(&program, &args)?;
-        Ok(ServerProc { addr, child, data: Some(data), program, args })
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let (addr, child) = spawn(&program, &args, &env)?;
+        Ok(ServerProc { addr, child, data: Some(data), program, args, env })
     }
 
     /// The no-op reference server (`plait-bench noop`): the server library's own HTTP stack,
@@ -54,8 +61,8 @@ impl ServerProc {
     fn own(subcommand: &str) -> anyhow::Result<ServerProc> {
         let program = std::env::current_exe().context("finding the plait-bench executable")?;
         let args = vec![subcommand.to_string()];
-        let (addr, child) = spawn(&program, &args)?;
-        Ok(ServerProc { addr, child, data: None, program, args })
+        let (addr, child) = spawn(&program, &args, &[])?;
+        Ok(ServerProc { addr, child, data: None, program, args, env: Vec::new() })
     }
 
     /// Its process id.
@@ -68,7 +75,7 @@ impl ServerProc {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (addr, child) = spawn(&self.program, &self.args)?;
+        let (addr, child) = spawn(&self.program, &self.args, &self.env)?;
         self.addr = addr;
         self.child = child;
         Ok(())
@@ -106,10 +113,11 @@ pub fn find_plait(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(plait)
 }
 
-/// Starts `program` with `args` and reads its "listening on" line (60 s bound).
-fn spawn(program: &Path, args: &[String]) -> anyhow::Result<(SocketAddr, Child)> {
+/// Starts `program` with `args` (and `env`) and reads its "listening on" line (60 s bound).
+fn spawn(program: &Path, args: &[String], env: &[(String, String)]) -> anyhow::Result<(SocketAddr, Child)> {
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--listen")
         .arg("127.0.0.1:0")
         // The servers it starts are on loopback and open: the benchmarks measure Braid, not
