@@ -97,6 +97,10 @@ fn need(req: &Request) -> Need {
             // Discovery is open; each upload request checks the token against the upload's
             // target and owner in its handler (the target is in the upload's record).
             "uploads" if *method == Method::OPTIONS => Need::Nothing,
+            // A grant for direct uploads needs a token (its handler checks the folder); the
+            // grant's own routes are a capability: Uppy's signer calls carry no token.
+            "direct" if target == "/" => Need::AnyToken,
+            "direct" => Need::Nothing,
             "uploads" => Need::AnyToken,
             "checkpoints" if reading => Need::On(Action::Read, target),
             "checkpoints" | "restore" => Need::On(Action::Write, target),

@@ -13,6 +13,7 @@ mod compress;
 mod cors;
 mod credentials;
 mod diff;
+mod direct;
 mod editor;
 mod error;
 mod fanout;
@@ -166,6 +167,8 @@ fn routes(state: AppState, cors: tower_http::cors::CorsLayer) -> Router {
         .route("/.plait/s", any(share_link::serve_link))
         .route("/.plait/s/", any(share_link::serve_link))
         .route("/.plait/s/{*link}", any(share_link::serve_link))
+        .route("/.plait/direct", any(direct::grants))
+        .route("/.plait/direct/{grant}/s3/{*rest}", any(direct::companion))
         .route("/.plait/uploads", any(uploads::collection))
         .route("/.plait/uploads/", any(uploads::collection))
         .route("/.plait/uploads/{id}", any(uploads::one))

@@ -37,6 +37,9 @@ pub struct FileStore {
     pub params: ChunkParams,
     /// Largest file accepted, in bytes.
     pub max_file_bytes: u64,
+    /// The bucket browsers upload parts to directly (`--blob-store s3://…` with
+    /// `--direct-uploads`); None: direct uploads are off.
+    pub direct: Option<crate::chunks::s3::Bucket>,
 }
 
 impl FileStore {
@@ -45,7 +48,7 @@ impl FileStore {
         let params = ChunkParams::default();
         let engine = Arc::new(crate::chunks::MemoryChunkStore::new());
         let vault = Vault::open(engine, None, params.max(), "in memory")?;
-        Ok(FileStore { vault: Arc::new(vault), params, max_file_bytes: 1 << 30 })
+        Ok(FileStore { vault: Arc::new(vault), params, max_file_bytes: 1 << 30, direct: None })
     }
 }
 

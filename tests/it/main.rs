@@ -14,6 +14,7 @@ mod crash;
 mod crash_files;
 mod crash_folders;
 mod crash_uploads;
+mod direct_s3;
 mod disk;
 mod durability;
 mod error_codes;

@@ -12,7 +12,7 @@
 //! write access to the target, so a revoked token stops at its next append.
 
 mod ietf;
-mod target;
+pub(super) mod target;
 mod tus;
 
 use axum::body::Body;
