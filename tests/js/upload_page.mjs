@@ -4,7 +4,8 @@
 // survives a cut at half way by itself; pause and resume go on from where the server is; a
 // reload in the middle offers to continue, and choosing the same file again continues it; the
 // browser going offline in the middle and back online finishes the upload by itself; a file
-// dropped on the page (a synthetic drop) is uploaded too; the listing shows them all.
+// dropped on the page (a synthetic drop) is uploaded too; a file written by another client
+// appears without a reload; the listing shows them all.
 // The Rust test (tests/it/uploads_browser.rs) made the files and checks the committed bytes.
 //
 // usage: node upload_page.mjs http://HOST:PORT TOKEN DIR SCREENSHOT.png
@@ -129,6 +130,13 @@ await runSteps('upload_page', [
       document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }))
     }, DROPPED)
     await until(DROPPED, 'done', 30000)
+  }],
+  ['a file written elsewhere appears in the listing by itself (the page watches the folder)', async () => {
+    const path = '/up/written-elsewhere.txt'
+    const res = await fetch(base + path, { method: 'PUT', body: 'from curl, say', headers: { Authorization: `Bearer ${token}` } })
+    assert(res.ok, `PUT ${path}: ${res.status}`)
+    await waitFor(async () => (await page.locator('#listing tbody tr').allInnerTexts()).some((r) => r.startsWith('written-elsewhere.txt')),
+      'the new row without a reload', { ms: 10000 })
   }],
   ['the listing shows every file, by the token that wrote it', async () => {
     const names = [A.name, B.name, C.name, D.name, DROPPED]
