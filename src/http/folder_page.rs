@@ -101,14 +101,15 @@ fn head(folder: &str, cursor: &str, auth: &str) -> String {
     if folder != "/" {
         out.push_str("<p><a href=\"../\">&uarr; parent folder</a></p>");
     }
-    let hidden = if auth == "required" { "" } else { " hidden" };
+    // Signing in first, then uploading.
+    let (signin, hidden) = if auth == "required" { ("", " hidden") } else { (" hidden", "") };
     let _ = write!(
         out,
-        "<section id=signin{hidden} aria-labelledby=signin-title><h2 id=signin-title>Sign in</h2>\
+        "<section id=signin{signin} aria-labelledby=signin-title><h2 id=signin-title>Sign in</h2>\
          <form id=signin-form><label for=token>Access token</label> \
          <input id=token type=password autocomplete=off required> <button type=submit>Use this token</button></form>\
          <p id=signin-error role=alert></p></section>\
-         <section id=upload aria-labelledby=upload-title><h2 id=upload-title>Upload</h2>\
+         <section id=upload{hidden} aria-labelledby=upload-title><h2 id=upload-title>Upload</h2>\
          <div id=drop><label for=pick>Drop files anywhere on this page, or choose them:</label> \
          <input type=file id=pick multiple></div>\
          <ul id=uploads aria-live=polite></ul></section>"
@@ -205,7 +206,9 @@ mod tests {
         assert_eq!(shell.headers()["content-type"], "text/html; charset=utf-8");
         let text = head("/a\"b/", "0000000000000001-2", "ok");
         assert!(text.contains("data-folder=\"/a&quot;b/\" data-cursor=\"0000000000000001-2\""), "{text}");
-        assert!(text.contains("<section id=signin hidden"));
+        assert!(text.contains("<section id=signin hidden") && text.contains("<section id=upload aria"), "{text}");
+        let shell = head("/a/", "", "required");
+        assert!(shell.contains("<section id=signin aria") && shell.contains("<section id=upload hidden"), "{shell}");
         for script in ["/.plait/client/tus.min.js", "/.plait/client/folder.js"] {
             assert!(super::super::editor::is_served(script), "{script} is not served");
         }

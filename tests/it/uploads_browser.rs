@@ -140,7 +140,23 @@ async fn stock_uppy_resumes_after_a_cut() {
     let result =
         run_script("uppy_tus.mjs", &s, &[&token, file.to_str().unwrap(), "/up/uppy/"], Duration::from_secs(240)).await;
     assert_committed(&s, &token, "/up/uppy/uppy-40.bin", &sha).await;
-    eprintln!("uppy: {result}\ntook {:?}", started.elapsed());
+    // The reference for the figures (not asserted: a shared machine): the same bytes as one
+    // plain PUT from curl, on the same server, in the same run.
+    let t = Instant::now();
+    let put = tokio::process::Command::new("curl")
+        .args(["-sS", "-f", "-o", "/dev/null", "-T", file.to_str().unwrap(), "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("http://{}/up/uppy/reference.bin", s.addr))
+        .status()
+        .await
+        .expect("curl is required (.ci/setup installs it)");
+    assert!(put.success(), "the reference PUT failed");
+    assert_committed(&s, &token, "/up/uppy/reference.bin", &sha).await;
+    let reference_ms = t.elapsed().as_millis();
+    eprintln!(
+        "uppy: {result}\nreference (curl PUT of the same bytes): {reference_ms} ms\ntook {:?}",
+        started.elapsed()
+    );
     s.stop().await;
 }
 

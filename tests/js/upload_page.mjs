@@ -46,11 +46,13 @@ await runSteps('upload_page', [
     page.on('pageerror', (e) => console.error('page error:', e))
     const res = await page.goto(proxy.url + '/up/')
     assertEq(res.status(), 401, 'a folder page without a token')
+    assert(await page.locator('#upload').isHidden(), 'no upload area before signing in')
     await page.getByLabel('Access token').fill(token)
     await page.getByRole('button', { name: 'Use this token' }).click()
     await waitFor(async () => (await page.locator('#folder').getAttribute('data-auth')) === 'ok', 'the listing after signing in')
     assert(await page.locator('#signin').isHidden(), 'the sign-in form goes away')
     assert(await page.locator('#listing table').isVisible(), 'the listing is shown')
+    assert(await page.getByLabel('Drop files anywhere on this page, or choose them:').isVisible(), 'the labelled file picker')
   }],
   [`${A.name}: the connection is cut at half way, the upload resumes by itself`, async () => {
     const t0 = Date.now()

@@ -42,6 +42,7 @@ async function why(res) {
 function askForToken(message) {
   main.dataset.auth = 'required'
   $('signin').hidden = false
+  if (items.size === 0) $('upload').hidden = true // uploads in progress stay in view
   $('signin-error').textContent = message || ''
   $('token').focus()
 }
@@ -82,6 +83,7 @@ async function refresh() {
   main.dataset.cursor = cursor
   main.dataset.auth = 'ok'
   $('signin').hidden = true
+  $('upload').hidden = false
   return true
 }
 
@@ -179,7 +181,7 @@ class Item {
     bar.value = sent
     this.li.dataset.sent = String(sent)
     const speed = this.state === 'uploading' && rate > 0 ? ` · ${bytes(Math.round(rate))}/s` : ''
-    const again = this.li.dataset.resent ? ` (${bytes(Number(this.li.dataset.resent))} sent again after a dropped connection)` : ''
+    const again = this.li.dataset.resent ? ` (${bytes(Number(this.li.dataset.resent))} sent again)` : ''
     this.li.querySelector('.numbers').textContent = `${bytes(sent)} of ${bytes(this.size)}${speed}${again}`
   }
 
