@@ -21,6 +21,7 @@ mod file;
 mod file_history;
 mod file_stream;
 mod folder;
+mod folder_page;
 mod folder_stream;
 mod headers;
 mod history;

@@ -46,6 +46,7 @@ mod subscriptions;
 mod takeover;
 mod tidy;
 mod uploads;
+mod uploads_browser;
 mod wire_golden;
 
 /// Runs an async test body once against the memory store and once against RocksDB in a
