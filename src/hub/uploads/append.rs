@@ -17,6 +17,11 @@ use super::super::files::Stored;
 use super::super::loading::blocking;
 use super::{commit_error, state, Held, Hub, HubError, CHECKPOINT_EVERY};
 
+/// A superseded request keeps reading while bytes come at least this often...
+const DRAIN_GAP: std::time::Duration = std::time::Duration::from_millis(20);
+/// ...and for at most this long.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the request says besides its body.
 #[derive(Clone, Debug, Default)]
 pub struct Append {
@@ -101,6 +106,13 @@ impl Hub {
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
+        // Offsets only grow: an append behind the durable offset is stale (a browser repeating a
+        // cut request, say) and is refused at once, without waiting for its turn or stopping the
+        // request in flight.
+        let durable = self.upload_record(id)?;
+        if req.offset < durable.offset && durable.done.is_none() {
+            return Err(HubError::Upload(UploadError::OffsetMismatch { sent: req.offset, held: durable.offset }));
+        }
         let slot = self.0.uploads.slot(id);
         let mut held = self.hold(&slot).await;
         let mut record = self.upload_record(id)?;
@@ -144,14 +156,28 @@ impl Hub {
         let mut since_checkpoint = 0u64;
         let mut received = 0u64;
         let mut turn = slot.turn.subscribe();
+        // Once a newer request asks for the upload, this one still takes the bytes that have
+        // already arrived (they are in the socket: dropping them would make the client send
+        // them again), then stops.
+        let mut draining: Option<tokio::time::Instant> = None;
         let ended = loop {
-            let frame = tokio::select! {
-                biased;
-                changed = turn.wait_for(|t| *t != held.turn) => {
-                    let _ = changed;
-                    break Ended::Superseded;
+            let frame = match draining {
+                Some(until) => {
+                    let wait = DRAIN_GAP.min(until.saturating_duration_since(tokio::time::Instant::now()));
+                    match tokio::time::timeout(wait, body.next()).await {
+                        Ok(frame) => frame,
+                        Err(_) => break Ended::Superseded,
+                    }
                 }
-                frame = body.next() => frame,
+                None => tokio::select! {
+                    biased;
+                    changed = turn.wait_for(|t| *t != held.turn) => {
+                        let _ = changed;
+                        draining = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
+                        continue;
+                    }
+                    frame = body.next() => frame,
+                },
             };
             let bytes = match frame {
                 None => break Ended::Whole,
