@@ -220,9 +220,12 @@ impl Hub {
                 _ => return Err(self.ended_error(ended, &record)),
             }
         }
+        // The draft says only `Upload-Complete: ?1` completes an upload, but tus-js-client's
+        // Node file source sends `?0` on the last append of a resumed upload (and then reports
+        // success): an upload that reaches its declared length is complete, whatever it says.
         let completes = match (&ended, req.complete) {
             (Ended::Whole, Some(true)) => true,
-            (Ended::Whole, None) => record.length == Some(chunker.received()),
+            (Ended::Whole, _) => record.length == Some(chunker.received()),
             _ => false,
         };
         if completes {
