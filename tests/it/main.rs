@@ -41,6 +41,7 @@ mod store_format;
 mod subscriptions;
 mod takeover;
 mod tidy;
+mod tus_clients;
 mod wire_golden;
 
 /// Runs an async test body once against the memory store and once against RocksDB in a
