@@ -31,10 +31,11 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
+use crate::auth::{bearer, create_token, token_server, ADMIN};
 use crate::support::client::request;
 use crate::support::cut_proxy::{CutPlan, CutProxy};
 use crate::support::killable::{kill_server, start_server, tail, Notes};
-use crate::support::server::{Engine, TestServer};
+use crate::support::server::Engine;
 
 /// The file every upload sends: tens of MB, not a multiple of any chunk size.
 const SIZE: usize = 30_000_000;
@@ -210,11 +211,13 @@ async fn upload_through_cut(
     endpoint_path: &str,
     file: &Path,
     metadata: Value,
+    headers: Value,
 ) -> Outcome {
     let proxy = CutProxy::start(upstream, CutPlan { after_bytes: SIZE as u64 / 2, times: 1 }).await;
     let endpoint = format!("{}{endpoint_path}", proxy.base());
     let started = Instant::now();
     let mut opts = client.options(&endpoint, file, metadata);
+    opts["headers"] = headers;
     let (mut ok, mut report) = run_client(client, &opts).await;
     if client == Client::TuspyChecksums {
         // tuspy does not retry by itself here: the cut ends the run, and the test runs it again
@@ -264,13 +267,21 @@ fn url_path(url: &str) -> &str {
 }
 
 /// Checks what Plait committed at `target` for the upload at `url`.
-async fn check_plait(s: std::net::SocketAddr, target: &str, url: &str, digest: &[u8; 32], concatenated: bool) {
-    let got = request(s, "GET", target, &[], b"").await;
+async fn check_plait(
+    s: std::net::SocketAddr,
+    auth: &[(&str, &str)],
+    target: &str,
+    url: &str,
+    digest: &[u8; 32],
+    concatenated: bool,
+) {
+    let got = request(s, "GET", target, auth, b"").await;
     assert_eq!(got.status, 200, "GET {target}: {}", got.text());
     assert_eq!(got.body.len(), SIZE, "GET {target}: wrong length");
     assert!(sha256(&got.body) == *digest, "GET {target}: the bytes differ from the file");
     assert_eq!(got.header("repr-digest"), Some(repr_digest(digest).as_str()), "GET {target}: Repr-Digest");
-    let head = request(s, "HEAD", url_path(url), &[("Tus-Resumable", "1.0.0")], b"").await;
+    let head_headers = [auth, &[("Tus-Resumable", "1.0.0")]].concat();
+    let head = request(s, "HEAD", url_path(url), &head_headers, b"").await;
     assert!(head.status < 300, "HEAD {url} after the upload: {} {}", head.status, head.text());
     let offset = head.header("upload-offset");
     // A final concatenated upload may leave Upload-Offset out (tus 1.0.0, concatenation).
@@ -279,17 +290,22 @@ async fn check_plait(s: std::net::SocketAddr, target: &str, url: &str, digest: &
     }
 }
 
-/// One client against Plait: cut at 50%, resume, check the committed version.
+/// One client against Plait with access control on: cut at 50%, resume, check the committed
+/// version. The client holds a write token for `/up/` only (sent on every request through the
+/// libraries' `headers` options), so creation and every append are checked.
 async fn cut_and_resume_on_plait(client: Client, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let (file, digest) = seeded_file(dir.path(), seed);
-    let s = TestServer::start(Engine::Rocks).await;
+    let s = token_server(Engine::Rocks, |_| {}).await;
+    let writer = create_token(s.addr, ADMIN, "uploader", "write", &["/up/"], None).await;
     let target = format!("/up/seed-{seed}.bin");
     let metadata =
         json!({"path": target, "filename": format!("seed-{seed}.bin"), "filetype": "application/octet-stream"});
-    let o = upload_through_cut(client, s.addr, PLAIT_UPLOADS, &file, metadata).await;
+    let headers = json!({"Authorization": bearer(&writer.token)});
+    let o = upload_through_cut(client, s.addr, PLAIT_UPLOADS, &file, metadata, headers).await;
     print_outcome(client, "Plait", &o);
-    check_plait(s.addr, &target, &o.url, &digest, client == Client::JsParallel3).await;
+    check_plait(s.addr, &[("Authorization", &bearer(ADMIN))], &target, &o.url, &digest, client == Client::JsParallel3)
+        .await;
     s.stop().await;
 }
 
@@ -299,7 +315,7 @@ async fn cut_and_resume_on_reference(client: Client, seed: u64) {
     let (file, digest) = seeded_file(dir.path(), seed);
     let r = ReferenceServer::start().await;
     let metadata = json!({"filename": format!("seed-{seed}.bin"), "filetype": "application/octet-stream"});
-    let o = upload_through_cut(client, r.addr, REFERENCE_UPLOADS, &file, metadata).await;
+    let o = upload_through_cut(client, r.addr, REFERENCE_UPLOADS, &file, metadata, json!({})).await;
     print_outcome(client, "@tus/server", &o);
     let stored = r.stored(&o.url);
     assert_eq!(stored.len(), SIZE, "the reference stored a file of another length");
@@ -434,7 +450,7 @@ async fn tus_js_resumes_after_kill_9_of_plait() {
         started.elapsed().as_millis()
     );
     let url = report["url"].as_str().unwrap().to_string();
-    check_plait(restarted.addr, target, &url, &digest, false).await;
+    check_plait(restarted.addr, &[], target, &url, &digest, false).await;
     let complaints = crate::support::killable::server_complaints(&log, &notes);
     assert_eq!(complaints, 0, "the server logged errors: {:?}", notes.drain());
 }
