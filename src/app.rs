@@ -214,6 +214,9 @@ impl App {
         let App { state, stop, limits, hub, retention, collect_every, store_closed, access } = self;
         let compaction = retention.map(|(policy, every)| tokio::spawn(run_retention(hub.clone(), policy, every)));
         let collector = collect_every.map(|every| tokio::spawn(run_collector(hub.clone(), every)));
+        // Abandoned uploads: a pass every quarter of their lifetime, at least every minute.
+        let every = (hub.upload_expiry() / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let uploads = Some(tokio::spawn(crate::hub::run_expiry(hub.clone(), every)));
         // The expiry task holds the store (through `Access`): it must be gone before the wait below.
         let expiry = access.map(|a| tokio::spawn(a.run_expiry()));
         // At shutdown, subscriptions end through their documents (see `Hub::end_subscriptions`).
@@ -225,7 +228,7 @@ impl App {
             }
         });
         http::serve_api(listener, state, limits, stop, shutdown).await.context("serving HTTP")?;
-        for task in [compaction, collector, expiry, Some(ender)].into_iter().flatten() {
+        for task in [compaction, collector, expiry, uploads, Some(ender)].into_iter().flatten() {
             task.abort();
             let _ = task.await;
         }

@@ -121,6 +121,19 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_CHUNK_COLLECT_INTERVAL_SECS", default_value_t = 3600)]
     pub chunk_collect_interval_secs: u64,
 
+    /// Resumable uploads (tus, the IETF draft): an upload nobody continues for this many
+    /// seconds expires, and its chunks are collected (each append extends it).
+    #[arg(long, env = "PLAIT_UPLOAD_EXPIRY_SECS", default_value_t = 24 * 3600)]
+    pub upload_expiry_secs: u64,
+
+    /// Largest resumable upload, in bytes (default: `--max-file-bytes`).
+    #[arg(long, env = "PLAIT_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+
+    /// Resumable uploads in progress per credential (with `--auth none`: in all).
+    #[arg(long, env = "PLAIT_MAX_UPLOADS_PER_TOKEN", default_value_t = 100)]
+    pub max_uploads_per_token: usize,
+
     /// Folder change log: how many of the latest changes are kept whole, so a watcher resuming
     /// within them gets every change; older positions keep only each path's latest change, and
     /// deletes that age out make older cursors list afresh (see docs/FOLDERS.md). At least 10000.
@@ -257,6 +270,9 @@ impl ServeConfig {
             chunk_max_bytes: 4 << 20,
             chunk_key_file: None,
             chunk_collect_interval_secs: 3600,
+            upload_expiry_secs: 24 * 3600,
+            max_upload_bytes: None,
+            max_uploads_per_token: 100,
             change_log_window: 100_000,
             max_poll_secs: 300,
             max_header_bytes: 64 << 10,
@@ -335,6 +351,11 @@ impl ServeConfig {
             max_subscriptions_per_doc: self.max_subscriptions_per_doc,
             max_subscriptions: self.max_subscriptions,
             max_document_chars: self.max_document_chars,
+            uploads: crate::hub::UploadSettings {
+                expiry: Duration::from_secs(self.upload_expiry_secs.max(1)),
+                max_bytes: self.max_upload_bytes.unwrap_or(u64::MAX),
+                max_per_owner: self.max_uploads_per_token,
+            },
             ..HubSettings::standard()
         }
     }

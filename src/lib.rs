@@ -27,3 +27,4 @@ pub mod hub;
 pub mod protocol;
 pub mod store;
 pub mod text;
+pub mod upload;

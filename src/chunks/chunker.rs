@@ -65,6 +65,39 @@ impl Chunker {
         }
     }
 
+    /// A chunker that continues a stream paused earlier (a resumable upload): the stream's
+    /// first `tail_offset + tail.len()` bytes arrived before, `tail` are the last of them, not
+    /// yet cut, and `sha` is the SHA-256 state over all of them. Content-defined cuts depend only
+    /// on the bytes after the last cut, so the chunks it returns are those the stream would
+    /// have given uninterrupted.
+    pub fn resume(params: ChunkParams, tail_offset: u64, tail: &[u8], sha: Sha256) -> Self {
+        let mut chunker = Chunker::new(params);
+        chunker.buf.extend_from_slice(tail);
+        chunker.offset = tail_offset;
+        chunker.sha = sha;
+        chunker
+    }
+
+    /// The bytes received and not yet cut (what a paused upload must keep).
+    pub fn tail(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Where [`tail`](Self::tail) starts in the stream: the end of the last chunk returned.
+    pub fn tail_offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.offset + self.buffered() as u64
+    }
+
+    /// The SHA-256 state over every byte received (to resume or roll back a stream).
+    pub fn digest_state(&self) -> Sha256 {
+        self.sha.clone()
+    }
+
     /// Bytes held and not yet returned as a chunk (at most `max` between calls).
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
@@ -134,6 +167,27 @@ mod tests {
         let mut bytes = vec![0u8; len];
         rng.fill_bytes(&mut bytes);
         bytes
+    }
+
+    #[test]
+    fn a_resumed_stream_cuts_and_hashes_like_an_uninterrupted_one() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let bytes = random_bytes(&mut rng, 50_000);
+        let (whole, summary) = chunk_all(small(), &bytes);
+        for pause in [0usize, 1, 3000, 4096, 27_123, 49_999, 50_000] {
+            let mut first = Chunker::new(small());
+            let mut chunks = first.push(&bytes[..pause]);
+            assert_eq!(first.received(), pause as u64);
+            let tail = first.tail().to_vec();
+            assert_eq!(first.tail_offset() + tail.len() as u64, pause as u64);
+            let mut second = Chunker::resume(small(), first.tail_offset(), &tail, first.digest_state());
+            drop(first);
+            chunks.extend(second.push(&bytes[pause..]));
+            let (last, got) = second.finish();
+            chunks.extend(last);
+            assert_eq!(chunks, whole, "paused at {pause}");
+            assert_eq!(got, summary, "paused at {pause}");
+        }
     }
 
     /// FastCDC over the whole buffer: the chunks every split into frames must reproduce.

@@ -29,6 +29,11 @@ use super::{ChunkId, ChunkSize};
 const BY_CHUNK: u8 = b'k';
 const BY_OWNER: u8 = b'o';
 
+/// The owner name under which resumable uploads in progress reference their chunks (version:
+/// the upload's id, or the id with `~tail` for its uncut last bytes). No resource path has it
+/// (paths start with `/`), and [`resources`] leaves it out.
+pub const UPLOADS: &str = "\u{0}uploads";
+
 /// Who references a chunk: one version of one resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner<'a> {
@@ -207,6 +212,7 @@ pub fn resources(store: &dyn Store) -> Result<Vec<String>, StoreError> {
             .split_first_chunk::<4>()
             .and_then(|(len, rest)| rest.get(..u32::from_be_bytes(*len) as usize))
             .and_then(|r| std::str::from_utf8(r).ok());
+        let name = name.filter(|n| *n != UPLOADS);
         if let Some(name) = name.filter(|n| out.last().map(String::as_str) != Some(*n)) {
             out.push(name.to_string());
         }

@@ -103,6 +103,10 @@ pub struct FileWriteRequest {
     /// Kept until the round is durable: the upload's claims on its chunks, so the collector
     /// cannot delete one between the upload and the commit, even if the caller goes away.
     pub hold: Option<Hold>,
+    /// Other records that must change in the same atomic batch as the version (a resumable
+    /// upload's record and chunk list give way to the version it became). Written only when
+    /// the write makes a new version.
+    pub also: Vec<crate::store::Op>,
 }
 
 /// Something kept alive until a round is durable (an upload's claims on its chunks).

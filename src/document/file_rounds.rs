@@ -116,6 +116,7 @@ impl<R> DocCore<R> {
         if version.content.is_some() {
             refs::add(&mut batch, Owner { resource: &self.path, version: version.id.as_str() }, &req.refs);
         }
+        batch.ops.extend(req.also.iter().cloned());
         batch.log(changed::file_version(&self.path, &self.file, heads_before, live_before).entry());
         let mut reply = Some(reply);
         if self.settings.ack == AckPolicy::UnsafeBeforeDurable {

@@ -94,6 +94,10 @@ fn need(req: &Request) -> Need {
             "history" | "diff" | "chunks-of" => Need::On(Action::Read, target),
             "missing" | "chunk" | "commit" => Need::On(Action::Write, target),
             "collect" => Need::On(Action::Admin, "/".into()),
+            // Discovery is open; each upload request checks the token against the upload's
+            // target and owner in its handler (the target is in the upload's record).
+            "uploads" if *method == Method::OPTIONS => Need::Nothing,
+            "uploads" => Need::AnyToken,
             "checkpoints" if reading => Need::On(Action::Read, target),
             "checkpoints" | "restore" => Need::On(Action::Write, target),
             "compact" => Need::On(Action::Admin, target),

@@ -46,6 +46,7 @@ pub async fn overview(State(state): State<AppState>, req: Request) -> Result<Res
         "chunks": usage.chunks,
         "dedupe_ratio": usage.dedupe_ratio(),
         "delta_sessions": state.hub.delta_sessions(),
+        "uploads_in_use": state.hub.uploads_in_use(),
     })))
 }
 

@@ -29,6 +29,8 @@ pub enum Group {
     Request,
     /// Documents (`HubError`): state of the document, history and checkpoints.
     Document,
+    /// Resumable uploads (`UploadError`, `UploadHeaderError`): tus and the IETF draft.
+    Upload,
     /// Access control (`AuthError`).
     Access,
     /// Server-side faults of any layer: logged once, answered with a generic message.
@@ -37,8 +39,16 @@ pub enum Group {
 
 impl Group {
     /// Every group, in the order of the docs.
-    pub const ALL: &'static [Group] =
-        &[Group::Wire, Group::Text, Group::Request, Group::Document, Group::Access, Group::Server, Group::Decoder];
+    pub const ALL: &'static [Group] = &[
+        Group::Wire,
+        Group::Text,
+        Group::Request,
+        Group::Document,
+        Group::Upload,
+        Group::Access,
+        Group::Server,
+        Group::Decoder,
+    ];
 }
 
 /// Whether a response carries `Retry-After`.
@@ -151,7 +161,7 @@ macro_rules! error_codes {
     };
 }
 
-use Group::{Access, Decoder, Document, Request, Text, Wire};
+use Group::{Access, Decoder, Document, Request, Text, Upload, Wire};
 use RetryAfter::{FromError, Seconds};
 
 error_codes! {
@@ -296,6 +306,46 @@ error_codes! {
         "a checkpoint of that name names another version"),
     TooManyCheckpoints => Row::new(Document, "too_many_checkpoints", 409,
         "the document has 1000 checkpoints"),
+    // Resumable uploads (tus 1.0.0 and the IETF draft; docs/UPLOADS.md).
+    TusVersion => Row::new(Upload, "tus_version", 412,
+        "`Tus-Resumable` names a version other than 1.0.0; `Tus-Version` lists the one spoken"),
+    BadUploadLength => Row::new(Upload, "bad_upload_length", 400,
+        "`Upload-Length`, `Upload-Offset` or `Upload-Defer-Length` is not a plain non-negative integer (or `1`), or neither a length nor a deferred length was given"),
+    BadUploadMetadata => Row::new(Upload, "bad_upload_metadata", 400,
+        "`Upload-Metadata` is not comma-separated `key base64` pairs with unique keys"),
+    BadChecksum => Row::new(Upload, "bad_checksum", 400,
+        "`Upload-Checksum` is not `<algorithm> <base64 digest of the right length>`"),
+    ChecksumAlgorithm => Row::new(Upload, "checksum_algorithm", 400,
+        "`Upload-Checksum` names an algorithm other than sha1 and sha256"),
+    BadUploadConcat => Row::new(Upload, "bad_upload_concat", 400,
+        "`Upload-Concat` is not `partial` or `final;<upload URLs>`, or names an upload that is not a complete partial upload of the caller"),
+    BadUploadComplete => Row::new(Upload, "bad_upload_complete", 400,
+        "`Upload-Complete` is not `?1` or `?0`"),
+    UploadInteropVersion => Row::new(Upload, "upload_interop_version", 400,
+        "`Upload-Draft-Interop-Version` other than 5, 6, 7 or 8"),
+    BadUploadTarget => Row::new(Upload, "bad_upload_target", 400,
+        "`Upload-Metadata` names no target (`path`, or `folder` and `filename`) or one that is not a resource path"),
+    NoUpload => Row::new(Upload, "no_upload", 404,
+        "no upload has this id: it never existed, was cancelled, or expired"),
+    UploadOffset => Row::new(Upload, "upload_offset", 409,
+        "`Upload-Offset` is not the upload's offset; nothing changed; the response's `Upload-Offset` says where to resume"),
+    UploadComplete => Row::new(Upload, "upload_complete", 409,
+        "an append to an upload that is already complete"),
+    UploadSuperseded => Row::new(Upload, "upload_superseded", 409,
+        "a newer request for the same upload took over; this one stopped and kept what it had received"),
+    UploadLengthMismatch => Row::new(Upload, "upload_length_mismatch", 409,
+        "a length other than the one declared, or a completion whose bytes are not the declared length"),
+    TooManyUploads => Row::new(Upload, "too_many_uploads", 409,
+        "the credential already has `--max-uploads-per-token` uploads in progress"),
+    PastUploadLength => Row::new(Upload, "past_upload_length", 413,
+        "an append that would take the upload past its declared length: refused before a byte is read when it has a `Content-Length`; a chunked body keeps the bytes that fitted"),
+    UploadTooLarge => Row::new(Upload, "upload_too_large", 413,
+        "an upload longer than `--max-upload-bytes` (or `--max-file-bytes`)"),
+    UploadContentType => Row::new(Upload, "upload_content_type", 415,
+        "a tus append without `Content-Type: application/offset+octet-stream`"),
+    ChecksumMismatch => Row::new(Upload, "checksum_mismatch", 460,
+        "the append's bytes do not match its `Upload-Checksum`; they were discarded").reason("Checksum Mismatch"),
+
     BehindHorizon => Row::new(Document, "behind_horizon", 410,
         "the request names versions compaction folded away; body (`horizon`, `snapshot`), `Merge-Horizon` and `Link: <path>; rel=\"latest-version\"` say where to refetch (GET without `Parents`) and continue"),
     DocumentTooLarge => Row::new(Document, "document_too_large", 413,

@@ -60,6 +60,22 @@ const EXPOSED: &[&str] = &[
     "content-range",
     // Folders: the cursor a listing was read at (`GET ?since=` continues from it).
     "plait-cursor",
+    // Resumable uploads (tus and the IETF draft): browsers' clients read these.
+    "location",
+    "upload-offset",
+    "upload-length",
+    "upload-expires",
+    "upload-complete",
+    "upload-limit",
+    "upload-metadata",
+    "upload-concat",
+    "upload-defer-length",
+    "upload-draft-interop-version",
+    "tus-resumable",
+    "tus-version",
+    "tus-extension",
+    "tus-max-size",
+    "tus-checksum-algorithm",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {

@@ -154,6 +154,9 @@ pub enum ApiError {
     /// The application core refused or failed.
     #[error(transparent)]
     Hub(#[from] HubError),
+    /// A header of a resumable upload did not parse.
+    #[error(transparent)]
+    UploadHeader(#[from] crate::protocol::upload::UploadHeaderError),
     /// Access control refused, or managing a credential failed.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -200,6 +203,7 @@ impl ApiError {
             ApiError::NotText(_) => C::NotText,
             ApiError::MultiplexingNotSupported => C::MultiplexingNotSupported,
             ApiError::Hub(e) => hub_code(e),
+            ApiError::UploadHeader(e) => upload_header_code(e),
             ApiError::Auth(e) => auth_code(e),
         }
     }
@@ -286,6 +290,41 @@ fn hub_code(e: &HubError) -> ErrorCode {
         HubError::DigestMismatch { .. } => C::DigestMismatch,
         HubError::ChunksMissing(_) => C::ChunksMissing,
         HubError::ChunkLength { .. } => C::BadChunkList,
+        HubError::Upload(u) => upload_code(u),
+    }
+}
+
+fn upload_code(e: &crate::upload::UploadError) -> ErrorCode {
+    use crate::upload::UploadError as U;
+    use ErrorCode as C;
+    match e {
+        U::NotFound(_) => C::NoUpload,
+        U::OffsetMismatch { .. } => C::UploadOffset,
+        U::PastLength { .. } => C::PastUploadLength,
+        U::LengthMismatch { .. } => C::UploadLengthMismatch,
+        U::TooLarge { .. } => C::UploadTooLarge,
+        U::TooMany { .. } => C::TooManyUploads,
+        U::ChecksumMismatch { .. } => C::ChecksumMismatch,
+        U::Completed => C::UploadComplete,
+        U::Superseded(_) => C::UploadSuperseded,
+        U::BadTarget(_) => C::BadUploadTarget,
+        U::BadConcat(_) => C::BadUploadConcat,
+        U::WrongContentType(_) => C::UploadContentType,
+    }
+}
+
+fn upload_header_code(e: &crate::protocol::upload::UploadHeaderError) -> ErrorCode {
+    use crate::protocol::upload::UploadHeaderError as H;
+    use ErrorCode as C;
+    match e {
+        H::UnsupportedVersion(_) => C::TusVersion,
+        H::BadNumber { .. } | H::BadDeferLength => C::BadUploadLength,
+        H::BadMetadata(_) => C::BadUploadMetadata,
+        H::BadChecksum(_) => C::BadChecksum,
+        H::UnsupportedChecksum(_) => C::ChecksumAlgorithm,
+        H::BadConcat(_) => C::BadUploadConcat,
+        H::BadComplete(_) => C::BadUploadComplete,
+        H::UnsupportedInterop(_) => C::UploadInteropVersion,
     }
 }
 
@@ -373,6 +412,12 @@ impl IntoResponse for ApiError {
         } else {
             None
         };
+        let resume_at = match &self {
+            ApiError::Hub(HubError::Upload(
+                crate::upload::UploadError::OffsetMismatch { held, .. } | crate::upload::UploadError::Superseded(held),
+            )) => Some(*held),
+            _ => None,
+        };
         if let ApiError::Hub(HubError::ChunksMissing(ids)) = &self {
             body["missing"] = serde_json::json!(ids.iter().map(|id| id.to_string()).collect::<Vec<_>>());
         }
@@ -382,6 +427,10 @@ impl IntoResponse for ApiError {
         let headers = res.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert("plait-error", HeaderValue::from_static(row.code));
+        if let Some(offset) = resume_at {
+            // Where the upload is: the client resumes from here (tus and the IETF draft).
+            headers.insert("upload-offset", HeaderValue::from(offset));
+        }
         if let Some((horizon, snapshot)) = gone {
             super::reply::set_version(headers, "merge-horizon", horizon);
             // RFC 5829's relation for "the current version of this resource".

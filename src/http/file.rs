@@ -116,7 +116,7 @@ async fn sniff(mut body: Body, limit: usize, timeout: std::time::Duration) -> Re
 
 /// The next data frame of `body` (trailers skipped), None at its end; each frame must arrive
 /// within `timeout` (an idle limit: a large upload may take as long as it keeps sending).
-async fn next_frame(body: &mut Body, timeout: std::time::Duration) -> Result<Option<Bytes>, ApiError> {
+pub(super) async fn next_frame(body: &mut Body, timeout: std::time::Duration) -> Result<Option<Bytes>, ApiError> {
     loop {
         let frame = tokio::time::timeout(timeout, body.frame())
             .await

@@ -36,6 +36,7 @@ mod stream;
 mod takeover;
 mod tls;
 mod trace;
+mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,6 +166,9 @@ fn routes(state: AppState, cors: tower_http::cors::CorsLayer) -> Router {
         .route("/.plait/s", any(share_link::serve_link))
         .route("/.plait/s/", any(share_link::serve_link))
         .route("/.plait/s/{*link}", any(share_link::serve_link))
+        .route("/.plait/uploads", any(uploads::collection))
+        .route("/.plait/uploads/", any(uploads::collection))
+        .route("/.plait/uploads/{id}", any(uploads::one))
         .route("/.plait/{*rest}", any(plait_unknown))
         .route("/.well-known/multiplexer", any(multiplexer))
         .route("/.well-known/multiplexer/{*rest}", any(multiplexer))
@@ -178,10 +182,11 @@ fn routes(state: AppState, cors: tower_http::cors::CorsLayer) -> Router {
         true => router.layer(axum::middleware::from_fn_with_state(state.clone(), access::guard)),
         false => router,
     };
-    // tower-http's CORS layer answers every OPTIONS itself. With access control on, only real
-    // preflights (they carry `Access-Control-Request-Method`, and never credentials) may be
-    // answered that way; any other OPTIONS goes past CORS to the guard like any request.
-    let bare: Option<Router> = guarded.then(|| router.clone().with_state(state.clone()));
+    // tower-http's CORS layer answers every OPTIONS itself. Only real preflights (they carry
+    // `Access-Control-Request-Method`, and never credentials) may be answered that way; any
+    // other OPTIONS goes past CORS to the guard and the handler like any request (tus clients
+    // discover the server's extensions with one).
+    let bare: Option<Router> = Some(router.clone().with_state(state.clone()));
     let plain: Router = router.clone().layer(cors.clone()).with_state(state.clone());
     // Subscriptions bypass the compression layer entirely, not just its predicate: its body
     // wrapper is as large as its biggest encoder (~6 KiB), and a 209 stream would carry it

@@ -33,6 +33,10 @@ async fn dispatch(state: AppState, req: Request) -> Result<Response, ApiError> {
     let grant = super::access::grant_of(&req);
     check_path(&path)?;
     check_transfer_encoding(req.headers())?;
+    // The IETF draft's upload creation on the resource itself (`Upload-Complete`).
+    if matches!(*req.method(), Method::PUT | Method::POST) && super::uploads::is_creation(req.headers()) {
+        return Ok(super::uploads::at_target(&state, &path, req).await);
+    }
     let braid = BraidHeaders::parse(req.headers())?;
     let max_ids = state.settings.max_version_ids;
     for (name, v) in [("Version", &braid.version), ("Parents", &braid.parents)] {

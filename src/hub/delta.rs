@@ -153,7 +153,7 @@ impl Hub {
         write.change = FileChange::Content(Content { content_type, size, sha256, chunks });
         // The session's claims now belong to the commit, and go with it.
         let hold = self.0.deltas.take(key).map(|u| Arc::new(u) as crate::document::Hold);
-        let req = FileWriteRequest { write, refs, peer, hold };
+        let req = FileWriteRequest { write, refs, peer, hold, also: Vec::new() };
         self.send_file_write(&key.path, req).await
     }
 

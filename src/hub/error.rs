@@ -63,6 +63,9 @@ pub enum HubError {
         /// The stored length.
         stored: u32,
     },
+    /// A resumable upload's request was refused.
+    #[error(transparent)]
+    Upload(#[from] crate::upload::UploadError),
     /// The document's worker went away unexpectedly.
     #[error("document worker unavailable")]
     Unavailable,

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::chunks::gc::Collected;
 use crate::chunks::stats::Usage;
-use crate::chunks::{Chunk, ChunkError, ChunkId, ChunkParams, ChunkSize, Chunker, StreamSummary, Upload, Vault};
+use crate::chunks::{Chunk, ChunkError, ChunkId, ChunkParams, ChunkSize, Chunker, Upload, Vault};
 use crate::document::{Command, DocError, FileRetention, FileWriteOutcome, FileWriteRequest, Hold};
 
 use super::retention::RetentionRule;
@@ -70,15 +70,20 @@ pub struct FileIngest {
 }
 
 /// The chunks of one body stored so far, and the upload that claims them.
-struct Stored {
-    upload: Upload,
-    chunks: Vec<ChunkRef>,
-    refs: Vec<(ChunkId, ChunkSize)>,
+pub(super) struct Stored {
+    pub(super) upload: Upload,
+    pub(super) chunks: Vec<ChunkRef>,
+    pub(super) refs: Vec<(ChunkId, ChunkSize)>,
 }
 
 impl Stored {
+    /// Nothing stored yet, claims held by `upload`.
+    pub(super) fn new(upload: Upload) -> Self {
+        Stored { upload, chunks: Vec::new(), refs: Vec::new() }
+    }
+
     /// Stores `done` (blocking: synced writes).
-    fn store(&mut self, done: Vec<Chunk>) -> Result<(), HubError> {
+    pub(super) fn store(&mut self, done: Vec<Chunk>) -> Result<(), HubError> {
         for chunk in done {
             let (id, size) = self.upload.put(&chunk.data)?;
             self.chunks.push(ChunkRef { id: id.0, len: chunk.data.len() as u64 });
@@ -91,11 +96,12 @@ impl Stored {
 /// Frames queued for an upload's writer thread, at most.
 const QUEUED_FRAMES: usize = 16;
 
-/// What an upload's writer thread hands back: everything stored, and the stream's summary.
-type Written = Result<(Stored, StreamSummary), HubError>;
+/// What an upload's writer thread hands back: the chunker with the bytes not yet cut, and
+/// everything stored.
+type Written = Result<(Chunker, Stored), HubError>;
 
 /// An upload's writer thread: cuts the frames it receives, in order, and stores each chunk;
-/// hands back [`Stored`] once the sender is dropped, or its first error. A request that goes
+/// hands back the chunker and [`Stored`] once the sender is dropped, or its first error. A request that goes
 /// away drops the sender: the thread stores what it holds and ends, and the upload's claims go
 /// with it (its chunks are orphans for the collector).
 struct Writer {
@@ -115,17 +121,13 @@ impl Writer {
         std::thread::Builder::new()
             .name("plait-chunk-writer".into())
             .spawn(move || {
-                let outcome = stored.store(first).and_then(|()| loop {
-                    match rx.blocking_recv() {
-                        Some(frame) => stored.store(chunker.push(&frame))?,
-                        None => {
-                            let (last, summary) = chunker.finish();
-                            stored.store(last)?;
-                            break Ok(summary);
-                        }
+                let outcome = stored.store(first).and_then(|()| {
+                    while let Some(frame) = rx.blocking_recv() {
+                        stored.store(chunker.push(&frame))?;
                     }
+                    Ok(())
                 });
-                let _ = done.send(outcome.map(|summary| (stored, summary)));
+                let _ = done.send(outcome.map(|()| (chunker, stored)));
             })
             .map_err(|e| HubError::Chunks(ChunkError::Engine(format!("starting a chunk writer thread: {e}"))))?;
         Ok(Writer { tx, result })
@@ -142,7 +144,7 @@ impl Writer {
         }
     }
 
-    /// Ends the body and waits until every chunk is stored.
+    /// Ends the frames and waits until every chunk cut from them is stored.
     async fn end(self) -> Written {
         drop(self.tx);
         self.result.await.unwrap_or_else(|_| Err(writer_gone()))
@@ -180,18 +182,23 @@ impl FileIngest {
         Ok(())
     }
 
+    /// Stops feeding: waits until every chunk cut so far is stored and hands back the chunker
+    /// (holding the bytes not yet cut) and what is stored. A resumable upload pauses at the end
+    /// of each request and continues later with [`Hub::ingest_resumed`].
+    pub(super) async fn pause(self) -> Written {
+        match (self.writer, self.here) {
+            (Some(writer), _) => writer.end().await,
+            (None, Some(here)) => Ok(here),
+            (None, None) => Err(writer_gone()),
+        }
+    }
+
     /// Ends the body: stores the last chunks and checks the client's `Repr-Digest`.
     pub async fn finish(self, expect_sha256: Option<[u8; 32]>) -> Result<Ingested, HubError> {
-        let (stored, summary) = match (self.writer, self.here) {
-            (Some(writer), _) => writer.end().await?,
-            (None, Some((chunker, mut stored))) => {
-                // A body smaller than the largest chunk: its last chunks are stored in place.
-                let (last, summary) = chunker.finish();
-                blocking(|| stored.store(last))?;
-                (stored, summary)
-            }
-            (None, None) => return Err(writer_gone()),
-        };
+        let (chunker, mut stored) = self.pause().await?;
+        // The last chunks (at most the largest chunk's bytes) are stored in place.
+        let (last, summary) = chunker.finish();
+        blocking(|| stored.store(last))?;
         if let Some(expected) = expect_sha256.filter(|e| *e != summary.sha256) {
             return Err(HubError::DigestMismatch {
                 expected: hex::encode(expected),
@@ -228,15 +235,14 @@ impl Hub {
 
     /// Starts storing a body.
     pub fn ingest(&self) -> FileIngest {
-        FileIngest {
-            here: Some((
-                Chunker::new(self.0.files.params),
-                Stored { upload: self.0.files.vault.begin(), chunks: Vec::new(), refs: Vec::new() },
-            )),
-            writer: None,
-            received: 0,
-            limit: self.0.files.max_file_bytes,
-        }
+        let stored = Stored::new(self.0.files.vault.begin());
+        self.ingest_resumed(Chunker::new(self.0.files.params), stored, self.0.files.max_file_bytes)
+    }
+
+    /// Continues storing a body with `chunker` (which may hold bytes not yet cut), taking at
+    /// most `limit` more bytes.
+    pub(super) fn ingest_resumed(&self, chunker: Chunker, stored: Stored, limit: u64) -> FileIngest {
+        FileIngest { here: Some((chunker, stored)), writer: None, received: 0, limit }
     }
 
     /// The resource's kind: None when it has never been written (or was erased).
@@ -273,7 +279,7 @@ impl Hub {
             }
             None => (Vec::new(), None),
         };
-        let req = FileWriteRequest { write, refs, peer, hold };
+        let req = FileWriteRequest { write, refs, peer, hold, also: Vec::new() };
         self.send_file_write(path, req).await
     }
 
@@ -313,7 +319,7 @@ impl Hub {
         }
         let refs = upload.sizes(&ids)?;
         let write = FileWrite { version: None, parents: None, change: FileChange::Content(content), author, now_ms };
-        let req = FileWriteRequest { write, refs, peer, hold: Some(Arc::new(upload)) };
+        let req = FileWriteRequest { write, refs, peer, hold: Some(Arc::new(upload)), also: Vec::new() };
         self.send_file_write(path, req).await
     }
 

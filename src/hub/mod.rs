@@ -43,6 +43,7 @@ mod shell;
 #[cfg(test)]
 mod shell_tests;
 mod subscription;
+mod uploads;
 
 pub use crate::document::{
     AckPolicy, Author, DocError, FileWriteOutcome, HistoryEntry, Horizon, NumberedEntry, Principal, WriteOutcome,
@@ -61,3 +62,4 @@ pub use registry::{Hub, HubSettings, HubStats};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest};
 pub use retention::{RetentionPolicy, RetentionRule};
 pub use subscription::{Delivery, FanOut, Subscription};
+pub use uploads::{run_expiry, Append, Appended, NewUpload, UploadSettings, CHECKPOINT_EVERY};

@@ -46,6 +46,8 @@ pub struct HubSettings {
     pub max_subscriptions: usize,
     /// Largest document, in code points; a write that could grow a document past it is refused.
     pub max_document_chars: usize,
+    /// Resumable uploads' limits and lifetime.
+    pub uploads: super::uploads::UploadSettings,
 }
 
 impl HubSettings {
@@ -59,6 +61,7 @@ impl HubSettings {
             max_subscriptions_per_doc: 10_000,
             max_subscriptions: 100_000,
             max_document_chars: 32 << 20,
+            uploads: super::uploads::UploadSettings::default(),
         }
     }
 
@@ -199,6 +202,8 @@ pub(crate) struct HubInner {
     registry: Registry,
     /// Delta-exchange sessions (`delta`).
     pub deltas: Sessions,
+    /// Resumable uploads in use (`uploads`).
+    pub uploads: super::uploads::Uploads,
 }
 
 /// Lookups retried when a document is unloaded under our feet.
@@ -251,6 +256,7 @@ impl Hub {
             stats: Arc::default(),
             registry: Registry::default(),
             deltas: Sessions::default(),
+            uploads: Default::default(),
         }))
     }
 

@@ -41,6 +41,9 @@ pub enum UploadHeaderError {
     /// `Upload-Concat` that is neither `partial` nor `final;<url> <url>…`.
     #[error("Upload-Concat: {0}")]
     BadConcat(&'static str),
+    /// `Upload-Draft-Interop-Version` naming a draft this server does not speak.
+    #[error("Upload-Draft-Interop-Version {0} is not spoken here (5, 6, 7 and 8 are)")]
+    UnsupportedInterop(u64),
     /// `Upload-Complete` that is not an sf-boolean (`?1` or `?0`).
     #[error("Upload-Complete: {0:?} is not ?1 or ?0")]
     BadComplete(String),
@@ -57,6 +60,7 @@ impl UploadHeaderError {
             UploadHeaderError::UnsupportedChecksum(_) => "checksum_algorithm",
             UploadHeaderError::BadConcat(_) => "bad_upload_concat",
             UploadHeaderError::BadComplete(_) => "bad_upload_complete",
+            UploadHeaderError::UnsupportedInterop(_) => "upload_interop_version",
         }
     }
 }
@@ -181,6 +185,20 @@ pub fn sf_integer(header: &'static str, value: &str) -> Result<u64, UploadHeader
         return Err(bad());
     }
     v.parse().ok().filter(|n| *n <= SF_INTEGER_MAX).ok_or_else(bad)
+}
+
+/// The IETF draft interop versions spoken: 5 (draft -03), 6 (-05, tus-js-client's
+/// `ietf-draft-05`), 7 (-06 to -08) and 8 (-09 to the newest).
+pub const INTEROP_VERSIONS: std::ops::RangeInclusive<u64> = 5..=8;
+
+/// `Upload-Draft-Interop-Version`, one of [`INTEROP_VERSIONS`].
+pub fn interop_version(value: &str) -> Result<u8, UploadHeaderError> {
+    let n = sf_integer("Upload-Draft-Interop-Version", value)?;
+    if INTEROP_VERSIONS.contains(&n) {
+        Ok(n as u8)
+    } else {
+        Err(UploadHeaderError::UnsupportedInterop(n))
+    }
 }
 
 /// `Upload-Complete`: an sf-boolean, `?1` (this request ends the upload) or `?0`.

@@ -23,9 +23,11 @@ use plait::file::FileError;
 use plait::http::{ApiError, ErrorCode, Fault, Group, RetryAfter, Row};
 use plait::hub::{Hub, HubError, HubSettings, SubscribeRequest};
 use plait::protocol::kind::Kind;
+use plait::protocol::upload::UploadHeaderError;
 use plait::protocol::{MergeType, ProtocolError, VersionSet};
 use plait::store::{Committer, MemoryStore, Store, StoreError};
 use plait::text::TextError;
+use plait::upload::UploadError;
 use serde_json::Value;
 
 use crate::auth::{token_server, with_token, ADMIN};
@@ -182,6 +184,26 @@ async fn samples() -> Vec<ApiError> {
         ApiError::NotText(s("/a.jpg")),
         HubError::ChunksMissing(vec![plait::chunks::ChunkId::of(b"x")]).into(),
         HubError::ChunkLength { id: s("00"), said: 5, stored: 4 }.into(),
+        HubError::Upload(UploadError::NotFound(s("00"))).into(),
+        HubError::Upload(UploadError::OffsetMismatch { sent: 1, held: 2 }).into(),
+        HubError::Upload(UploadError::PastLength { length: 1, reached: 2 }).into(),
+        HubError::Upload(UploadError::LengthMismatch { declared: 1, other: 2 }).into(),
+        HubError::Upload(UploadError::TooLarge { limit: 1 }).into(),
+        HubError::Upload(UploadError::TooMany { limit: 1 }).into(),
+        HubError::Upload(UploadError::ChecksumMismatch { algorithm: "sha1" }).into(),
+        HubError::Upload(UploadError::Completed).into(),
+        HubError::Upload(UploadError::Superseded(3)).into(),
+        HubError::Upload(UploadError::BadTarget(s("x"))).into(),
+        HubError::Upload(UploadError::BadConcat(s("x"))).into(),
+        HubError::Upload(UploadError::WrongContentType("application/offset+octet-stream")).into(),
+        UploadHeaderError::UnsupportedVersion(s("0.2.2")).into(),
+        UploadHeaderError::BadNumber { header: "Upload-Length", value: s("-1") }.into(),
+        UploadHeaderError::BadMetadata("x").into(),
+        UploadHeaderError::BadChecksum("x").into(),
+        UploadHeaderError::UnsupportedChecksum(s("md5")).into(),
+        UploadHeaderError::BadConcat("x").into(),
+        UploadHeaderError::BadComplete(s("yes")).into(),
+        UploadHeaderError::UnsupportedInterop(99).into(),
     ];
     let mut all: Vec<ApiError> = Vec::new();
     all.extend(protocol_samples().into_iter().map(ApiError::from));
@@ -348,6 +370,7 @@ fn intro(group: Group) -> &'static str {
         }
         Group::Request => "From the HTTP layer (`ApiError`, `src/http/error.rs`):",
         Group::Document => "From documents (`HubError`, `src/hub/error.rs`):",
+        Group::Upload => "From resumable uploads (`UploadError`, `src/upload/error.rs`, and `UploadHeaderError`, `src/protocol/upload.rs`; see docs/UPLOADS.md):",
         Group::Access => "From access control (`AuthError`, `src/auth/error.rs`; see docs/ACCESS.md):",
         Group::Server => {
             "Server-side faults, from any layer: logged once by the server, answered with a generic message \

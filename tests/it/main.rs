@@ -13,6 +13,7 @@ mod cors_and_reserved;
 mod crash;
 mod crash_files;
 mod crash_folders;
+mod crash_uploads;
 mod disk;
 mod durability;
 mod error_codes;
@@ -42,6 +43,7 @@ mod subscriptions;
 mod takeover;
 mod tidy;
 mod tus_clients;
+mod uploads;
 mod wire_golden;
 
 /// Runs an async test body once against the memory store and once against RocksDB in a

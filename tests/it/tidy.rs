@@ -80,6 +80,13 @@ const LAYERS: &[Layer] = &[
         external: &["serde", "serde_json", "thiserror", "tracing"],
         test_external: &[],
     },
+    // Resumable uploads' durable records and rules: keys and batch ops, no I/O.
+    Layer {
+        module: "upload",
+        internal: &["store"],
+        external: &["serde", "serde_json", "thiserror", "hex", "rand"],
+        test_external: &[],
+    },
     // The file merge type's version graph: pure, no bytes of content.
     Layer { module: "file", internal: &[], external: &["serde", "serde_json", "thiserror", "hex"], test_external: &[] },
     // Bytes and keys; RocksDB only in store/rocks.rs (checked below).
@@ -107,9 +114,21 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         module: "hub",
-        internal: &["document", "protocol", "text", "store", "file", "chunks", "changes"],
-        external: &["tokio", "bytes", "serde", "serde_json", "thiserror", "tracing", "hex", "sha2"],
-        test_external: &[],
+        internal: &["document", "protocol", "text", "store", "file", "chunks", "changes", "upload"],
+        // futures_util: the `Stream` of an upload's request body.
+        external: &[
+            "tokio",
+            "bytes",
+            "serde",
+            "serde_json",
+            "thiserror",
+            "tracing",
+            "hex",
+            "sha2",
+            "sha1",
+            "futures_util",
+        ],
+        test_external: &["rand", "tokio_stream"],
     },
     // Credentials: the store's bytes, never documents or HTTP.
     Layer {
@@ -122,7 +141,7 @@ const LAYERS: &[Layer] = &[
     // file and chunks for their value types (version ids, chunk ids) and error mapping.
     Layer {
         module: "http",
-        internal: &["hub", "document", "auth", "protocol", "text", "file", "chunks", "changes"],
+        internal: &["hub", "document", "auth", "protocol", "text", "file", "chunks", "changes", "upload"],
         external: &[
             "hex",
             "axum",

@@ -33,6 +33,7 @@ fn file_write(v: &str, parents: Option<&[&str]>, byte: u8, n: u32) -> FileWriteR
         refs: vec![(chunk, ChunkSize { plain: n, stored: n })],
         peer: Some("peer-a".into()),
         hold: None,
+        also: Vec::new(),
     }
 }
 
