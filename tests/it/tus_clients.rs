@@ -251,6 +251,9 @@ fn print_outcome(client: Client, server: &str, o: &Outcome) {
         o.request_bytes as i64 - SIZE as i64,
         o.elapsed.as_millis(),
     );
+    if let Some(answers) = o.report.get("requests") {
+        eprintln!("tus_clients: {} on {server}: answers {answers}", client.name());
+    }
 }
 
 /// The `Repr-Digest` of bytes whose SHA-256 is `digest`.
@@ -266,10 +269,12 @@ fn url_path(url: &str) -> &str {
     }
 }
 
-/// Checks what Plait committed at `target` for the upload at `url`.
+/// Checks what Plait committed at `target` (read with `auth`) for the upload at `url` (asked
+/// with the `uploader`'s credential).
 async fn check_plait(
     s: std::net::SocketAddr,
     auth: &[(&str, &str)],
+    uploader: &[(&str, &str)],
     target: &str,
     url: &str,
     digest: &[u8; 32],
@@ -280,7 +285,8 @@ async fn check_plait(
     assert_eq!(got.body.len(), SIZE, "GET {target}: wrong length");
     assert!(sha256(&got.body) == *digest, "GET {target}: the bytes differ from the file");
     assert_eq!(got.header("repr-digest"), Some(repr_digest(digest).as_str()), "GET {target}: Repr-Digest");
-    let head_headers = [auth, &[("Tus-Resumable", "1.0.0")]].concat();
+    // Only the credential that created the upload may see it.
+    let head_headers = [uploader, &[("Tus-Resumable", "1.0.0")]].concat();
     let head = request(s, "HEAD", url_path(url), &head_headers, b"").await;
     assert!(head.status < 300, "HEAD {url} after the upload: {} {}", head.status, head.text());
     let offset = head.header("upload-offset");
@@ -304,8 +310,17 @@ async fn cut_and_resume_on_plait(client: Client, seed: u64) {
     let headers = json!({"Authorization": bearer(&writer.token)});
     let o = upload_through_cut(client, s.addr, PLAIT_UPLOADS, &file, metadata, headers).await;
     print_outcome(client, "Plait", &o);
-    check_plait(s.addr, &[("Authorization", &bearer(ADMIN))], &target, &o.url, &digest, client == Client::JsParallel3)
-        .await;
+    let (reader, writer) = (bearer(ADMIN), bearer(&writer.token));
+    check_plait(
+        s.addr,
+        &[("Authorization", &reader)],
+        &[("Authorization", &writer)],
+        &target,
+        &o.url,
+        &digest,
+        client == Client::JsParallel3,
+    )
+    .await;
     s.stop().await;
 }
 
@@ -450,7 +465,7 @@ async fn tus_js_resumes_after_kill_9_of_plait() {
         started.elapsed().as_millis()
     );
     let url = report["url"].as_str().unwrap().to_string();
-    check_plait(restarted.addr, &[], target, &url, &digest, false).await;
+    check_plait(restarted.addr, &[], &[], target, &url, &digest, false).await;
     let complaints = crate::support::killable::server_complaints(&log, &notes);
     assert_eq!(complaints, 0, "the server logged errors: {:?}", notes.drain());
 }
