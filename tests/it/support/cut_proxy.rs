@@ -38,9 +38,10 @@ pub struct CutPlan {
 /// What one connection carried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnStats {
-    /// Request bytes forwarded to the server.
+    /// Request bytes taken from the client and passed on (a cut may interrupt the last write;
+    /// the connection that reaches the planned byte passes exactly up to it).
     pub up: u64,
-    /// Response bytes forwarded to the client.
+    /// Response bytes taken from the server and passed on.
     pub down: u64,
     /// Whether the proxy cut it.
     pub cut: bool,
@@ -80,7 +81,7 @@ struct Shared {
     conns: Mutex<Vec<Arc<Conn>>>,
     /// The number of cuts so far: every connection watches it and dies when it grows.
     cuts: watch::Sender<u32>,
-    /// Request bytes forwarded so far, all connections together.
+    /// Request bytes taken from the clients so far, all connections together.
     forwarded: watch::Sender<u64>,
 }
 
@@ -134,7 +135,7 @@ impl CutProxy {
             .collect()
     }
 
-    /// Request bytes forwarded, all connections together.
+    /// Request bytes taken from the clients, all connections together (what they sent).
     pub fn forwarded_up(&self) -> u64 {
         *self.shared.forwarded.borrow()
     }
@@ -262,22 +263,23 @@ async fn pump(
             Some(s) => s.budget.lock().unwrap().take(n as u64),
             None => (n as u64, false),
         };
-        let pass = pass as usize;
+        // Counted when taken from the sender: what a client sent, even if a cut of another
+        // connection interrupts the write below.
+        match &shared {
+            Some(s) => {
+                conn.up.fetch_add(pass, Ordering::SeqCst);
+                s.forwarded.send_modify(|f| *f += pass);
+            }
+            None => {
+                conn.down.fetch_add(pass, Ordering::SeqCst);
+            }
+        }
         let wrote: io::Result<()> = tokio::select! {
-            r = to.write_all(&buf[..pass]) => r,
+            r = to.write_all(&buf[..pass as usize]) => r,
             _ = cuts.changed() => break End::Cut,
         };
         if wrote.is_err() {
             break End::Failed;
-        }
-        match &shared {
-            Some(s) => {
-                conn.up.fetch_add(pass as u64, Ordering::SeqCst);
-                s.forwarded.send_modify(|f| *f += pass as u64);
-            }
-            None => {
-                conn.down.fetch_add(pass as u64, Ordering::SeqCst);
-            }
         }
         if cut_now {
             if let Some(s) = &shared {
