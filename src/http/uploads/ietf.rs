@@ -108,12 +108,12 @@ pub(crate) fn is_creation(h: &HeaderMap) -> bool {
 /// `Location` it was given... once it has one: without `104`, a client learns the upload's URL
 /// only from a completed creation request, so a cut `?1` request is retried whole.
 pub(crate) async fn at_target(state: &AppState, path: &str, req: Request) -> Response {
-    let dialect = super::dialect(req.headers());
-    let result = match &dialect {
-        Ok(d @ Dialect::Ietf(_)) => super::create(state, *d, Some(path), req).await,
-        Ok(Dialect::Tus) | Err(_) => {
-            Err(headers::UploadHeaderError::BadComplete("(a tus request to a resource path)".into()).into())
+    match super::dialect(req.headers()) {
+        Ok(d @ Dialect::Ietf(_)) => super::answer(Some(d), super::create(state, d, Some(path), req).await),
+        Ok(Dialect::Tus) => {
+            let e = headers::UploadHeaderError::BadComplete("(a tus request to a resource path)".into());
+            super::answer(Some(Dialect::Tus), Err(e.into()))
         }
-    };
-    super::answer(dialect, result)
+        Err(e) => super::answer(None, Err(e)),
+    }
 }

@@ -130,13 +130,15 @@ pub async fn collection(State(state): State<AppState>, req: Request) -> Response
     if req.method() == Method::OPTIONS {
         return tus::options(&state);
     }
-    let dialect = dialect(req.headers());
-    let result = match (&dialect, req.method().clone()) {
-        (Err(_), _) => Err(ApiError::MethodNotAllowed(String::new())),
-        (Ok(d), Method::POST) => create(&state, *d, None, req).await,
-        (Ok(_), m) => Err(ApiError::MethodNotAllowed(m.to_string())),
+    let dialect = match dialect(req.headers()) {
+        Ok(d) => d,
+        Err(e) => return answer(None, Err(e)),
     };
-    answer(dialect, result)
+    let result = match req.method().clone() {
+        Method::POST => create(&state, dialect, None, req).await,
+        m => Err(ApiError::MethodNotAllowed(m.to_string())),
+    };
+    answer(Some(dialect), result)
 }
 
 /// `/.plait/uploads/<id>`: the offset (`HEAD`, `GET` in the newest draft), appends (`PATCH`)
@@ -145,15 +147,15 @@ pub async fn one(State(state): State<AppState>, Path(raw): Path<String>, req: Re
     if req.method() == Method::OPTIONS {
         return tus::options(&state);
     }
-    let dialect = dialect(req.headers());
-    let result = match &dialect {
-        Err(_) => Err(ApiError::MethodNotAllowed(String::new())),
-        Ok(d) => match UploadId::parse(&raw) {
-            None => Err(HubError::Upload(UploadError::NotFound(raw.chars().take(40).collect())).into()),
-            Some(id) => on_upload(&state, *d, id, req).await,
-        },
+    let dialect = match dialect(req.headers()) {
+        Ok(d) => d,
+        Err(e) => return answer(None, Err(e)),
     };
-    answer(dialect, result)
+    let result = match UploadId::parse(&raw) {
+        None => Err(HubError::Upload(UploadError::NotFound(raw.chars().take(40).collect())).into()),
+        Some(id) => on_upload(&state, dialect, id, req).await,
+    };
+    answer(Some(dialect), result)
 }
 
 async fn on_upload(state: &AppState, dialect: Dialect, id: UploadId, req: Request) -> Result<Response, ApiError> {
@@ -276,11 +278,7 @@ async fn create(state: &AppState, dialect: Dialect, at: Option<&str>, req: Reque
 
 /// Adds the dialect's headers to every answer (tus: `Tus-Resumable`, and `Tus-Version` on 412;
 /// the draft: its interop version), errors included.
-fn answer(dialect: Result<Dialect, ApiError>, result: Result<Response, ApiError>) -> Response {
-    let (dialect, result) = match dialect {
-        Ok(d) => (Some(d), result),
-        Err(e) => (None, Err(e)),
-    };
+fn answer(dialect: Option<Dialect>, result: Result<Response, ApiError>) -> Response {
     let mut res = result.unwrap_or_else(IntoResponse::into_response);
     let h = res.headers_mut();
     match dialect {
