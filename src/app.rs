@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Access;
-use crate::chunks::{ChunkKey, ChunkParams, ChunkStore, MemoryChunkStore, RocksChunkStore, Vault};
+use crate::chunks::s3::S3Config;
+use crate::chunks::{ChunkKey, ChunkParams, ChunkStore, MemoryChunkStore, RocksChunkStore, S3ChunkStore, Vault};
 use crate::config::{AuthMode, ServeConfig};
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
 use crate::hub::{run_collector, run_retention, FileStore, Hub, RetentionPolicy};
@@ -35,17 +36,22 @@ fn open_rocks(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
-/// Opens the chunk store of file resources: `<data-dir>/chunks` (a RocksDB of its own), or
-/// memory with `--memory`; sealed with the key file when one is configured (a store written
-/// with another key, or with a key when none is given, is refused here).
-pub fn open_files(cfg: &ServeConfig) -> anyhow::Result<FileStore> {
+/// Opens the chunk store of file resources: `<data-dir>/chunks` (a RocksDB of its own), an S3
+/// bucket with `--blob-store s3://…`, or memory with `--memory`; sealed with the key file when
+/// one is configured (a store written with another key, or with a key when none is given, is
+/// refused here). `epoch` is the document store's change log epoch: an S3 prefix is tied to it.
+pub fn open_files(cfg: &ServeConfig, epoch: u64) -> anyhow::Result<FileStore> {
     let params = ChunkParams::new(cfg.chunk_min_bytes, cfg.chunk_avg_bytes, cfg.chunk_max_bytes)
         .context("--chunk-min-bytes/--chunk-avg-bytes/--chunk-max-bytes")?;
     let key = match &cfg.chunk_key_file {
         Some(path) => Some(ChunkKey::load(path).with_context(|| format!("loading the chunk key {}", path.display()))?),
         None => None,
     };
-    let (engine, location): (Arc<dyn ChunkStore>, String) = if cfg.memory {
+    let (engine, location): (Arc<dyn ChunkStore>, String) = if let Some(url) = &cfg.blob_store {
+        let engine = open_s3(cfg, url, epoch)?;
+        let location = engine.describe();
+        (Arc::new(engine), location)
+    } else if cfg.memory {
         (Arc::new(MemoryChunkStore::new()), "in memory".into())
     } else {
         let dir = cfg.data_dir.join("chunks");
@@ -59,6 +65,37 @@ pub fn open_files(cfg: &ServeConfig) -> anyhow::Result<FileStore> {
     Ok(FileStore { vault: Arc::new(vault), params, max_file_bytes: cfg.max_file_bytes })
 }
 
+/// Opens and checks the S3 engine of `--blob-store`. Every refusal is one line naming the
+/// store, and `plait serve` exits with it before listening.
+fn open_s3(cfg: &ServeConfig, url: &str, epoch: u64) -> anyhow::Result<S3ChunkStore> {
+    anyhow::ensure!(
+        !cfg.memory,
+        "--blob-store {url} with --memory: the versions that reference the chunks would be lost at exit, and \
+         the next start's collector would delete every chunk under the prefix"
+    );
+    let fail = |e: crate::chunks::s3::S3Error| anyhow::anyhow!("the chunk store {url}: {e}");
+    let engine = S3ChunkStore::open(S3Config::from_env(url).map_err(fail)?).map_err(fail)?;
+    let origins = if cfg.direct_uploads { direct_upload_origins(cfg) } else { Vec::new() };
+    engine.check(&origins).map_err(fail)?;
+    engine.claim(epoch).map_err(fail)?;
+    tracing::info!(chunks = %engine.describe(), direct_uploads = cfg.direct_uploads, "file chunks are in S3");
+    Ok(engine)
+}
+
+/// The browser origins direct uploads come from: each `--cors-origins` origin, or with `*`
+/// this server's own (a page it serves).
+fn direct_upload_origins(cfg: &ServeConfig) -> Vec<String> {
+    let listed: Vec<String> =
+        cfg.cors_origins.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty() && o != "*").collect();
+    if listed.is_empty() || cfg.cors_origins.iter().any(|o| o.trim() == "*") {
+        let mut own = vec![format!("{}://{}", scheme(cfg), cfg.listen)];
+        own.extend(listed);
+        own
+    } else {
+        listed
+    }
+}
+
 /// The URL scheme the server answers on.
 pub fn scheme(cfg: &ServeConfig) -> &'static str {
     if cfg.tls_cert.is_some() {
@@ -70,10 +107,14 @@ pub fn scheme(cfg: &ServeConfig) -> &'static str {
 
 /// A description of the store for the start-up line.
 pub fn store_description(cfg: &ServeConfig) -> String {
-    if cfg.memory {
+    let documents = if cfg.memory {
         "memory (nothing is kept after exit)".to_string()
     } else {
         format!("rocksdb at {}", cfg.data_dir.display())
+    };
+    match &cfg.blob_store {
+        Some(url) => format!("{documents}, file chunks in {url}"),
+        None => documents,
     }
 }
 
@@ -140,9 +181,14 @@ impl App {
     /// Opens the store and wires the hub and the router.
     pub fn build(cfg: &ServeConfig) -> anyhow::Result<App> {
         cfg.check_auth_mode()?;
+        anyhow::ensure!(
+            !cfg.direct_uploads || cfg.blob_store.is_some(),
+            "--direct-uploads needs an object store for the browsers to upload to: add --blob-store s3://bucket/prefix"
+        );
         let (store, store_closed) = track_close(open_store(cfg)?);
         let access = open_access(cfg, &store)?;
         let log = Arc::new(ChangeLog::open(store.as_ref(), cfg.change_log_window).context("opening the change log")?);
+        let epoch = log.epoch();
         let delay = match cfg.unsafe_ack_before_durable_ms {
             Some(ms) => {
                 tracing::warn!(delay_ms = ms, "UNSAFE: acknowledging writes before they are durable (testing only)");
@@ -151,7 +197,7 @@ impl App {
             None => Duration::ZERO,
         };
         let committer = Committer::start_with(store.clone(), log, delay).context("starting the commit thread")?;
-        let files = open_files(cfg)?;
+        let files = open_files(cfg, epoch)?;
         let hub = Hub::new(store, committer, cfg.hub_settings(), files);
         hub.backfill_changes().context("adding the stored resources to the change log")?;
         let hub_handle = hub.clone();

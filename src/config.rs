@@ -150,6 +150,21 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_CHUNK_KEY_FILE")]
     pub chunk_key_file: Option<PathBuf>,
 
+    /// Where file chunks are kept: `s3://bucket/prefix` for an S3-compatible object store
+    /// (endpoint, region and credentials from `AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, or `PLAIT_S3_*`; see
+    /// docs/OBJECT-STORAGE.md). Default: a RocksDB of their own in the data dir's `chunks/`.
+    /// Start-up checks the bucket and exits when it is unusable.
+    #[arg(long, env = "PLAIT_BLOB_STORE")]
+    pub blob_store: Option<String>,
+
+    /// Browsers upload file parts straight to the object store (needs `--blob-store s3://…`);
+    /// start-up also checks that the bucket's CORS rules let them (PUT allowed, `ETag`
+    /// exposed) from each `--cors-origins` origin, or this server's own origin with `*`.
+    #[arg(long, env = "PLAIT_DIRECT_UPLOADS", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub direct_uploads: bool,
+
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs `--tls-key`. ALPN offers
     /// h2 and http/1.1. Without it the server speaks cleartext HTTP/1.1 and h2c.
     #[arg(long, env = "PLAIT_TLS_CERT", requires = "tls_key")]
@@ -269,6 +284,8 @@ impl ServeConfig {
             chunk_avg_bytes: 1 << 20,
             chunk_max_bytes: 4 << 20,
             chunk_key_file: None,
+            blob_store: None,
+            direct_uploads: false,
             chunk_collect_interval_secs: 3600,
             upload_expiry_secs: 24 * 3600,
             max_upload_bytes: None,

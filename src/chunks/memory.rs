@@ -76,12 +76,13 @@ impl ChunkStore for MemoryChunkStore {
     fn stats(&self) -> Result<EngineStats, ChunkError> {
         let inner = self.lock();
         let mut stats = EngineStats::default();
+        let mut plain_bytes = 0;
         for (bytes, plain) in inner.chunks.values() {
             stats.chunks += 1;
             stats.stored_bytes += bytes.len() as u64;
-            stats.plain_bytes += u64::from(*plain);
+            plain_bytes += u64::from(*plain);
         }
-        Ok(stats)
+        Ok(EngineStats { plain_bytes: Some(plain_bytes), ..stats })
     }
 
     fn header(&self) -> Result<Option<Vec<u8>>, ChunkError> {

@@ -5,7 +5,8 @@
 //! plaintext ([`ChunkId`]) and hashes the whole stream with SHA-256 (`Repr-Digest`) in the same
 //! pass. [`seal`] turns a chunk into the bytes kept at rest (LZ4 when that saves space,
 //! AES-256-GCM when a key file is configured, see [`keyfile`]) and back, verifying the id on
-//! every read. A [`ChunkStore`] engine keeps sealed chunks by id ([`memory`], [`rocks`]); the
+//! every read. A [`ChunkStore`] engine keeps sealed chunks by id ([`memory`], [`rocks`],
+//! [`s3`]: objects in an S3-compatible bucket); the
 //! [`vault::Vault`] puts these together with the upload leases and the collector ([`gc`]), and
 //! [`refs`] is the reference bookkeeping that goes into the key-value store's atomic
 //! `store::Batch` beside the version record that adds or drops the references.
@@ -16,8 +17,7 @@
 //! written down in docs/CHUNKS.md.
 
 pub mod chunker;
-#[cfg(test)]
-mod conformance;
+pub mod conformance;
 pub mod gc;
 #[cfg(test)]
 mod gc_tests;
@@ -27,6 +27,7 @@ pub mod params;
 pub mod refs;
 #[cfg(feature = "rocksdb")]
 pub mod rocks;
+pub mod s3;
 pub mod seal;
 pub mod stats;
 pub mod vault;
@@ -39,6 +40,7 @@ pub use memory::MemoryChunkStore;
 pub use params::{ChunkParams, ParamsError};
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksChunkStore;
+pub use s3::S3ChunkStore;
 pub use vault::{Upload, Vault};
 
 use crate::store::StoreError;
@@ -90,8 +92,9 @@ pub struct EngineStats {
     pub chunks: u64,
     /// Bytes at rest, summed over the chunks.
     pub stored_bytes: u64,
-    /// Plaintext bytes, summed over the distinct chunks (each counted once).
-    pub plain_bytes: u64,
+    /// Plaintext bytes, summed over the distinct chunks (each counted once); None when the
+    /// engine cannot tell without reading every chunk's metadata (S3).
+    pub plain_bytes: Option<u64>,
 }
 
 /// A failure of the chunk layer. `Corrupt` and the engine errors are the server's fault;
@@ -154,7 +157,7 @@ impl ChunkError {
 
 /// Where sealed chunks live: a map from [`ChunkId`] to opaque bytes, plus one small header
 /// record saying how the chunks are sealed. Engines neither seal nor verify (the [`vault`]
-/// does), so an object store (S3) or a replicated engine implements the same few calls.
+/// does), so an object store ([`s3`]) or a replicated engine implements the same few calls.
 /// Synchronous, like `store::Store`: callers on async threads use `block_in_place` or the
 /// blocking pool.
 pub trait ChunkStore: Send + Sync + 'static {

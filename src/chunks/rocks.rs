@@ -211,7 +211,7 @@ impl ChunkStore for RocksChunkStore {
         Ok(EngineStats {
             chunks: self.chunks.load(Ordering::Relaxed),
             stored_bytes: self.stored.load(Ordering::Relaxed),
-            plain_bytes: self.plain.load(Ordering::Relaxed),
+            plain_bytes: Some(self.plain.load(Ordering::Relaxed)),
         })
     }
 

@@ -37,6 +37,8 @@ mod malformed;
 mod proxies;
 mod reads_writes;
 mod retention;
+mod s3;
+mod s3_serve;
 mod slow_subscribers;
 mod store_format;
 mod subscriptions;

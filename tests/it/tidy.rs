@@ -97,11 +97,37 @@ const LAYERS: &[Layer] = &[
         test_external: &["tempfile"],
     },
     // File bytes as chunks: the key-value store's batches and trait for references, never
-    // documents, HTTP or diamond-types; RocksDB only in chunks/rocks.rs (checked below).
+    // documents, HTTP routing or diamond-types; RocksDB only in chunks/rocks.rs, object_store
+    // and the S3 engine's HTTP client only in chunks/s3/ (checked below).
     Layer {
         module: "chunks",
         internal: &["store"],
-        external: &["fastcdc", "blake3", "sha2", "lz4_flex", "ring", "crc32c", "rocksdb", "thiserror", "hex"],
+        external: &[
+            "fastcdc",
+            "blake3",
+            "sha2",
+            "lz4_flex",
+            "ring",
+            "crc32c",
+            "rocksdb",
+            "thiserror",
+            "hex",
+            "object_store",
+            "hyper",
+            "hyper_util",
+            "hyper_rustls",
+            "tokio_rustls",
+            "rustls_native_certs",
+            "http",
+            "http_body_util",
+            "bytes",
+            "futures_util",
+            "tokio",
+            "async_trait",
+            "quick_xml",
+            "serde",
+            "tracing",
+        ],
         test_external: &["rand", "tempfile"],
     },
     // The document core: no I/O, so no tokio but its clock type, and the store's value types
@@ -223,6 +249,11 @@ const EXTERNAL: &[&str] = &[
     "blake3",
     "lz4_flex",
     "ring",
+    "object_store",
+    "hyper_rustls",
+    "rustls_native_certs",
+    "async_trait",
+    "quick_xml",
 ];
 
 fn is_test_file(file: &str) -> bool {
@@ -352,6 +383,17 @@ fn layers_only_use_what_they_may() {
         }
         if code.contains("rocksdb::") && file != "store/rocks.rs" && file != "chunks/rocks.rs" {
             violations.push(format!("src/{file}: only src/store/rocks.rs and src/chunks/rocks.rs may use rocksdb"));
+        }
+        // The S3 engine is the one place that knows object stores and opens client connections.
+        for (name, what) in [
+            ("object_store", "object_store"),
+            ("hyper_rustls", "hyper_rustls"),
+            ("hyper_util::client", "an HTTP client"),
+            ("quick_xml", "quick_xml"),
+        ] {
+            if names_module(&code, name) && !file.starts_with("chunks/s3/") {
+                violations.push(format!("src/{file}: only src/chunks/s3/ may use {what}"));
+            }
         }
         if module == "document" && !is_test_file(&file) {
             // The core does no I/O: of the store it knows the value types, of tokio the clock.

@@ -22,6 +22,22 @@ fn bad(why: impl Into<String>) -> ApiError {
     ApiError::Hub(HubError::Upload(UploadError::BadTarget(why.into())))
 }
 
+/// A file name as a path segment the way a browser writes it in a URL (WHATWG's path
+/// percent-encode set, plus `%` and `\`, as the name is literal): a resource is named by its
+/// raw request path, so `my photo.jpg` must become `my%20photo.jpg`, the path a link to it
+/// (and curl) asks for, not a literal space no URL can reach.
+fn url_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b <= 0x20 || b >= 0x7f || b"\"#%<>?`{}\\".contains(&b) {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
 /// Reads the target: `at` (the request's own path) first, else metadata `path`, else
 /// `folder` and `filename`; and the media type: metadata `filetype`, `contentType` or `type`,
 /// else (on a draft request to the resource itself) `Content-Type`.
@@ -38,7 +54,7 @@ pub(super) fn describe(
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                 return Err(bad(format!("filename {name:?} must be one path segment")));
             }
-            Some(format!("{}/{name}", folder.trim_end_matches('/')))
+            Some(format!("{}/{}", folder.trim_end_matches('/'), url_segment(&name)))
         }
         (None, None, Some(_), None) => return Err(bad("`folder` needs a `filename`")),
         _ => None,
@@ -61,4 +77,20 @@ pub(super) fn describe(
     };
     let content_type = content_type.filter(|t| !t.trim().is_empty() && t.len() <= 255 && t.is_ascii());
     Ok(Described { target, content_type })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_become_the_segment_a_browser_asks_for() {
+        assert_eq!(url_segment("my photo é.txt"), "my%20photo%20%C3%A9.txt");
+        assert_eq!(url_segment("a#b?c%d\\e\"f"), "a%23b%3Fc%25d%5Ce%22f");
+        assert_eq!(url_segment("plain-name_1.(x)+y,z'@!$&=;:~"), "plain-name_1.(x)+y,z'@!$&=;:~");
+        let meta =
+            vec![("folder".to_string(), Some(b"/up/".to_vec())), ("filename".to_string(), Some(b"a b".to_vec()))];
+        let described = describe(&meta, None, None, Dialect::Tus).ok().and_then(|d| d.target);
+        assert_eq!(described.as_deref(), Some("/up/a%20b"));
+    }
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod cut_proxy;
 pub mod folder_watch;
 pub mod killable;
+pub mod seaweed;
 pub mod server;
 
 pub use client::{Response, SubscriptionReader};

@@ -85,10 +85,17 @@ impl ChildServer {
     /// Starts the binary on a free port with RocksDB under `data_dir`; waits for its
     /// "listening" line (bounded).
     pub fn start(data_dir: &Path, extra: &[&str]) -> ChildServer {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// [`ChildServer::start`] with more environment variables (an object store's endpoint
+    /// and credentials).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, String)]) -> ChildServer {
         let mut child = Command::new(plait_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("PLAIT_LOG", "warn")
             // Access control has its own tests (auth, auth_live); these servers are open.
             .env("PLAIT_AUTH", "none")
