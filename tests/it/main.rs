@@ -45,6 +45,7 @@ mod store_format;
 mod subscriptions;
 mod takeover;
 mod tidy;
+mod tus_clients;
 mod uploads;
 mod uploads_browser;
 mod wire_golden;
