@@ -15,22 +15,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::s3::fresh_prefix;
+use crate::s3_serve::noise;
 use crate::support::client::{request, Response};
 use crate::support::seaweed::{Seaweed, BUCKET};
 use crate::support::server::ChildServer;
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// `PUT`s `body` to a presigned URL with curl (it sends the `Host` the signature covers);
 /// returns the status and the ETag.
@@ -86,7 +74,7 @@ async fn a_browser_style_direct_upload_becomes_one_version_and_leaves_the_bucket
     let enc_id = upload_id.replace('%', "%25").replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
     let sign = |n: u32| format!("{ep}/s3/multipart/{enc_id}/{n}?key={key}");
 
-    let body = noise((5 << 20) + (1 << 20) + 12345, 7);
+    let body = noise((5 << 20) + (1 << 20) + 12345);
     let pieces = [&body[..5 << 20], &body[5 << 20..]];
     let mut etags = Vec::new();
     for (i, piece) in pieces.iter().enumerate() {
