@@ -47,9 +47,11 @@ pub fn open_files(cfg: &ServeConfig, epoch: u64) -> anyhow::Result<FileStore> {
         Some(path) => Some(ChunkKey::load(path).with_context(|| format!("loading the chunk key {}", path.display()))?),
         None => None,
     };
+    let mut direct = None;
     let (engine, location): (Arc<dyn ChunkStore>, String) = if let Some(url) = &cfg.blob_store {
         let engine = open_s3(cfg, url, epoch)?;
         let location = engine.describe();
+        direct = cfg.direct_uploads.then(|| engine.bucket());
         (Arc::new(engine), location)
     } else if cfg.memory {
         (Arc::new(MemoryChunkStore::new()), "in memory".into())
@@ -62,7 +64,7 @@ pub fn open_files(cfg: &ServeConfig, epoch: u64) -> anyhow::Result<FileStore> {
     // Chunks as large as the chunker's maximum: a store written with a larger maximum still
     // reads (the limit applies to what is written).
     let vault = Vault::open(engine, key.as_ref(), params.max(), &location)?;
-    Ok(FileStore { vault: Arc::new(vault), params, max_file_bytes: cfg.max_file_bytes })
+    Ok(FileStore { vault: Arc::new(vault), params, max_file_bytes: cfg.max_file_bytes, direct })
 }
 
 /// Opens and checks the S3 engine of `--blob-store`. Every refusal is one line naming the

@@ -130,6 +130,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PLAIT_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
 
+    /// Direct uploads: how long a part URL signed for a browser works, in seconds (at most 7
+    /// days); a client whose URL expired gets it signed again.
+    #[arg(long, env = "PLAIT_DIRECT_PART_URL_SECS", default_value_t = 3600)]
+    pub direct_part_url_secs: u64,
+
     /// Resumable uploads in progress per credential (with `--auth none`: in all).
     #[arg(long, env = "PLAIT_MAX_UPLOADS_PER_TOKEN", default_value_t = 100)]
     pub max_uploads_per_token: usize,
@@ -290,6 +295,7 @@ impl ServeConfig {
             upload_expiry_secs: 24 * 3600,
             max_upload_bytes: None,
             max_uploads_per_token: 100,
+            direct_part_url_secs: 3600,
             change_log_window: 100_000,
             max_poll_secs: 300,
             max_header_bytes: 64 << 10,
@@ -372,6 +378,7 @@ impl ServeConfig {
                 expiry: Duration::from_secs(self.upload_expiry_secs.max(1)),
                 max_bytes: self.max_upload_bytes.unwrap_or(u64::MAX),
                 max_per_owner: self.max_uploads_per_token,
+                part_url_lifetime: Duration::from_secs(self.direct_part_url_secs.clamp(1, 7 * 24 * 3600)),
             },
             ..HubSettings::standard()
         }

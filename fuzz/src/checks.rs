@@ -841,4 +841,11 @@ pub fn check_folder_and_upload_headers(data: &[u8]) {
     let _ = upload::upload_complete(text).map_err(code);
     let _ = upload::tus_version(text).map_err(code);
     let _ = upload::defer_length(text).map_err(code);
+    if let Ok(v) = upload::interop_version(text) {
+        assert!(upload::INTEROP_VERSIONS.contains(&u64::from(v)), "interop version {v} from {text:?}");
+    }
+    // An upload id parses only from exactly 32 hex digits, and prints back to them.
+    if let Some(id) = plait::upload::UploadId::parse(text) {
+        assert_eq!(id.to_string(), text.to_ascii_lowercase(), "an upload id prints back to itself");
+    }
 }

@@ -44,7 +44,12 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             // Paths here are never share links (those go to their own handler), and the
             // token itself is never logged.
             tracing::debug!(method = %req.method(), path = req.uri().path(), %client, error = %e, "refused");
-            return ApiError::from(e).into_response();
+            let signs_in = matches!(e, AuthError::Missing) && is_folder_page(&req, &need);
+            let refused = ApiError::from(e).into_response();
+            if signs_in {
+                return super::folder_page::signin(req.uri().path(), refused);
+            }
+            return refused;
         }
     };
     if let Need::On(action, path) | Need::Under(action, path) = &need {
@@ -63,6 +68,14 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     tracing::debug!(method = %req.method(), path = req.uri().path(), credential = grant.id(), "authorized");
     req.extensions_mut().insert(grant);
     next.run(req).await
+}
+
+/// Whether a request refused for want of a token is a browser opening a folder's page: it gets
+/// the page without the listing, where the user can paste a token (the status stays 401).
+fn is_folder_page(req: &Request, need: &Need) -> bool {
+    matches!(need, Need::Under(Action::Read, _))
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+        && super::editor::wants_page(req.headers())
 }
 
 /// The refusal for a valid credential without the right.
@@ -97,6 +110,10 @@ fn need(req: &Request) -> Need {
             // Discovery is open; each upload request checks the token against the upload's
             // target and owner in its handler (the target is in the upload's record).
             "uploads" if *method == Method::OPTIONS => Need::Nothing,
+            // A grant for direct uploads needs a token (its handler checks the folder); the
+            // grant's own routes are a capability: Uppy's signer calls carry no token.
+            "direct" if target == "/" => Need::AnyToken,
+            "direct" => Need::Nothing,
             "uploads" => Need::AnyToken,
             "checkpoints" if reading => Need::On(Action::Read, target),
             "checkpoints" | "restore" => Need::On(Action::Write, target),

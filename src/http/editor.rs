@@ -1,6 +1,8 @@
-//! The live editor: the page a browser gets when it navigates to a resource, and the client
-//! modules it loads from `/.plait/client/`. The files live in `clients/js/` and are compiled
-//! into the binary, so the server needs nothing on disk to serve them.
+//! The live editor: the page a browser gets when it navigates to a resource, and the scripts
+//! served from `/.plait/client/`: the editor's client modules (from `clients/js/`), the folder
+//! page's script and the tus-js-client it uploads with (from `src/http/assets/`: tus-js-client
+//! 4.3.1's `dist/tus.min.js` from npm, unmodified under its licence comment). They are compiled
+//! into the binary, so the server needs nothing on disk (and no npm) to serve them.
 
 use axum::extract::Path;
 use axum::http::HeaderMap;
@@ -10,13 +12,21 @@ use super::ApiError;
 
 const PAGE: &str = include_str!("../../clients/js/editor.html");
 
-/// The client modules, by file name.
+/// The scripts, by file name.
 const ASSETS: &[(&str, &str)] = &[
     ("editor.js", include_str!("../../clients/js/editor.js")),
     ("simpleton.js", include_str!("../../clients/js/simpleton.js")),
     ("framing.js", include_str!("../../clients/js/framing.js")),
     ("text.js", include_str!("../../clients/js/text.js")),
+    ("folder.js", include_str!("assets/folder.js")),
+    ("tus.min.js", include_str!("assets/tus.min.js")),
 ];
+
+/// Whether `/.plait/client/<file>` is one of the scripts served.
+#[cfg(test)]
+pub(super) fn is_served(path: &str) -> bool {
+    path.strip_prefix("/.plait/client/").is_some_and(|f| ASSETS.iter().any(|(n, _)| *n == f))
+}
 
 /// Whether a request is a browser navigation: its `Accept` lists `text/html` first. API
 /// clients (curl's `*/*`, `fetch`'s default, braid-http) never do.
@@ -44,7 +54,7 @@ pub fn page() -> Response {
         .into_response()
 }
 
-/// `GET /.plait/client/{file}`: one of the client modules.
+/// `GET /.plait/client/{file}`: one of the scripts.
 pub async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|(name, _)| *name == file) {
         Some((_, body)) => {

@@ -310,6 +310,10 @@ fn upload_code(e: &crate::upload::UploadError) -> ErrorCode {
         U::BadTarget(_) => C::BadUploadTarget,
         U::BadConcat(_) => C::BadUploadConcat,
         U::WrongContentType(_) => C::UploadContentType,
+        U::NoDirectUploads => C::NoDirectUploads,
+        U::BadGrant => C::BadGrant,
+        U::BadParts(_) => C::BadParts,
+        U::UseMultipart => C::UseMultipart,
     }
 }
 

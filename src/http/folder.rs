@@ -1,5 +1,5 @@
-//! Folders over HTTP (paths ending in `/`): `GET` lists the folder (JSON, an HTML page, or
-//! plain lines), `?since=` (with `?wait=`: a long poll) answers the changes after a cursor,
+//! Folders over HTTP (paths ending in `/`): `GET` lists the folder (JSON, an HTML page built
+//! by `folder_page`, or plain lines), `?since=` (with `?wait=`: a long poll) answers the changes after a cursor,
 //! `Subscribe` watches it as a `209` stream, and `Accept: text/event-stream` as server-sent
 //! events (`folder_stream`). docs/FOLDERS.md is the user's guide.
 
@@ -156,15 +156,21 @@ pub(super) async fn route(
         return changes(state, scope, since, q.wait, q.limit, visible).await;
     }
     let listing = state.hub.list_folder(path, q.recursive, q.after.as_deref(), q.limit, visible).await?;
+    if !wants_json(req.headers()) && super::editor::wants_page(req.headers()) {
+        let mut res = super::folder_page::listing(
+            path,
+            &listing.page.entries,
+            listing.page.next.as_deref(),
+            q.recursive,
+            listing.cursor,
+        );
+        reply::set(res.headers_mut(), "plait-cursor", &listing.cursor.to_string());
+        return Ok(res);
+    }
     let (body, content_type) = if wants_json(req.headers()) {
         (
             listing_json(path, &listing.page.entries, listing.page.next.as_deref(), listing.cursor, None),
             "application/json",
-        )
-    } else if super::editor::wants_page(req.headers()) {
-        (
-            listing_html(path, &listing.page.entries, listing.page.next.as_deref(), q.recursive),
-            "text/html; charset=utf-8",
         )
     } else {
         (
@@ -253,7 +259,7 @@ impl std::fmt::Write for Sink<'_> {
 }
 
 /// The entry's name inside `folder` (a sub-folder's ends with `/`).
-fn name<'a>(folder: &str, entry: &'a Entry) -> &'a str {
+pub(super) fn name<'a>(folder: &str, entry: &'a Entry) -> &'a str {
     let path = entry.path();
     path.get(folder.len()..).unwrap_or(path)
 }
@@ -312,7 +318,7 @@ fn entry_json<'a>(folder: &str, e: &'a Entry) -> EntryJson<'a> {
     }
 }
 
-fn kind_name(kind: ResourceKind) -> &'static str {
+pub(super) fn kind_name(kind: ResourceKind) -> &'static str {
     match kind {
         ResourceKind::Text => "text",
         ResourceKind::File => "file",
@@ -378,102 +384,6 @@ fn listing_text(entries: &[Entry], folder: &str, next: Option<&str>, cursor: Cur
     out.into_bytes()
 }
 
-/// A file-manager page: folders first in the scan's order, links that open the editor (text)
-/// or the file, the next page's link.
-fn listing_html(folder: &str, entries: &[Entry], next: Option<&str>, recursive: bool) -> Vec<u8> {
-    let title = html_escape(&display(folder));
-    let mut out = format!(
-        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-         <title>{title}</title><style>body{{font:15px system-ui,sans-serif;margin:2em}}\
-         table{{border-collapse:collapse}}td,th{{padding:.25em 1em;text-align:left}}\
-         td.n{{text-align:right}}tr:nth-child(even){{background:#f4f4f4}}.c{{color:#b00}}</style></head>\
-         <body><h1>{title}</h1>"
-    );
-    if folder != "/" {
-        out.push_str("<p><a href=\"../\">&uarr; parent folder</a></p>");
-    }
-    out.push_str(
-        "<table><thead><tr><th>Name</th><th>Kind</th><th>Size</th><th>Modified</th><th>By</th></tr></thead><tbody>",
-    );
-    for e in entries {
-        let href = html_escape(name(folder, e));
-        let shown = html_escape(&display(name(folder, e)));
-        match e {
-            Entry::Folder(_) => {
-                let _ = write!(
-                    out,
-                    "<tr><td><a href=\"{href}\">{shown}</a></td><td>folder</td><td></td><td></td><td></td></tr>"
-                );
-            }
-            Entry::Resource(c) => {
-                let size = match c.kind {
-                    ResourceKind::Text => format!("{} chars", c.size),
-                    ResourceKind::File => human_bytes(c.size),
-                };
-                let kind = match (&c.kind, &c.content_type) {
-                    (ResourceKind::File, Some(t)) => html_escape(t),
-                    (k, _) => kind_name(*k).to_string(),
-                };
-                let conflict = if c.conflict { " <span class=c>(conflict)</span>" } else { "" };
-                let by = html_escape(c.author.as_deref().unwrap_or(""));
-                let _ = write!(
-                    out,
-                    "<tr><td><a href=\"{href}\">{shown}</a>{conflict}</td><td>{kind}</td><td class=n>{size}</td><td>{}</td><td>{by}</td></tr>",
-                    rfc3339(c.time_ms)
-                );
-            }
-        }
-    }
-    out.push_str("</tbody></table>");
-    if let Some(next) = next {
-        let recursive = if recursive { "&amp;recursive=1" } else { "" };
-        let _ = write!(
-            out,
-            "<p><a href=\"?after={}{recursive}\">next page &rarr;</a></p>",
-            html_escape(&query_escape(next))
-        );
-    }
-    out.push_str("</body></html>\n");
-    out.into_bytes()
-}
-
-/// A raw path as people read it (percent-escapes decoded when they decode to text).
-fn display(raw: &str) -> String {
-    super::resource::percent_decode(raw.as_bytes())
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_else(|| raw.to_string())
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,7 +394,5 @@ mod tests {
         let mut out = Vec::new();
         change_json(Cursor { epoch: 1, seq: 7 }, &l, &mut out);
         assert_eq!(out, br#"{"cursor":"0000000000000001-7","path":"/a"}"#);
-        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
-        assert_eq!(html_escape("<a href=\"x\">"), "&lt;a href=&quot;x&quot;&gt;");
     }
 }

@@ -13,6 +13,7 @@ mod compress;
 mod cors;
 mod credentials;
 mod diff;
+mod direct;
 mod editor;
 mod error;
 mod fanout;
@@ -20,6 +21,7 @@ mod file;
 mod file_history;
 mod file_stream;
 mod folder;
+mod folder_page;
 mod folder_stream;
 mod headers;
 mod history;
@@ -166,6 +168,8 @@ fn routes(state: AppState, cors: tower_http::cors::CorsLayer) -> Router {
         .route("/.plait/s", any(share_link::serve_link))
         .route("/.plait/s/", any(share_link::serve_link))
         .route("/.plait/s/{*link}", any(share_link::serve_link))
+        .route("/.plait/direct", any(direct::grants))
+        .route("/.plait/direct/{grant}/s3/{*rest}", any(direct::companion))
         .route("/.plait/uploads", any(uploads::collection))
         .route("/.plait/uploads/", any(uploads::collection))
         .route("/.plait/uploads/{id}", any(uploads::one))

@@ -37,6 +37,9 @@ pub struct FileStore {
     pub params: ChunkParams,
     /// Largest file accepted, in bytes.
     pub max_file_bytes: u64,
+    /// The bucket browsers upload parts to directly (`--blob-store s3://…` with
+    /// `--direct-uploads`); None: direct uploads are off.
+    pub direct: Option<crate::chunks::s3::Bucket>,
 }
 
 impl FileStore {
@@ -45,7 +48,7 @@ impl FileStore {
         let params = ChunkParams::default();
         let engine = Arc::new(crate::chunks::MemoryChunkStore::new());
         let vault = Vault::open(engine, None, params.max(), "in memory")?;
-        Ok(FileStore { vault: Arc::new(vault), params, max_file_bytes: 1 << 30 })
+        Ok(FileStore { vault: Arc::new(vault), params, max_file_bytes: 1 << 30, direct: None })
     }
 }
 
@@ -100,12 +103,33 @@ const QUEUED_FRAMES: usize = 16;
 /// everything stored.
 type Written = Result<(Chunker, Stored), HubError>;
 
+/// What an upload's writer thread is fed: frames, in order, and requests to report progress.
+enum Feed {
+    Frame(Bytes),
+    Flush(oneshot::Sender<Flushed>),
+}
+
+/// The chunks stored since the last flush (taken out of [`Stored`]) and where the bytes not yet
+/// cut start: what a resumable upload's checkpoint in the middle of a long request records,
+/// without stopping the writer thread.
+pub(super) struct Flushed {
+    pub(super) refs: Vec<(ChunkId, ChunkSize)>,
+    pub(super) tail_offset: u64,
+}
+
+impl Stored {
+    fn flushed(&mut self, chunker: &Chunker) -> Flushed {
+        self.chunks.clear();
+        Flushed { refs: std::mem::take(&mut self.refs), tail_offset: chunker.tail_offset() }
+    }
+}
+
 /// An upload's writer thread: cuts the frames it receives, in order, and stores each chunk;
 /// hands back the chunker and [`Stored`] once the sender is dropped, or its first error. A request that goes
 /// away drops the sender: the thread stores what it holds and ends, and the upload's claims go
 /// with it (its chunks are orphans for the collector).
 struct Writer {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Feed>,
     result: oneshot::Receiver<Written>,
 }
 
@@ -116,14 +140,19 @@ fn writer_gone() -> HubError {
 impl Writer {
     /// Starts the thread with the chunker, what is stored so far and the chunks just cut.
     fn start(mut chunker: Chunker, mut stored: Stored, first: Vec<Chunk>) -> Result<Writer, HubError> {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUED_FRAMES);
+        let (tx, mut rx) = mpsc::channel::<Feed>(QUEUED_FRAMES);
         let (done, result) = oneshot::channel();
         std::thread::Builder::new()
             .name("plait-chunk-writer".into())
             .spawn(move || {
                 let outcome = stored.store(first).and_then(|()| {
-                    while let Some(frame) = rx.blocking_recv() {
-                        stored.store(chunker.push(&frame))?;
+                    while let Some(feed) = rx.blocking_recv() {
+                        match feed {
+                            Feed::Frame(frame) => stored.store(chunker.push(&frame))?,
+                            Feed::Flush(reply) => {
+                                let _ = reply.send(stored.flushed(&chunker));
+                            }
+                        }
                     }
                     Ok(())
                 });
@@ -134,8 +163,8 @@ impl Writer {
     }
 
     /// Queues a frame, waiting while the queue is full; the writer's error if it stopped.
-    async fn send(&mut self, frame: Bytes) -> Result<(), HubError> {
-        if self.tx.send(frame).await.is_ok() {
+    async fn send(&mut self, feed: Feed) -> Result<(), HubError> {
+        if self.tx.send(feed).await.is_ok() {
             return Ok(());
         }
         match (&mut self.result).await {
@@ -170,7 +199,7 @@ impl FileIngest {
             return Err(HubError::FileTooLarge { limit: self.limit });
         }
         if let Some(writer) = &mut self.writer {
-            return writer.send(frame).await;
+            return writer.send(Feed::Frame(frame)).await;
         }
         let (chunker, _) = self.here.as_mut().ok_or_else(writer_gone)?;
         let done = chunker.push(&frame);
@@ -180,6 +209,18 @@ impl FileIngest {
         let (chunker, stored) = self.here.take().ok_or_else(writer_gone)?;
         self.writer = Some(Writer::start(chunker, stored, done)?);
         Ok(())
+    }
+
+    /// Waits until every frame pushed so far is cut and its chunks stored, and takes those
+    /// chunks (the writer thread goes on).
+    pub(super) async fn flush(&mut self) -> Result<Flushed, HubError> {
+        if let Some(writer) = &mut self.writer {
+            let (reply, flushed) = oneshot::channel();
+            writer.send(Feed::Flush(reply)).await?;
+            return flushed.await.map_err(|_| writer_gone());
+        }
+        let (chunker, stored) = self.here.as_mut().ok_or_else(writer_gone)?;
+        Ok(stored.flushed(chunker))
     }
 
     /// Stops feeding: waits until every chunk cut so far is stored and hands back the chunker

@@ -21,6 +21,7 @@ mod backfill;
 mod browse;
 mod compaction;
 mod delta;
+mod direct;
 mod durability;
 mod error;
 mod file_subscription;

@@ -63,6 +63,18 @@ pub enum UploadError {
     /// A final concatenation names an upload that is not a complete partial upload of the caller.
     #[error("Upload-Concat: {0}")]
     BadConcat(String),
+    /// Direct uploads to the object store are not configured.
+    #[error("direct uploads are off here: the server needs --blob-store s3://… and --direct-uploads")]
+    NoDirectUploads,
+    /// A direct-upload endpoint (a grant) that is unknown or expired.
+    #[error("this direct-upload endpoint is unknown or has expired: ask for a new one (POST /.plait/direct)")]
+    BadGrant,
+    /// A completion's parts that do not complete the upload, or a part number out of range.
+    #[error("{0}")]
+    BadParts(String),
+    /// A single-request (non-multipart) direct upload, which is not offered.
+    #[error("single-request direct uploads are not offered: use multipart (Uppy: shouldUseMultipart: true)")]
+    UseMultipart,
     /// An append without the content type its protocol requires.
     #[error("an append needs Content-Type: {0}")]
     WrongContentType(&'static str),
@@ -84,6 +96,10 @@ impl UploadError {
             UploadError::BadTarget(_) => "bad_upload_target",
             UploadError::BadConcat(_) => "bad_upload_concat",
             UploadError::WrongContentType(_) => "upload_content_type",
+            UploadError::NoDirectUploads => "no_direct_uploads",
+            UploadError::BadGrant => "bad_grant",
+            UploadError::BadParts(_) => "bad_parts",
+            UploadError::UseMultipart => "use_multipart",
         }
     }
 }

@@ -12,6 +12,7 @@
 //! Pure: values, keys and store ops; no I/O, HTTP or documents (the hub drives it, tidy checks it).
 //! The wire behaviour is written down in docs/UPLOADS.md.
 
+pub mod direct;
 pub mod error;
 pub mod record;
 

@@ -14,6 +14,7 @@ mod crash;
 mod crash_files;
 mod crash_folders;
 mod crash_uploads;
+mod direct_s3;
 mod disk;
 mod durability;
 mod error_codes;
@@ -44,7 +45,9 @@ mod store_format;
 mod subscriptions;
 mod takeover;
 mod tidy;
+mod tus_clients;
 mod uploads;
+mod uploads_browser;
 mod wire_golden;
 
 /// Runs an async test body once against the memory store and once against RocksDB in a

@@ -17,7 +17,7 @@ use crate::support::seaweed::{Seaweed, BUCKET};
 use crate::support::server::{plait_binary, ChildServer};
 
 /// Incompressible bytes that never repeat (xorshift64), so every chunk is distinct.
-fn noise(len: usize) -> Vec<u8> {
+pub fn noise(len: usize) -> Vec<u8> {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {

@@ -155,6 +155,20 @@ impl S3ChunkStore {
         format!("{} at {}", self.shared.config.location, self.shared.site.endpoint)
     }
 
+    /// The bytes of the object `key` (None: there is none).
+    fn read_object(&self, key: String) -> Result<Option<Vec<u8>>, ChunkError> {
+        let (store, site) = (self.shared.store.clone(), self.shared.site.clone());
+        Ok(self.shared.block(async move {
+            let path = Path::from(key.as_str());
+            let read = async { store.get(&path).await?.bytes().await };
+            match read.await {
+                Ok(bytes) => Ok(Some(bytes.to_vec())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(site.error(e, Some(&key))),
+            }
+        })?)
+    }
+
     /// The bucket operations of direct uploads, on this engine's client and runtime.
     pub fn bucket(&self) -> Bucket {
         Bucket::new(self.shared.clone())
@@ -209,17 +223,7 @@ impl ChunkStore for S3ChunkStore {
     }
 
     fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, ChunkError> {
-        let key = self.shared.chunk_key(id);
-        let (store, site) = (self.shared.store.clone(), self.shared.site.clone());
-        Ok(self.shared.block(async move {
-            let path = Path::from(key.as_str());
-            let read = async { store.get(&path).await?.bytes().await };
-            match read.await {
-                Ok(bytes) => Ok(Some(bytes.to_vec())),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(site.error(e, Some(&key))),
-            }
-        })?)
+        self.read_object(self.shared.chunk_key(id))
     }
 
     fn lookup(&self, ids: &[ChunkId]) -> Result<Vec<Option<ChunkSize>>, ChunkError> {
@@ -310,17 +314,7 @@ impl ChunkStore for S3ChunkStore {
     }
 
     fn header(&self) -> Result<Option<Vec<u8>>, ChunkError> {
-        let key = self.shared.key("header");
-        let (store, site) = (self.shared.store.clone(), self.shared.site.clone());
-        Ok(self.shared.block(async move {
-            let path = Path::from(key.as_str());
-            let read = async { store.get(&path).await?.bytes().await };
-            match read.await {
-                Ok(bytes) => Ok(Some(bytes.to_vec())),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(site.error(e, Some(&key))),
-            }
-        })?)
+        self.read_object(self.shared.key("header"))
     }
 
     fn set_header(&self, value: &[u8]) -> Result<(), ChunkError> {

@@ -12,7 +12,7 @@
 //! write access to the target, so a revoked token stops at its next append.
 
 mod ietf;
-mod target;
+pub(super) mod target;
 mod tus;
 
 use axum::body::Body;
@@ -115,6 +115,17 @@ fn frames(body: Body, state: &AppState) -> impl Stream<Item = Result<Bytes, ApiE
     }))
 }
 
+/// Runs an append in a task of its own, so that it ends the same way however the request
+/// ends: when the client's connection fails, hyper drops the request's future, and an append
+/// running inside it would stop wherever it was, without the checkpoint that keeps the bytes
+/// received since the last one. In its own task the append sees its body fail and checkpoints.
+async fn append_detached(state: &AppState, id: UploadId, append: Append, body: Body) -> Result<Appended, HubError> {
+    let hub = state.hub.clone();
+    let frames = frames(body, state);
+    let task = tokio::spawn(async move { hub.append_upload(&id, append, frames).await });
+    task.await.unwrap_or(Err(HubError::Unavailable))
+}
+
 /// The upload an URL (or a path) names: the 32 hex digits after the last `/.plait/uploads/`.
 fn id_in_url(url: &str) -> Option<UploadId> {
     let at = url.rfind(UPLOADS)?;
@@ -179,7 +190,7 @@ async fn on_upload(state: &AppState, dialect: Dialect, id: UploadId, req: Reques
             if let (Dialect::Ietf(v), Some(done)) = (dialect, replay(&record, &append)) {
                 return Ok(ietf::appended(state, v, &id, &done, false));
             }
-            let appended = state.hub.append_upload(&id, append, frames(body, state)).await;
+            let appended = append_detached(state, id, append, body).await;
             match (dialect, appended) {
                 (Dialect::Tus, r) => Ok(tus::appended(&r?)),
                 (Dialect::Ietf(v), Err(HubError::Upload(UploadError::OffsetMismatch { sent, held }))) => {
@@ -258,7 +269,7 @@ async fn create(state: &AppState, dialect: Dialect, at: Option<&str>, req: Reque
             }
             let declared = super::resource::declared_length(h);
             let append = Append { checksum: tus::checksum(h)?, declared, now_ms, ..Append::default() };
-            let done = state.hub.append_upload(&id, append, frames(body, state)).await?;
+            let done = append_detached(state, id, append, body).await?;
             Ok(tus::created(&id, &done.record, true))
         }
         Dialect::Ietf(v) => {
@@ -267,7 +278,7 @@ async fn create(state: &AppState, dialect: Dialect, at: Option<&str>, req: Reque
             let complete = if record.length == Some(0) { Some(true) } else { Some(complete) };
             let declared = super::resource::declared_length(h);
             let append = Append { complete, declared, now_ms, ..Append::default() };
-            let done = match state.hub.append_upload(&id, append, frames(body, state)).await {
+            let done = match append_detached(state, id, append, body).await {
                 Ok(done) => done,
                 Err(e) => return Err(e.into()),
             };

@@ -38,6 +38,23 @@ fn url_segment(name: &str) -> String {
     out
 }
 
+/// The path of the file `name` (one path segment, percent-encoded as a URL would) in `folder`.
+pub(in crate::http) fn path_in(folder: &str, name: &str) -> Result<String, ApiError> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(bad(format!("filename {name:?} must be one path segment")));
+    }
+    Ok(format!("{}/{}", folder.trim_end_matches('/'), url_segment(name)))
+}
+
+/// Whether `path` may be an upload's target: absolute, not a folder, not under `/.plait/`,
+/// no empty segment, within the path limits.
+pub(in crate::http) fn check_target(path: &str) -> Result<(), ApiError> {
+    if !path.starts_with('/') || path.ends_with('/') || path.starts_with("/.plait/") || path.contains("//") {
+        return Err(bad(format!("{path:?} is not a resource path (absolute, not a folder, not under /.plait/)")));
+    }
+    super::super::resource::check_path(path)
+}
+
 /// Reads the target: `at` (the request's own path) first, else metadata `path`, else
 /// `folder` and `filename`; and the media type: metadata `filetype`, `contentType` or `type`,
 /// else (on a draft request to the resource itself) `Content-Type`.
@@ -50,20 +67,12 @@ pub(super) fn describe(
     let target = match (at, text(meta, "path"), text(meta, "folder"), text(meta, "filename")) {
         (Some(at), ..) => Some(at.to_string()),
         (None, Some(path), ..) => Some(path),
-        (None, None, Some(folder), Some(name)) => {
-            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                return Err(bad(format!("filename {name:?} must be one path segment")));
-            }
-            Some(format!("{}/{}", folder.trim_end_matches('/'), url_segment(&name)))
-        }
+        (None, None, Some(folder), Some(name)) => Some(path_in(&folder, &name)?),
         (None, None, Some(_), None) => return Err(bad("`folder` needs a `filename`")),
         _ => None,
     };
     if let Some(path) = &target {
-        if !path.starts_with('/') || path.ends_with('/') || path.starts_with("/.plait/") || path.contains("//") {
-            return Err(bad(format!("{path:?} is not a resource path (absolute, not a folder, not under /.plait/)")));
-        }
-        super::super::resource::check_path(path)?;
+        check_target(path)?;
     }
     let named = ["filetype", "contentType", "type"].iter().find_map(|k| text(meta, k));
     let content_type = match (named, at, dialect) {

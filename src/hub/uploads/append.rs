@@ -6,7 +6,7 @@ use futures_util::{Stream, StreamExt};
 use sha1::Digest as _;
 use sha2::Sha256;
 
-use crate::chunks::{ChunkId, Chunker};
+use crate::chunks::{ChunkId, ChunkSize, Chunker};
 use crate::document::FileWriteOutcome;
 use crate::protocol::upload::ChecksumAlgorithm;
 use crate::store::Batch;
@@ -16,6 +16,11 @@ use crate::upload::{UploadError, UploadId};
 use super::super::files::Stored;
 use super::super::loading::blocking;
 use super::{commit_error, state, Held, Hub, HubError, CHECKPOINT_EVERY};
+
+/// A superseded request keeps reading while bytes come at least this often...
+const DRAIN_GAP: std::time::Duration = std::time::Duration::from_millis(20);
+/// ...and for at most this long.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the request says besides its body.
 #[derive(Clone, Debug, Default)]
@@ -101,6 +106,13 @@ impl Hub {
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
     {
+        // Offsets only grow: an append behind the durable offset is stale (a browser repeating a
+        // cut request, say) and is refused at once, without waiting for its turn or stopping the
+        // request in flight.
+        let durable = self.upload_record(id)?;
+        if req.offset < durable.offset && durable.done.is_none() {
+            return Err(HubError::Upload(UploadError::OffsetMismatch { sent: req.offset, held: durable.offset }));
+        }
         let slot = self.0.uploads.slot(id);
         let mut held = self.hold(&slot).await;
         let mut record = self.upload_record(id)?;
@@ -137,21 +149,35 @@ impl Hub {
             }));
         }
 
-        let mut chunker = self.resumed_chunker(&mut held, id, &record)?;
+        let chunker = self.resumed_chunker(&mut held, id, &record)?;
         let hash_known = held.live.hash.is_some();
         let mut check = req.checksum.as_ref().map(|(a, _)| Check::new(*a));
         let mut ingest = self.ingest_resumed(chunker, Stored::new(self.0.files.vault.begin()), room);
         let mut since_checkpoint = 0u64;
         let mut received = 0u64;
         let mut turn = slot.turn.subscribe();
+        // Once a newer request asks for the upload, this one still takes the bytes that have
+        // already arrived (they are in the socket: dropping them would make the client send
+        // them again), then stops.
+        let mut draining: Option<tokio::time::Instant> = None;
         let ended = loop {
-            let frame = tokio::select! {
-                biased;
-                changed = turn.wait_for(|t| *t != held.turn) => {
-                    let _ = changed;
-                    break Ended::Superseded;
+            let frame = match draining {
+                Some(until) => {
+                    let wait = DRAIN_GAP.min(until.saturating_duration_since(tokio::time::Instant::now()));
+                    match tokio::time::timeout(wait, body.next()).await {
+                        Ok(frame) => frame,
+                        Err(_) => break Ended::Superseded,
+                    }
                 }
-                frame = body.next() => frame,
+                None => tokio::select! {
+                    biased;
+                    changed = turn.wait_for(|t| *t != held.turn) => {
+                        let _ = changed;
+                        draining = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
+                        continue;
+                    }
+                    frame = body.next() => frame,
+                },
             };
             let bytes = match frame {
                 None => break Ended::Whole,
@@ -172,11 +198,11 @@ impl Hub {
             }
             ingest.push(bytes).await?;
             if check.is_none() && since_checkpoint >= CHECKPOINT_EVERY {
-                // A long request keeps what arrived durable as it goes (a crash loses less).
-                let (c, mut stored) = ingest.pause().await?;
-                self.checkpoint(&mut held, id, &mut record, &c, &mut stored, false, req.now_ms).await?;
-                chunker = c;
-                ingest = self.ingest_resumed(chunker, Stored::new(self.0.files.vault.begin()), room - received);
+                // A long request keeps what arrived durable as it goes (a crash loses less): the
+                // chunks cut so far, up to the end of the last one (the writer thread goes on).
+                let flushed = ingest.flush().await?;
+                self.record_progress(&mut held, id, &mut record, &flushed.refs, flushed.tail_offset, None, req.now_ms)
+                    .await?;
                 since_checkpoint = 0;
             }
         };
@@ -194,22 +220,25 @@ impl Hub {
                 _ => return Err(self.ended_error(ended, &record)),
             }
         }
+        // The draft says only `Upload-Complete: ?1` completes an upload, but tus-js-client's
+        // Node file source sends `?0` on the last append of a resumed upload (and then reports
+        // success): an upload that reaches its declared length is complete, whatever it says.
         let completes = match (&ended, req.complete) {
             (Ended::Whole, Some(true)) => true,
-            (Ended::Whole, None) => record.length == Some(chunker.received()),
+            (Ended::Whole, _) => record.length == Some(chunker.received()),
             _ => false,
         };
         if completes {
             if let Some(declared) = record.length.filter(|l| *l != chunker.received()) {
                 // IETF: `Upload-Complete: ?1` before the declared length was reached.
-                self.checkpoint(&mut held, id, &mut record, &chunker, &mut stored, true, req.now_ms).await?;
+                self.checkpoint(&mut held, id, &mut record, &chunker, &mut stored, hash_known, req.now_ms).await?;
                 return Err(HubError::Upload(UploadError::LengthMismatch { declared, other: chunker.received() }));
             }
             record.length = Some(chunker.received());
             let version = self.complete(&mut held, id, record, chunker, stored, hash_known, req.now_ms).await?;
             return Ok(version);
         }
-        self.checkpoint(&mut held, id, &mut record, &chunker, &mut stored, true, req.now_ms).await?;
+        self.checkpoint(&mut held, id, &mut record, &chunker, &mut stored, hash_known, req.now_ms).await?;
         match ended {
             Ended::Whole => Ok(Appended { record, version: None }),
             other => Err(self.ended_error(other, &record)),
@@ -249,9 +278,9 @@ impl Hub {
         Ok(Chunker::resume(self.0.files.params, tail_offset, &tail, hash))
     }
 
-    /// Makes what `chunker` and `stored` hold durable in the upload's record: the new chunks,
-    /// and (with `keep_tail`) the uncut tail as a chunk of its own; without it the record's
-    /// offset is the end of the last chunk cut.
+    /// Makes everything `chunker` and `stored` hold durable in the upload's record, at the end
+    /// of a request: the new chunks, and the uncut tail as a chunk of its own. `hash_known`:
+    /// the chunker's SHA-256 state covers the whole upload (it was not lost to a restart).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn checkpoint(
         &self,
@@ -260,28 +289,48 @@ impl Hub {
         record: &mut UploadRecord,
         chunker: &Chunker,
         stored: &mut Stored,
-        keep_tail: bool,
+        hash_known: bool,
         now_ms: u64,
     ) -> Result<(), HubError> {
         let tail_bytes = chunker.tail();
-        let tail = if keep_tail && !tail_bytes.is_empty() {
-            let (tid, size) = blocking(|| stored.upload.put(tail_bytes))?;
-            Some((tid, size))
-        } else {
-            None
+        let tail = match tail_bytes.is_empty() {
+            true => None,
+            false => Some(blocking(|| stored.upload.put(tail_bytes))?),
         };
-        let offset = if keep_tail { chunker.received() } else { chunker.tail_offset() };
-        if offset == record.offset && stored.refs.is_empty() && tail.map(|t| t.0 .0) == record.tail_id().map(|t| t.0) {
+        let refs = std::mem::take(&mut stored.refs);
+        stored.chunks.clear();
+        self.record_progress(held, id, record, &refs, chunker.received(), tail, now_ms).await?;
+        held.live.hash = hash_known.then(|| chunker.digest_state());
+        let bytes = tail_bytes.to_vec();
+        self.cache_tail(&mut held.live, &bytes);
+        Ok(())
+    }
+
+    /// Commits one checkpoint: `refs` (chunks stored since the last one, in order) appended to
+    /// the upload's list, `offset` the bytes now kept, `tail` the uncut last bytes' chunk (None:
+    /// the offset ends at a chunk's end). The chunks must be stored (and claimed) already.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn record_progress(
+        &self,
+        held: &mut Held<'_>,
+        id: &UploadId,
+        record: &mut UploadRecord,
+        refs: &[(ChunkId, ChunkSize)],
+        offset: u64,
+        tail: Option<(ChunkId, ChunkSize)>,
+        now_ms: u64,
+    ) -> Result<(), HubError> {
+        if offset == record.offset && refs.is_empty() && tail.map(|t| t.0 .0) == record.tail_id().map(|t| t.0) {
             return Ok(());
         }
         let old_tail = record.tail_id().map(|(t, _)| t);
         let from = record.parts;
-        record.parts += stored.refs.len() as u32;
+        record.parts += refs.len() as u32;
         record.offset = offset;
         record.tail = tail.map(|(t, size)| (t.to_string(), u64::from(size.plain)));
         record.expires_ms = now_ms + self.0.settings.uploads.expiry.as_millis() as u64;
         let mut batch = Batch::new();
-        state::checkpoint(&mut batch, id, record, from, &stored.refs, old_tail, tail);
+        state::checkpoint(&mut batch, id, record, from, refs, old_tail, tail);
         if self.0.settings.ack == crate::document::AckPolicy::UnsafeBeforeDurable {
             // Test-only (`--unsafe-ack-before-durable-ms`): the offset is answered before the
             // checkpoint is durable, so the crash tests can show they catch the loss.
@@ -290,16 +339,10 @@ impl Hub {
         } else {
             self.0.durability.commit(batch).await.map_err(commit_error)?;
         }
-        // Durable now: the references protect the chunks, the claims may go.
-        stored.refs.clear();
-        stored.chunks.clear();
-        held.live.hash = Some(chunker.digest_state()).filter(|_| held.live.hash.is_some());
-        if keep_tail {
-            let bytes = tail_bytes.to_vec();
-            self.cache_tail(&mut held.live, &bytes);
-        } else {
-            self.uncache_tail(&mut held.live);
-        }
+        // Until the request's end says otherwise, the tail and the hash state in memory are
+        // stale (were the request to fail now, the next one rehashes at completion).
+        self.uncache_tail(&mut held.live);
+        held.live.hash = None;
         Ok(())
     }
 }

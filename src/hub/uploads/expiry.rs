@@ -30,7 +30,7 @@ impl Hub {
             self.0.uploads.forget(id);
             dropped += 1;
         }
-        Ok(dropped)
+        Ok(dropped + self.expire_direct(now_ms).await?)
     }
 }
 

@@ -52,11 +52,18 @@ pub struct UploadSettings {
     pub max_bytes: u64,
     /// Uploads in progress per credential.
     pub max_per_owner: usize,
+    /// How long a signed part URL of a direct upload works.
+    pub part_url_lifetime: Duration,
 }
 
 impl Default for UploadSettings {
     fn default() -> Self {
-        UploadSettings { expiry: Duration::from_secs(24 * 3600), max_bytes: 1 << 40, max_per_owner: 100 }
+        UploadSettings {
+            expiry: Duration::from_secs(24 * 3600),
+            max_bytes: 1 << 40,
+            max_per_owner: 100,
+            part_url_lifetime: Duration::from_secs(3600),
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use super::{Append, NewUpload};
 fn files() -> FileStore {
     let params = ChunkParams::new(1024, 4096, 16384).unwrap();
     let vault = Vault::open(Arc::new(MemoryChunkStore::new()), None, params.max(), "memory").unwrap();
-    FileStore { vault: Arc::new(vault), params, max_file_bytes: 1 << 30 }
+    FileStore { vault: Arc::new(vault), params, max_file_bytes: 1 << 30, direct: None }
 }
 
 fn hub(store: &Arc<dyn Store>, files: &FileStore) -> Hub {

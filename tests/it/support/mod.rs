@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod cut_proxy;
 pub mod folder_watch;
 pub mod killable;
 pub mod seaweed;
