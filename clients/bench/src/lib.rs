@@ -39,6 +39,7 @@ mod b7_reads;
 mod b8_merge;
 mod chunks_ref;
 pub mod client;
+mod direct;
 mod f1_watch_overhead;
 mod f2_delivery;
 mod f3_listing;

@@ -5,18 +5,17 @@
 //! The ways: (a) a plain `PUT` of the file resource (FILES's ingest, `files::put_file`);
 //! (b) tus, `POST` then one streaming `PATCH` (tus-js-client's default `chunkSize: Infinity`),
 //! and `POST` then 5 MiB `PATCH`es (a `chunkSize` people set for proxies and retries), one
-//! keep-alive connection as a browser uses. Each into Plait with its local chunk engine and
-//! into Plait with `--blob-store s3://…` on a SeaweedFS it starts (`seaweed`). The references:
-//! the very same requests, same bytes, same client, to the no-op handler (`plait-bench noop`:
-//! the server's own HTTP stack reading the body and doing nothing: what moving the bytes
-//! costs); the same bytes written to SeaweedFS alone, in presigned 5 MiB parts (create, one
-//! presigned `PUT` per part from the same client, complete: the data path of a direct upload,
-//! which is what Uppy's `@uppy/aws-s3` sends, without Plait); and for tus the plain `PUT` into
-//! the same server (what resumability costs over it). Every Plait upload is checked afterwards:
-//! the target's `Repr-Digest` must be the SHA-256 of the bytes sent.
-//!
-//! Way (c), direct to S3 through Plait's signing routes and into a version, needs issue 17
-//! part 5 (the routes), not in this tree yet: docs/BENCHMARKS.md marks it "not measured yet".
+//! keep-alive connection as a browser uses; each into Plait with its local chunk engine and
+//! into Plait with `--blob-store s3://…` on a SeaweedFS it starts (`seaweed`); (c) direct to
+//! S3: Plait signs each 5 MiB part, the client `PUT`s it to SeaweedFS, Plait completes the
+//! upload into a version (`direct`: what Uppy's `@uppy/aws-s3` does). The references: the very
+//! same requests, same bytes, same client, to the no-op handler (`plait-bench noop`: the
+//! server's own HTTP stack reading the body and doing nothing: what moving the bytes costs);
+//! the same bytes written to SeaweedFS alone, in presigned 5 MiB parts (create, one presigned
+//! `PUT` per part from the same client, complete: (c) without Plait, signed in process with the
+//! server library's `chunks::s3::Bucket`); and for tus the plain `PUT` into the same server
+//! (what resumability costs over it). Every Plait upload is checked afterwards: the version's
+//! `Repr-Digest` must be the SHA-256 of the bytes sent.
 //!
 //! Each round uses fresh servers (warmed up by a 1 MiB `PUT`) and each size a fresh SeaweedFS,
 //! so the disk holds at most one size's uploads; each upload carries fresh random bytes, so no
@@ -29,7 +28,8 @@ use anyhow::{anyhow, ensure, Context};
 use plait::chunks::s3::Bucket;
 
 use super::client::Conn;
-use super::files::{child, mib, put_bytes, put_file, random, PIECE};
+use super::direct;
+use super::files::{child, mib, put_bytes, put_file, random};
 use super::procs::{cpu_ns, cpu_ns_with_exited, ServerProc};
 use super::report::Row;
 use super::seaweed::{Seaweed, BUCKET};
@@ -67,9 +67,11 @@ enum Side {
     Noop(Way),
     /// SeaweedFS alone: presigned parts.
     S3Alone,
+    /// Direct to SeaweedFS through Plait's signing routes, then a version.
+    Direct,
 }
 
-const SIDES: [Side; 10] = [
+const SIDES: [Side; 11] = [
     Side::Plait(Way::Put),
     Side::Plait(Way::TusOne),
     Side::Plait(Way::TusChunked),
@@ -80,6 +82,7 @@ const SIDES: [Side; 10] = [
     Side::PlaitS3(Way::TusOne),
     Side::PlaitS3(Way::TusChunked),
     Side::S3Alone,
+    Side::Direct,
 ];
 
 /// Wall times and CPU of one side at one size, over the rounds.
@@ -124,25 +127,12 @@ async fn s3_alone(bucket: &Bucket, name: &str, data: &[u8], part: usize) -> anyh
     let key = bucket.upload_key(name).map_err(s3)?;
     let started = Instant::now();
     let upload = bucket.create_multipart(&key).await.map_err(s3)?;
-    let mut conn: Option<Conn> = None;
+    let mut conn = None;
     let mut parts = Vec::new();
     for (i, bytes) in data.chunks(part).enumerate() {
         let number = i as u32 + 1;
         let url = bucket.sign_part(&key, &upload, number, Duration::from_secs(3600)).await.map_err(s3)?;
-        let rest = url.strip_prefix("http://").ok_or_else(|| anyhow!("a presigned URL not on http: {url}"))?;
-        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let conn = match &mut conn {
-            Some(conn) => conn,
-            None => conn.insert(Conn::connect(host.parse().with_context(|| format!("the host of {url}"))?).await?),
-        };
-        conn.send_head("PUT", path, &[], bytes.len() as u64).await?;
-        for piece in bytes.chunks(PIECE) {
-            conn.write_body(piece).await?;
-        }
-        let res = conn.read_response(false).await?;
-        ensure!(res.status == 200, "part {number}: {} {}", res.status, String::from_utf8_lossy(&res.body));
-        let etag = res.header("etag").ok_or_else(|| anyhow!("part {number} answered without an ETag"))?;
-        parts.push((number, etag.to_string()));
+        parts.push((number, direct::put_part(&mut conn, &url, bytes).await?));
     }
     bucket.complete(&key, &upload, &parts).await.map_err(s3)?;
     let wall = started.elapsed().as_secs_f64();
@@ -152,10 +142,27 @@ async fn s3_alone(bucket: &Bucket, name: &str, data: &[u8], part: usize) -> anyh
     Ok(wall)
 }
 
+/// A direct upload through Plait's routes (grant `endpoint`), parts of `part` bytes; returns
+/// the wall time from creation to the version, and the version's path.
+async fn through_plait(
+    addr: SocketAddr,
+    endpoint: &str,
+    name: &str,
+    data: &[u8],
+    part: usize,
+) -> anyhow::Result<(f64, String)> {
+    let mut conn = Conn::connect(addr).await?;
+    let started = Instant::now();
+    let location = direct::upload(&mut conn, endpoint, name, data, part).await?;
+    Ok((started.elapsed().as_secs_f64(), location))
+}
+
 /// Runs U1.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let sizes = if ctx.smoke { &SMOKE } else { &FULL };
     let noop = ServerProc::noop()?;
+    // S3's parts are 5 MiB at least, but the last (smoke: one part).
+    let part = sizes.patch.max(5 << 20);
     let mut rows = Vec::new();
     for &len in sizes.files {
         let weed = tokio::task::block_in_place(Seaweed::start)?;
@@ -165,10 +172,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
             tracing::info!(round, mib = mib(len as u64), "U1: uploads, each way");
             let local = ctx.server(&[])?;
             let store = format!("s3://{BUCKET}/u1-{}-{round}", len >> 20);
-            let remote = ctx.server_with_env(&["--blob-store", &store], &weed.env())?;
+            let remote = ctx.server_with_env(&["--blob-store", &store, "--direct-uploads"], &weed.env())?;
             for server in [&local, &remote] {
                 put_bytes(server.addr(), &ctx.doc("u1-warm-up.bin"), &random(1 << 20, 100)).await?;
             }
+            let folder = format!("{}/", ctx.doc(&format!("u1-direct-{round}")));
+            let endpoint = direct::grant(&mut Conn::connect(remote.addr()).await?, &folder).await?;
             for k in 0..SIDES.len() {
                 // Each round starts with another side, so none always goes first.
                 let which = (round * 3 + k) % SIDES.len();
@@ -194,7 +203,17 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
                     }
                     Side::S3Alone => {
                         let name = format!("{}-{round}.bin", len >> 20);
-                        (s3_alone(&bucket, &name, &data, sizes.patch.max(5 << 20)).await?, 0)
+                        (s3_alone(&bucket, &name, &data, part).await?, 0)
+                    }
+                    Side::Direct => {
+                        let (pid, _) = child(&remote)?;
+                        let sha = tokio::task::block_in_place(|| tus::sha256(&data));
+                        let name = format!("u1-{}-{round}.bin", len >> 20);
+                        let before = cpu_ns_with_exited(pid)?;
+                        let (wall, location) = through_plait(remote.addr(), &endpoint, &name, &data, part).await?;
+                        let cpu = cpu_ns_with_exited(pid)?.saturating_sub(before);
+                        tus::check_version(remote.addr(), &location, len as u64, &sha).await.context("U1 direct")?;
+                        (wall, cpu)
                     }
                 };
                 runs[which].walls.push(wall);
@@ -251,6 +270,25 @@ fn report(len: usize, sizes: &Sizes, runs: &[Runs; SIDES.len()], rows: &mut Vec<
         let metric = format!("{label}, S3 engine (--blob-store on SeaweedFS), wall");
         rows.push(row(metric, wall(6 + w), "ms", &s3_alone, wall(9)));
     }
+    rows.push(row(
+        format!(
+            "(c) direct to S3: Plait signs each part, the parts go to SeaweedFS, Plait completes ({} × ≤ {}), wall",
+            len.div_ceil(part),
+            tus::size_label(part)
+        ),
+        wall(10),
+        "ms",
+        &s3_alone,
+        wall(9),
+    ));
+    rows.push(row("(c) direct to S3, wall".to_string(), wall(10), "ms", "plain PUT into the S3 engine", wall(6)));
+    rows.push(row(
+        "(c) direct to S3, Plait's CPU per MiB (signing, completion: reading the object into chunks)".to_string(),
+        cpu(10),
+        "ms/MiB",
+        "plain PUT into the S3 engine",
+        cpu(6),
+    ));
     let local = "the same into the local chunk engine";
     rows.push(row(format!("{}, S3 engine, wall", labels[0]), wall(6), "ms", local, wall(0)));
     rows.push(row(format!("{}, S3 engine, Plait's CPU per MiB", labels[0]), cpu(6), "ms/MiB", local, cpu(0)));

@@ -4,8 +4,10 @@
 //! reset (`Conn::abort`: what the kernel still held unsent is lost, as when a network drops or
 //! a tab closes) and finishes the upload the only way each protocol allows: tus asks the
 //! server for the offset it kept (`HEAD`) and sends the rest (one `PATCH`, or 5 MiB `PATCH`es,
-//! the cut falling inside one of them); a plain `PUT` has nothing to resume from and sends the
-//! whole file again. The reference of each tus figure is the plain `PUT`'s, in the same run on
+//! the cut falling inside one of them); a direct upload to S3 (issue 17 part 5, on a SeaweedFS
+//! the benchmark starts) lists the parts the store holds through Plait and sends the others (the
+//! cut falls inside a 5 MiB part's `PUT`, which S3 does not keep); a plain `PUT` has nothing to
+//! resume from and sends the whole file again. The reference of each tus figure is the plain `PUT`'s, in the same run on
 //! the same server. Each side checks that the cut left no version (an empty `Version`) and that the
 //! finished version's `Repr-Digest` is the SHA-256 of the file. Bytes are counted on the wire
 //! (both ways, request and response heads included). A resumption that fails (e.g. `409
@@ -19,8 +21,10 @@ use std::time::Instant;
 use anyhow::{ensure, Context};
 
 use super::client::Conn;
+use super::direct;
 use super::files::{mib, put_bytes, put_file, random, PIECE};
 use super::report::Row;
+use super::seaweed::{Seaweed, BUCKET};
 use super::tus::{self, Peer};
 use super::Ctx;
 
@@ -131,6 +135,56 @@ async fn put_side(addr: SocketAddr, target: &str, data: &[u8], cut: u64) -> anyh
     Ok(Recovery { kept: 0, before, after, retries: 0, wall })
 }
 
+/// A direct upload (issue 17 part 5) in `part`-byte parts cut at `cut` (inside a part's `PUT` to
+/// the store), then resumed as Uppy's `@uppy/aws-s3` does: the parts S3 holds (listed through
+/// Plait), the others signed and sent, completion. Returns the recovery and the version's path.
+async fn direct_side(
+    addr: SocketAddr,
+    endpoint: &str,
+    (name, target): (&str, &str),
+    data: &[u8],
+    part: usize,
+    cut: u64,
+) -> anyhow::Result<(Recovery, String)> {
+    let mut plait = Conn::connect(addr).await?;
+    let upload = direct::Upload::create(&mut plait, endpoint, name).await?;
+    let mut s3 = None;
+    let pieces: Vec<&[u8]> = data.chunks(part).collect();
+    let mut before = 0;
+    for (i, bytes) in pieces.iter().enumerate() {
+        let (start, number) = ((i * part) as u64, i as u32 + 1);
+        let url = upload.sign(&mut plait, number).await?;
+        if start + bytes.len() as u64 > cut {
+            // The part the cut falls in: its first bytes, then the connection dies.
+            before += direct::cut_part(&url, bytes.len() as u64, &bytes[..(cut - start) as usize]).await?;
+            break;
+        }
+        direct::put_part(&mut s3, &url, bytes).await?;
+    }
+    before += plait.sent + plait.received + s3.as_ref().map_or(0, |c: &Conn| c.sent + c.received);
+    drop((plait, s3));
+    ensure!(tus::no_version(addr, target).await?, "{target} is a version after a cut direct upload");
+
+    let mut plait = Conn::connect(addr).await?;
+    let started = Instant::now();
+    let mut parts = upload.parts(&mut plait).await?;
+    let kept: u64 = parts.iter().map(|(n, _)| pieces.get(*n as usize - 1).map_or(0, |p| p.len() as u64)).sum();
+    let mut s3 = None;
+    for (i, bytes) in pieces.iter().enumerate() {
+        let number = i as u32 + 1;
+        if parts.iter().any(|(n, _)| *n == number) {
+            continue;
+        }
+        let url = upload.sign(&mut plait, number).await?;
+        parts.push((number, direct::put_part(&mut s3, &url, bytes).await?));
+    }
+    parts.sort_by_key(|(n, _)| *n);
+    let location = upload.complete(&mut plait, &parts).await?;
+    let wall = started.elapsed().as_secs_f64();
+    let after = plait.sent + plait.received + s3.as_ref().map_or(0, |c: &Conn| c.sent + c.received);
+    Ok((Recovery { kept, before, after, retries: 0, wall }, location))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -140,22 +194,36 @@ fn median(mut values: Vec<f64>) -> f64 {
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let sizes = if ctx.smoke { &SMOKE } else { &FULL };
     let (len, cut) = (sizes.file as u64, sizes.file as u64 / 2);
-    // [PUT, tus one PATCH, tus chunked] × rounds
-    let mut got: [Vec<Recovery>; 3] = Default::default();
+    // S3's parts are 5 MiB at least, but the last.
+    let part = sizes.patch.max(5 << 20);
+    let weed = tokio::task::block_in_place(Seaweed::start)?;
+    // [PUT, tus one PATCH, tus chunked, direct] × rounds
+    let mut got: [Vec<Recovery>; 4] = Default::default();
     for round in 0..sizes.rounds {
         tracing::info!(round, mib = mib(len), "U2: uploads cut at 50%, then finished");
         let server = ctx.server(&[])?;
         put_bytes(server.addr(), &ctx.doc("u2-warm-up.bin"), &random(1 << 20, 199)).await?;
-        for k in 0..3 {
-            let which = (round + k) % 3;
-            let data = random(sizes.file, 200 + (round * 3 + which) as u64);
+        let store = format!("s3://{BUCKET}/u2-{round}");
+        let remote = ctx.server_with_env(&["--blob-store", &store, "--direct-uploads"], &weed.env())?;
+        let folder = format!("{}/", ctx.doc(&format!("u2-direct-{round}")));
+        let endpoint = direct::grant(&mut Conn::connect(remote.addr()).await?, &folder).await?;
+        for k in 0..4 {
+            let which = (round + k) % 4;
+            let data = random(sizes.file, 200 + (round * 4 + which) as u64);
             let sha = tokio::task::block_in_place(|| tus::sha256(&data));
             let target = ctx.doc(&format!("u2-{round}-{which}.bin"));
             let addr = server.addr();
-            let recovery = match which {
-                0 => put_side(addr, &target, &data, cut).await?,
-                1 => tus_side(addr, &target, &data, usize::MAX, cut).await?,
-                _ => tus_side(addr, &target, &data, sizes.patch, cut).await?,
+            let (recovery, addr, target) = match which {
+                0 => (put_side(addr, &target, &data, cut).await?, addr, target),
+                1 => (tus_side(addr, &target, &data, usize::MAX, cut).await?, addr, target),
+                2 => (tus_side(addr, &target, &data, sizes.patch, cut).await?, addr, target),
+                _ => {
+                    let name = format!("u2-{round}.bin");
+                    let at = format!("{folder}{name}");
+                    let (recovery, location) =
+                        direct_side(remote.addr(), &endpoint, (&name, &at), &data, part, cut).await?;
+                    (recovery, remote.addr(), location)
+                }
             };
             tus::check_version(addr, &target, len, &sha).await.with_context(|| format!("U2 side {which}"))?;
             got[which].push(recovery);
@@ -223,5 +291,40 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
             "times",
         ));
     }
+    let label = format!("direct to S3, {} parts (S3 keeps the parts it received whole)", tus::size_label(part));
+    let lost = med(3, &|r| cut.saturating_sub(r.kept) as f64) as u64;
+    rows.push(Row {
+        reference: Some(("plain PUT: the whole file again".into(), mib(put_after as u64))),
+        ..Row::info(
+            &scenario,
+            &format!("{label}: bytes on the wire after the cut"),
+            mib(med(3, &|r| r.after as f64) as u64),
+            "MiB",
+        )
+    });
+    rows.push(Row {
+        reference: Some(("bytes written before the cut (a PUT loses them all)".into(), mib(cut))),
+        ..Row::info(
+            &scenario,
+            &format!("{label}: bytes written before the cut, not kept (sent again)"),
+            mib(lost),
+            "MiB",
+        )
+    });
+    rows.push(Row {
+        reference: Some(("the file".into(), mib(len))),
+        ..Row::info(
+            &scenario,
+            &format!("{label}: bytes on the wire for the version, both attempts (Plait and the store)"),
+            mib(med(3, &|r| (r.before + r.after) as f64) as u64),
+            "MiB",
+        )
+    });
+    rows.push(Row::info(
+        &scenario,
+        &format!("{label}: wall from reconnecting to the version (list, sign, parts, complete)"),
+        med(3, &|r| r.wall) * 1000.0,
+        "ms",
+    ));
     Ok(rows)
 }
