@@ -24,9 +24,11 @@
 //! all five as `FOLDERS`) are issue 16's folders: the change log's cost to B6's durable writes
 //! with 100 watchers of `/`, delivery latency to folder watchers against document subscribers,
 //! listing 100,000 entries, idle watchers' memory against B5's subscriptions, a stalled watcher.
-//! `U1`–`U3` (`uN_*.rs`, all three as `UPLOADS`, over the tus client in `tus.rs`) are issue 17's
-//! resumable uploads: 10–128 MiB through a plain `PUT` and tus against the same requests to the
-//! no-op handler, the cost of finishing an upload cut at 50%, memory during a 1 GiB tus upload.
+//! `U1`–`U3` (`uN_*.rs`, all three as `UPLOADS`, over the tus client in `tus.rs` and the
+//! direct-upload client in `direct.rs`) are issue 17's resumable uploads: 10–128 MiB through a
+//! plain `PUT`, tus and direct to S3 (a SeaweedFS started by `seaweed.rs`) against the same
+//! requests to the no-op handler and the same bytes written to SeaweedFS alone, the cost of
+//! finishing an upload cut at 50%, memory during a 1 GiB tus upload.
 
 mod b1_sequential;
 mod b2_concurrent;
