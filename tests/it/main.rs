@@ -47,6 +47,7 @@ mod takeover;
 mod tidy;
 mod uploads;
 mod uploads_browser;
+mod uploads_browser_s3;
 mod wire_golden;
 
 /// Runs an async test body once against the memory store and once against RocksDB in a
