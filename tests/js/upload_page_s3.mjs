@@ -7,6 +7,7 @@
 // the page, meets on its way:
 //   - a tampered part URL: the first part PUT has its signature altered by a Playwright route;
 //     the bucket refuses it (403) and the page signs the part again and sends it;
+//   - Pause (the parts in flight stop) and Resume, which asks the bucket which parts it holds;
 //   - the browser going offline mid-upload (context.setOffline; the PUTs held at that moment
 //     die as in an outage) and back online: the page retries with backoff and goes on;
 //   - a reload mid-upload: the page offers to continue; the same file chosen again sends only
@@ -131,6 +132,17 @@ await runSteps('upload_page_s3', [
     assert((await list('refused')).includes(`${net.tampered}:403`), 'the page saw the 403')
     assertEq(await stateOf(), 'uploading', 'the upload goes on')
     result.tampered_part = net.tampered
+  }],
+  ['Pause stops the parts in flight; Resume goes on from the parts the bucket holds', async () => {
+    net.phase = 'pause'
+    const done = (await list('parts')).map(Number).sort((x, y) => x - y)
+    await page.getByRole('button', { name: `Pause (${F.name})` }).click()
+    await until('paused', 5000)
+    await dropHeld('aborted') // the page gave them up
+    await page.getByRole('button', { name: `Resume (${F.name})` }).click()
+    await waitFor(async () => (await stateOf()) === 'uploading' && (await data('held')) !== undefined && net.held.length > 0,
+      'the resumed upload, its next parts held', { ms: 20000, every: 20 })
+    assertEq((await list('held')).map(Number).sort((x, y) => x - y), done, 'Resume asked the bucket, which holds the parts sent')
   }],
   ['mid-upload the browser goes offline: the page retries with backoff; back online it goes on', async () => {
     net.phase = 'offline'
