@@ -15,7 +15,7 @@ use crate::chunks::s3::S3Config;
 use crate::chunks::{ChunkKey, ChunkParams, ChunkStore, MemoryChunkStore, RocksChunkStore, S3ChunkStore, Vault};
 use crate::config::{AuthMode, ServeConfig};
 use crate::http::{self, AppState, ConnLimits, CorsOrigins, HttpSettings};
-use crate::hub::{run_collector, run_retention, FileStore, Hub, RetentionPolicy};
+use crate::hub::{run_collector, run_retention, DirectBucket, FileStore, Hub, RetentionPolicy};
 use crate::store::{track_close, ChangeLog, CloseWatch, Committer, MemoryStore, Store, StoreError};
 
 /// Opens the configured store.
@@ -51,7 +51,11 @@ pub fn open_files(cfg: &ServeConfig, epoch: u64) -> anyhow::Result<FileStore> {
     let (engine, location): (Arc<dyn ChunkStore>, String) = if let Some(url) = &cfg.blob_store {
         let engine = open_s3(cfg, url, epoch)?;
         let location = engine.describe();
-        direct = cfg.direct_uploads.then(|| engine.bucket());
+        if cfg.direct_uploads {
+            let bucket = engine.bucket();
+            let origin = bucket.origin().map_err(|e| anyhow::anyhow!("the chunk store {url}: {e}"))?;
+            direct = Some(DirectBucket { bucket, origin });
+        }
         (Arc::new(engine), location)
     } else if cfg.memory {
         (Arc::new(MemoryChunkStore::new()), "in memory".into())

@@ -47,7 +47,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             let signs_in = matches!(e, AuthError::Missing) && is_folder_page(&req, &need);
             let refused = ApiError::from(e).into_response();
             if signs_in {
-                return super::folder_page::signin(req.uri().path(), refused);
+                return super::folder_page::signin(req.uri().path(), refused, state.hub.direct_origin());
             }
             return refused;
         }

@@ -1,6 +1,7 @@
 //! The live editor: the page a browser gets when it navigates to a resource, and the scripts
 //! served from `/.plait/client/`: the editor's client modules (from `clients/js/`), the folder
-//! page's script and the tus-js-client it uploads with (from `src/http/assets/`: tus-js-client
+//! page's scripts (its uploader for direct uploads to the bucket, `direct.js`, among them) and
+//! the tus-js-client it uploads with (from `src/http/assets/`: tus-js-client
 //! 4.3.1's `dist/tus.min.js` from npm, unmodified under its licence comment). They are compiled
 //! into the binary, so the server needs nothing on disk (and no npm) to serve them.
 
@@ -19,6 +20,7 @@ const ASSETS: &[(&str, &str)] = &[
     ("framing.js", include_str!("../../clients/js/framing.js")),
     ("text.js", include_str!("../../clients/js/text.js")),
     ("folder.js", include_str!("assets/folder.js")),
+    ("direct.js", include_str!("assets/direct.js")),
     ("tus.min.js", include_str!("assets/tus.min.js")),
 ];
 

@@ -163,6 +163,7 @@ pub(super) async fn route(
             listing.page.next.as_deref(),
             q.recursive,
             listing.cursor,
+            state.hub.direct_origin(),
         );
         reply::set(res.headers_mut(), "plait-cursor", &listing.cursor.to_string());
         return Ok(res);

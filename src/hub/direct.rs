@@ -52,12 +52,18 @@ fn not_found(name: &str) -> HubError {
 
 impl Hub {
     fn bucket(&self) -> Result<&Bucket, HubError> {
-        self.0.files.direct.as_ref().ok_or(HubError::Upload(UploadError::NoDirectUploads))
+        self.0.files.direct.as_ref().map(|d| &d.bucket).ok_or(HubError::Upload(UploadError::NoDirectUploads))
     }
 
     /// Whether direct uploads are on.
     pub fn direct_uploads(&self) -> bool {
         self.0.files.direct.is_some()
+    }
+
+    /// The origin browsers send parts to, when direct uploads are on (the folder page lets its
+    /// script connect there).
+    pub fn direct_origin(&self) -> Option<&str> {
+        self.0.files.direct.as_ref().map(|d| d.origin.as_str())
     }
 
     /// A grant for `owner` to upload into `folder` (the caller checked its right to write
@@ -230,7 +236,7 @@ impl Hub {
     /// Aborts every direct upload past its expiry and drops expired grants; returns how many
     /// uploads went.
     pub(super) async fn expire_direct(&self, now_ms: u64) -> Result<usize, HubError> {
-        let Some(bucket) = self.0.files.direct.as_ref() else { return Ok(0) };
+        let Some(bucket) = self.0.files.direct.as_ref().map(|d| &d.bucket) else { return Ok(0) };
         let store = self.0.store.clone();
         let records = blocking(|| store.scan_prefix(&direct::directs_prefix()))?;
         let mut batch = Batch::new();

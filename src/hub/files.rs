@@ -39,7 +39,17 @@ pub struct FileStore {
     pub max_file_bytes: u64,
     /// The bucket browsers upload parts to directly (`--blob-store s3://…` with
     /// `--direct-uploads`); None: direct uploads are off.
-    pub direct: Option<crate::chunks::s3::Bucket>,
+    pub direct: Option<DirectBucket>,
+}
+
+/// Where browsers upload parts straight to.
+#[derive(Clone, Debug)]
+pub struct DirectBucket {
+    /// The bucket's direct-upload operations.
+    pub bucket: crate::chunks::s3::Bucket,
+    /// The origin its part URLs point at ([`Bucket::origin`](crate::chunks::s3::Bucket::origin)):
+    /// pages that upload parts must be allowed to connect there.
+    pub origin: String,
 }
 
 impl FileStore {

@@ -57,7 +57,7 @@ pub use delta::{SessionKey, MAX_LIST};
 pub use durability::{CommitFuture, Durability};
 pub use error::{HubError, SubscriptionLimit};
 pub use file_subscription::FileSubscription;
-pub use files::{run_collector, FileIngest, FileStore, Ingested};
+pub use files::{run_collector, DirectBucket, FileIngest, FileStore, Ingested};
 pub use folders::{FolderWatch, Listing, Scope, Start, Visible};
 pub use registry::{Hub, HubSettings, HubStats};
 pub use requests::{ReadOutcome, ReadRequest, SubscribeRequest};

@@ -22,7 +22,7 @@ use crate::support::server::ChildServer;
 
 /// `PUT`s `body` to a presigned URL with curl (it sends the `Host` the signature covers);
 /// returns the status and the ETag.
-fn curl_put(url: &str, body: &[u8], dir: &Path) -> (u16, Option<String>) {
+pub(crate) fn curl_put(url: &str, body: &[u8], dir: &Path) -> (u16, Option<String>) {
     let file = dir.join("part");
     std::fs::write(&file, body).unwrap();
     let out = Command::new("curl")

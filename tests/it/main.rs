@@ -48,6 +48,7 @@ mod tidy;
 mod tus_clients;
 mod uploads;
 mod uploads_browser;
+mod uploads_browser_s3;
 mod wire_golden;
 
 /// Runs an async test body once against the memory store and once against RocksDB in a

@@ -6,6 +6,7 @@
 //! and `Repr-Digest` checked against the file's SHA-256. The vendored tus-js-client is checked
 //! to be the npm package's file under its licence comment.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -19,11 +20,11 @@ use crate::support::server::{Engine, TestServer};
 
 const MIB: usize = 1 << 20;
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn needs_browser() {
+pub(crate) fn needs_browser() {
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "/usr/bin/chromium is missing: run .ci/setup (the README's test command does)"
@@ -35,7 +36,7 @@ fn needs_browser() {
 }
 
 /// Writes `size` bytes from a seeded RNG to `dir/name`; returns their SHA-256.
-fn make_file(dir: &Path, name: &str, size: usize, seed: u64) -> [u8; 32] {
+pub(crate) fn make_file(dir: &Path, name: &str, size: usize, seed: u64) -> [u8; 32] {
     let mut bytes = vec![0u8; size];
     rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
     std::fs::write(dir.join(name), &bytes).unwrap();
@@ -59,10 +60,10 @@ async fn server_and_token() -> (TestServer, String) {
 }
 
 /// Runs a script of tests/js with `args` (after the server's URL) and returns its `RESULT` JSON.
-async fn run_script(script: &str, s: &TestServer, args: &[&str], limit: Duration) -> serde_json::Value {
+pub(crate) async fn run_script(script: &str, addr: SocketAddr, args: &[&str], limit: Duration) -> serde_json::Value {
     let child = tokio::process::Command::new("node")
         .arg(repo().join("tests/js").join(script))
-        .arg(format!("http://{}", s.addr))
+        .arg(format!("http://{addr}"))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -81,8 +82,14 @@ async fn run_script(script: &str, s: &TestServer, args: &[&str], limit: Duration
 /// The committed version at `path` has exactly the bytes whose SHA-256 is `sha256`, and says so
 /// in `Repr-Digest`.
 async fn assert_committed(s: &TestServer, token: &str, path: &str, sha256: &[u8; 32]) {
-    let bearer = format!("Bearer {token}");
-    let res = request(s.addr, "GET", path, &[("authorization", &bearer)], b"").await;
+    assert_committed_at(s.addr, Some(token), path, sha256).await
+}
+
+/// [`assert_committed`] on the server at `addr`, with a token or none.
+pub(crate) async fn assert_committed_at(addr: SocketAddr, token: Option<&str>, path: &str, sha256: &[u8; 32]) {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let auth: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+    let res = request(addr, "GET", path, &auth, b"").await;
     assert_eq!(res.status, 200, "GET {path}: {}", res.text());
     assert_eq!(Sha256::digest(&res.body).as_slice(), sha256, "{path}: the bytes differ from the file");
     let want = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha256));
@@ -111,7 +118,7 @@ async fn the_folder_page_uploads_through_cuts_pauses_and_reloads() {
 
     let result = run_script(
         "upload_page.mjs",
-        &s,
+        s.addr,
         &[&token, dir.path().to_str().unwrap(), shot.to_str().unwrap()],
         Duration::from_secs(300),
     )
@@ -138,7 +145,8 @@ async fn stock_uppy_resumes_after_a_cut() {
     let (s, token) = server_and_token().await;
     let file = dir.path().join("uppy-40.bin");
     let result =
-        run_script("uppy_tus.mjs", &s, &[&token, file.to_str().unwrap(), "/up/uppy/"], Duration::from_secs(240)).await;
+        run_script("uppy_tus.mjs", s.addr, &[&token, file.to_str().unwrap(), "/up/uppy/"], Duration::from_secs(240))
+            .await;
     assert_committed(&s, &token, "/up/uppy/uppy-40.bin", &sha).await;
     // The reference for the figures (not asserted: a shared machine): the same bytes as one
     // plain PUT from curl, on the same server, in the same run.

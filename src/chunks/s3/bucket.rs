@@ -142,6 +142,20 @@ impl Bucket {
         .await
     }
 
+    /// The origin (`scheme://host[:port]`) the part URLs point at: what a page that uploads
+    /// parts must be allowed to connect to (the folder page's CSP). Read from a URL signed here
+    /// for a throwaway key (signing sends no request), so it is exactly what browsers get
+    /// whichever addressing style (path or virtual-hosted) the client uses.
+    pub fn origin(&self) -> Result<String, S3Error> {
+        let (store, site) = (self.shared.store.clone(), self.shared.site.clone());
+        let key = self.shared.key("uploads/origin");
+        let url = self.shared.block(async move {
+            let signed = store.signed_url(Method::PUT, &Path::from(key.as_str()), Duration::from_secs(60)).await;
+            signed.map_err(|e| site.error(e, Some(&key)))
+        })?;
+        Ok(url.origin().ascii_serialization())
+    }
+
     /// The parts S3 holds for an upload, in part-number order (object_store has no ListParts:
     /// this presigns the request with its signer and reads the answer itself, page by page).
     pub async fn list_parts(&self, key: &UploadKey, upload_id: &str) -> Result<Vec<StoredPart>, S3Error> {

@@ -6,9 +6,14 @@
 // listing live (a long poll of the folder's changes; a change fetches the page again and swaps
 // its #listing), and, on a server that needs a token, takes one from the sign-in form or the
 // URL's `#token=` and sends it as `Authorization` on every request it makes.
+// With direct uploads on (`data-direct="on"`), files go straight to the object store in parts
+// instead (direct.js); empty files (no part to send) still go by tus.
+
+import { DirectUpload } from './direct.js'
 
 const main = document.getElementById('folder')
 const folder = main.dataset.folder
+const direct = main.dataset.direct === 'on'
 const endpoint = new URL('/.plait/uploads/', location.href).href
 const TOKEN = 'plait-token'
 /** Uploads running at once; the rest wait (a browser has 6 connections per server). */
@@ -201,10 +206,14 @@ class Item {
     $('pick').click()
   }
 
-  /** Stops the upload and has the server drop it (tus termination), and forgets it here. */
+  /** Stops the upload and has the server drop it (tus termination, or an abort in the bucket), and forgets it here. */
   async cancel() {
     try {
-      if (this.upload?.url) {
+      if (this.upload instanceof DirectUpload) {
+        await this.upload.abort(true)
+      } else if (this.direct) {
+        await DirectUpload.discard(this.direct)
+      } else if (this.upload?.url) {
         await this.upload.abort(true) // DELETE, then out of localStorage
       } else {
         await this.upload?.abort(false)
@@ -234,6 +243,10 @@ function add(file) {
   if (!item) {
     item = new Item(file.name, file.size)
     items.add(item)
+  }
+  if (direct && file.size > 0) {
+    addDirect(item, file)
+    return
   }
   const metadata = { folder, filename: file.name }
   if (file.type) metadata.filetype = file.type
@@ -276,6 +289,45 @@ function add(file) {
   next()
 }
 
+/**
+ * `file` straight to the bucket (direct.js). The item's data attributes record what the page
+ * saw, for people and for the browser tests: `parts` (the part numbers the bucket took from
+ * this page, in order), `held` (those it already held when the upload went on after a reload),
+ * `refused` (`part:status` of each part PUT the bucket refused), `retries` (passing failures
+ * tried again), `retrying` (the last one's reason, while waiting).
+ */
+function addDirect(item, file) {
+  const li = item.li
+  li.dataset.mode = 'direct'
+  const append = (name, value) => (li.dataset[name] = li.dataset[name] ? `${li.dataset[name]},${value}` : String(value))
+  item.upload = new DirectUpload(file, {
+    folder,
+    headers: auth,
+    onProgress: (sent) => item.progress(sent),
+    onPart: (number) => append('parts', number),
+    onHeld: (numbers) => (li.dataset.held = numbers.join(',')),
+    onRefused: (number, status) => append('refused', `${number}:${status}`),
+    onRetry: (message, delay) => {
+      li.dataset.retries = String(Number(li.dataset.retries || 0) + 1)
+      li.dataset.retrying = message
+      li.querySelector('.why').textContent = `${message}; trying again in ${Math.round(delay / 1000)} s`
+    },
+    onSuccess: () => {
+      delete li.dataset.retrying
+      item.set('done')
+      item.progress(item.size)
+      refresh()
+      next()
+    },
+    onError: (message) => {
+      item.set('failed', message)
+      next()
+    },
+  })
+  item.set('waiting')
+  next()
+}
+
 /** Starts waiting uploads while fewer than PARALLEL run. */
 function next() {
   let running = [...items].filter((i) => i.state === 'uploading').length
@@ -285,6 +337,10 @@ function next() {
     running++
     item.set('uploading')
     item.samples = []
+    if (item.upload instanceof DirectUpload) {
+      item.upload.start()
+      continue
+    }
     item.upload
       .findPreviousUploads()
       .then((previous) => {
@@ -296,8 +352,33 @@ function next() {
   }
 }
 
+/** The direct uploads a previous visit left unfinished in this folder, with the bytes the bucket holds. */
+async function unfinishedDirect() {
+  for (const stored of DirectUpload.unfinished(folder)) {
+    if ([...items].some((i) => i.direct?.storageKey === stored.storageKey)) continue
+    const item = new Item(stored.name ?? '?', stored.size)
+    item.direct = stored
+    item.li.dataset.mode = 'direct'
+    items.add(item)
+    item.set('unfinished')
+    try {
+      const held = await DirectUpload.held(stored)
+      if (held === null) {
+        // Expired or finished elsewhere: nothing left to continue.
+        item.li.remove()
+        items.delete(item)
+      } else {
+        item.progress(held)
+      }
+    } catch {
+      // Offline: keep the offer; the file picks up wherever the bucket is.
+    }
+  }
+}
+
 /** The uploads a previous visit left unfinished in this folder, with the offset the server holds. */
 async function unfinished() {
+  if (direct) unfinishedDirect()
   const all = await tus.defaultOptions.urlStorage.findAllUploads()
   for (const stored of all) {
     if (stored.metadata?.folder !== folder || !stored.uploadUrl?.startsWith(new URL(endpoint).origin)) continue
