@@ -112,7 +112,7 @@ pub async fn companion(
             let ask: Create = query::read_json(req, MAX_BODY, state.settings.body_timeout).await?;
             let path = target::path_in(&grant.folder, &ask.filename)?;
             target::check_target(&path)?;
-            let content_type = ask.content_type.filter(|t| !t.trim().is_empty() && t.len() <= 255 && t.is_ascii());
+            let content_type = ask.content_type.filter(|t| target::usable_media_type(t));
             let (key, upload_id) = state.hub.direct_create(&grant_name, path, content_type, now).await?;
             Ok(json_answer(StatusCode::OK, json!({ "key": key, "uploadId": upload_id })))
         }

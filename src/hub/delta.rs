@@ -158,7 +158,7 @@ impl Hub {
     }
 
     /// SHA-256 of the chunks' bytes, in order, read back (and verified) from the store.
-    fn hash_chunks(&self, ids: &[ChunkId]) -> Result<[u8; 32], HubError> {
+    pub(super) fn hash_chunks(&self, ids: &[ChunkId]) -> Result<[u8; 32], HubError> {
         let mut hasher = Sha256::new();
         for id in ids {
             let bytes = self.0.files.vault.read(id)?.ok_or_else(|| HubError::ChunksMissing(vec![*id]))?;

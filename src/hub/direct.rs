@@ -27,14 +27,13 @@ use crate::store::Batch;
 use crate::upload::direct::{self, DirectRecord, Grant};
 use crate::upload::UploadError;
 
+use super::files::SNIFF_BYTES;
 use super::loading::blocking;
 use super::uploads::commit_error;
 use super::{Hub, HubError};
 
 /// How long a grant works.
 pub const GRANT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-/// Bytes of a finished object looked at to name a media type the client did not send.
-const SNIFF_BYTES: usize = 8192;
 
 /// A bucket failure as the hub reports it: an unknown upload is the client's `404`, parts S3
 /// refuses its `400`, anything else the storage's fault.

@@ -106,6 +106,10 @@ impl Stored {
     }
 }
 
+/// Bytes of a file looked at to name a media type its writer did not send (uploads that
+/// complete later, objects read back from S3).
+pub(super) const SNIFF_BYTES: usize = 8192;
+
 /// Frames queued for an upload's writer thread, at most.
 const QUEUED_FRAMES: usize = 16;
 

@@ -104,21 +104,6 @@ pub struct UploadRecord {
 }
 
 impl UploadRecord {
-    /// Whether `len` more bytes fit under the declared length.
-    pub fn fits(&self, len: u64) -> Result<(), super::UploadError> {
-        match self.length {
-            Some(length) if self.offset + len > length => {
-                Err(super::UploadError::PastLength { length, reached: self.offset + len })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether every byte has arrived.
-    pub fn is_full(&self) -> bool {
-        self.length == Some(self.offset)
-    }
-
     /// The record's stored form.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -217,8 +202,6 @@ mod tests {
         };
         assert_eq!(UploadRecord::decode(&record.encode()), Some(record.clone()));
         assert_eq!(record.tail_id(), Some(([3u8; 32], 1)));
-        assert!(record.fits(6).is_ok());
-        assert_eq!(record.fits(7).unwrap_err().code(), "past_upload_length");
         let part = PartRef { id: [9; 32], len: 1 << 40 };
         assert_eq!(PartRef::decode(&part.encode()), Some(part));
         assert_eq!(PartRef::decode(&[0; 39]), None);

@@ -38,6 +38,11 @@ fn url_segment(name: &str) -> String {
     out
 }
 
+/// Whether a media type a client named may be kept as a version's `Content-Type`.
+pub(in crate::http) fn usable_media_type(t: &str) -> bool {
+    !t.trim().is_empty() && t.len() <= 255 && t.is_ascii()
+}
+
 /// The path of the file `name` (one path segment, percent-encoded as a URL would) in `folder`.
 pub(in crate::http) fn path_in(folder: &str, name: &str) -> Result<String, ApiError> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
@@ -84,7 +89,7 @@ pub(super) fn describe(
         }
         _ => None,
     };
-    let content_type = content_type.filter(|t| !t.trim().is_empty() && t.len() <= 255 && t.is_ascii());
+    let content_type = content_type.filter(|t| usable_media_type(t));
     Ok(Described { target, content_type })
 }
 

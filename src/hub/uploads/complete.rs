@@ -18,8 +18,12 @@ use super::super::files::Stored;
 use super::super::loading::blocking;
 use super::{commit_error, state, Appended, Held, Hub, HubError, NewUpload};
 
-/// Bytes of the content looked at to name a media type the client did not send.
-const SNIFF_BYTES: usize = 8192;
+use super::super::files::SNIFF_BYTES;
+
+/// The ids of a chunk list.
+fn ids_of(chunks: &[ChunkRef]) -> Vec<ChunkId> {
+    chunks.iter().map(|c| ChunkId(c.id)).collect()
+}
 
 impl Hub {
     /// Ends an upload whose every byte is in `chunker`/`stored`: a partial upload keeps its
@@ -48,7 +52,7 @@ impl Hub {
         let earlier = blocking(|| state::parts(self.0.store.as_ref(), id))?;
         let mut chunks: Vec<ChunkRef> = earlier.iter().map(|p| ChunkRef { id: p.id, len: p.len }).collect();
         chunks.extend(stored.chunks.iter().cloned());
-        let sha256 = if hash_known { summary.sha256 } else { self.hash_of(&chunks)? };
+        let sha256 = if hash_known { summary.sha256 } else { blocking(|| self.hash_chunks(&ids_of(&chunks)))? };
         let mut also = Batch::new();
         state::drop_parts(self.0.store.as_ref(), &mut also, id, &record)?;
         record.offset = summary.len;
@@ -101,7 +105,7 @@ impl Hub {
         if let Some(expected) = record.expect_sha256.as_ref().filter(|e| **e != hex::encode(sha256)) {
             return Err(HubError::DigestMismatch { expected: expected.clone(), actual: hex::encode(sha256) });
         }
-        let ids: Vec<ChunkId> = chunks.iter().map(|c| ChunkId(c.id)).collect();
+        let ids = ids_of(&chunks);
         let mut upload = stored.upload;
         let missing = blocking(|| upload.claim(&ids))?;
         if let Some(id) = missing.first() {
@@ -142,18 +146,6 @@ impl Hub {
         Ok(out)
     }
 
-    /// SHA-256 of the content, read back from the chunk store (after a restart lost the
-    /// running hash, and for concatenations).
-    fn hash_of(&self, chunks: &[ChunkRef]) -> Result<[u8; 32], HubError> {
-        let mut hasher = sha2::Sha256::new();
-        for chunk in chunks {
-            let bytes = blocking(|| self.0.files.vault.read(&ChunkId(chunk.id)))?
-                .ok_or_else(|| HubError::ChunksMissing(vec![ChunkId(chunk.id)]))?;
-            hasher.update(&bytes);
-        }
-        Ok(hasher.finalize().into())
-    }
-
     /// A final upload (tus concatenation): the complete partial uploads `parts`, in order,
     /// become one version of `new.target`. Returns the final upload's id and outcome.
     pub async fn concat_uploads(
@@ -191,7 +183,7 @@ impl Hub {
             return Err(HubError::Upload(UploadError::LengthMismatch { declared: length, other: size }));
         }
         let (id, mut record) = self.create_upload(NewUpload { length: Some(size), ..new }, now_ms).await?;
-        let sha256 = self.hash_of(&chunks)?;
+        let sha256 = blocking(|| self.hash_chunks(&ids_of(&chunks)))?;
         record.offset = size;
         record.done = Some(Done { version: None });
         also.put(record::record_key(&id), record.encode());
