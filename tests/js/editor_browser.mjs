@@ -9,7 +9,7 @@
 // NODE_TLS_REJECT_UNAUTHORIZED=0, which the Rust test sets for this script only).
 
 import { chromium } from 'playwright-core'
-import { baseUrlFromArgv, hardTimeout, randomId, waitFor, assert, assertEq, runSteps } from './lib.mjs'
+import { baseUrlFromArgv, hardTimeout, randomId, waitFor, assert, assertEq, eventuallyEq, runSteps } from './lib.mjs'
 
 const base = baseUrlFromArgv()
 const shot = process.argv[3]
@@ -62,10 +62,8 @@ await runSteps('editor_browser', [
     a = await open(ctxA)
     b = await open(ctxB)
     // "connected" comes with the 209's head; the first update (the text) may land just after.
-    for (const [page, name] of [[a, 'page A text'], [b, 'page B text']]) {
-      const shown = await waitFor(async () => ((await textOf(page)) === 'middle' ? 'middle' : null), name).catch(() => null)
-      assertEq(shown ?? (await textOf(page)), 'middle', name)
-    }
+    await eventuallyEq(() => textOf(a), 'middle', 'page A text')
+    await eventuallyEq(() => textOf(b), 'middle', 'page B text')
     if (wantH2) {
       const proto = await a.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol)
       assertEq(proto, 'h2', 'the protocol the page was loaded with')
@@ -98,7 +96,7 @@ await runSteps('editor_browser', [
   ['a reload shows the merged text', async () => {
     await b.reload()
     await waitFor(async () => (await statusOf(b)) === 'connected', 'the reloaded editor to connect')
-    assertEq(await textOf(b), await serverText(), 'text after reload')
+    await eventuallyEq(() => textOf(b), serverText, 'text after reload')
   }],
   ['screenshot', async () => {
     if (shot) await a.screenshot({ path: shot })

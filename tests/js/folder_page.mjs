@@ -6,7 +6,7 @@
 // usage: node folder_page.mjs http://HOST:PORT SCREENSHOT.png
 
 import { chromium } from 'playwright-core'
-import { baseUrlFromArgv, hardTimeout, waitFor, assert, assertEq, randomId, runSteps } from './lib.mjs'
+import { baseUrlFromArgv, hardTimeout, waitFor, assert, assertEq, eventuallyEq, randomId, runSteps } from './lib.mjs'
 
 const base = baseUrlFromArgv()
 const shot = process.argv[3]
@@ -58,7 +58,7 @@ await runSteps('folder_page', [
     await page.click('a[href="notes.txt"]')
     await waitFor(async () => page.url() === base + folder + 'notes.txt', 'the editor page')
     await waitFor(async () => (await page.locator('#status').getAttribute('data-status')) === 'connected', 'the editor to connect')
-    assertEq(await page.locator('#text').inputValue(), 'hello from the folder page', 'the editor shows the document')
+    await eventuallyEq(() => page.locator('#text').inputValue(), 'hello from the folder page', 'the editor shows the document')
   }],
   ['close', async () => {
     await browser.close()

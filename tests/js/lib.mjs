@@ -51,6 +51,19 @@ export function assertEq(actual, expected, what) {
   if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`)
 }
 
+/**
+ * Wait until `get()` returns `expected` (or what `expected()` returns, when it is a function),
+ * then assert it, so a timeout names the last value seen. For state that settles
+ * asynchronously, such as an editor's text arriving just after its status says 'connected'.
+ */
+export async function eventuallyEq(get, expected, what, opts) {
+  const want = async () => (typeof expected === 'function' ? await expected() : expected)
+  let last
+  await waitFor(async () => { last = await get(); return JSON.stringify(last) === JSON.stringify(await want()) }, what, opts)
+    .catch(() => {})
+  assertEq(last, await want(), what)
+}
+
 /** Parse a Version/Parents header value (JSON strings joined by commas). */
 export function parseIds(value) {
   if (value == null) return null

@@ -9,7 +9,7 @@
 
 import { chromium } from 'playwright-core'
 import { createInterface } from 'node:readline'
-import { baseUrlFromArgv, hardTimeout, waitFor, assert, assertEq, runSteps } from './lib.mjs'
+import { baseUrlFromArgv, hardTimeout, waitFor, assert, assertEq, eventuallyEq, runSteps } from './lib.mjs'
 
 const base = baseUrlFromArgv()
 const [writeUrl, watchUrl, docUrl] = process.argv.slice(3, 6).map((p) => base + p)
@@ -44,8 +44,8 @@ await runSteps('share_browser', [
   ['a browser opens each link and gets the live editor', async () => {
     writer = await open(writeUrl)
     watcher = await open(watchUrl)
-    assertEq(await textOf(writer), 'shared', 'text on the write-link page')
-    assertEq(await textOf(watcher), 'shared', 'text on the watch-link page')
+    await eventuallyEq(() => textOf(writer), 'shared', 'text on the write-link page')
+    await eventuallyEq(() => textOf(watcher), 'shared', 'text on the watch-link page')
     // The server says which links may write (`Editable`), and the editor follows it.
     assertEq((await fetch(watchUrl, plain)).headers.get('editable'), 'false', 'Editable through the watch link')
     assertEq((await fetch(writeUrl, plain)).headers.get('editable'), 'true', 'Editable through the write link')
