@@ -22,7 +22,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
+    /// Keep local folders and server folders the same, both ways (a daemon), or control it.
+    Sync(crate::client::sync::SyncArgs),
+    #[command(flatten)]
+    Client(crate::client::cmd::ClientCommand),
 }
 
 /// Whether requests need credentials.

@@ -19,6 +19,7 @@ pub mod app;
 pub mod auth;
 pub mod changes;
 pub mod chunks;
+pub mod client;
 pub mod config;
 pub mod document;
 pub mod file;

@@ -1,4 +1,4 @@
-//! The `plait` binary: parse the configuration, set up logging, serve.
+//! The `plait` binary: parse the command line, then serve, sync, or run one client command.
 
 use anyhow::Context;
 use clap::Parser;
@@ -25,6 +25,8 @@ async fn main() -> anyhow::Result<()> {
             );
             app.serve(listener, shutdown_signal()).await
         }
+        Command::Sync(args) => std::process::exit(plait::client::sync::run(args).await),
+        Command::Client(cmd) => std::process::exit(plait::client::cmd::run(cmd).await),
     }
 }
 
