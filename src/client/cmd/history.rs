@@ -111,7 +111,12 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<(), ClientError> {
                     let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
                     format!("+{} -{}", n("inserted"), n("deleted"))
                 };
-                vec![field(v, "version"), field(v, "received"), author(v.get("author")), what]
+                vec![
+                    show_version(v.get("version").unwrap_or(&Value::Null)),
+                    field(v, "received"),
+                    author(v.get("author")),
+                    what,
+                ]
             })
             .collect();
         let mut s = table(&["VERSION", "WHEN", "AUTHOR", "CHANGE"], &rows);

@@ -123,10 +123,12 @@ pub async fn upload(remote: &Remote, out: &Output, job: &UploadJob) -> Result<Up
     }
 }
 
-/// Network trouble, a 5xx, or a 409 (a wrong offset, or a newer request of ours superseded an
-/// older one): asking for the offset again and continuing can work.
+/// Network trouble, a 5xx, or a 409 saying the offset moved (a wrong offset, or a newer request
+/// of ours superseded an older one): asking for the offset again and continuing can work.
 fn retryable(e: &ClientError) -> bool {
-    e.is_transient() || matches!(e, ClientError::Status { status: 409, .. })
+    e.is_transient()
+        || matches!(e, ClientError::Status { status: 409, code: Some(c), .. }
+                    if c == "upload_offset" || c == "upload_superseded")
 }
 
 /// `POST /.plait/uploads/`: a new upload for the target; its URL is saved before any byte is
