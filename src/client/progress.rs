@@ -12,6 +12,7 @@ use super::output::Output;
 #[derive(Clone)]
 pub struct Progress {
     bar: ProgressBar,
+    visible: bool,
 }
 
 impl Progress {
@@ -37,7 +38,7 @@ impl Progress {
         if visible {
             bar.set_draw_target(ProgressDrawTarget::stderr());
         }
-        Progress { bar }
+        Progress { bar, visible }
     }
 
     /// `n` more bytes went through.
@@ -60,13 +61,16 @@ impl Progress {
         }
     }
 
-    /// Done: the bar stays on screen, complete.
+    /// Done: the bar goes (the command prints its result line instead).
     pub fn finish(&self) {
-        self.bar.finish();
+        self.bar.finish_and_clear();
     }
 
-    /// Stopped early: the bar stays as far as it got.
+    /// Stopped early: the bar stays as far as it got, and the error goes on the next line.
     pub fn abandon(&self) {
         self.bar.abandon();
+        if self.visible {
+            eprintln!();
+        }
     }
 }

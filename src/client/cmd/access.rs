@@ -16,10 +16,13 @@ use crate::protocol::VersionSet;
 #[derive(Subcommand, Debug)]
 pub enum ShareCommand {
     /// Create a link to one document; prints its URL (shown once).
+    #[command(after_help = SHARE_EXAMPLES)]
     Create(ShareCreate),
     /// List the links you created (an admin sees all); a document URL lists that document's.
+    #[command(after_help = SHARE_EXAMPLES)]
     Ls(ServerArg),
     /// Revoke a link by its id (its live subscriptions end within a second).
+    #[command(after_help = SHARE_EXAMPLES)]
     Revoke(RevokeArgs),
 }
 
@@ -90,10 +93,13 @@ Examples:
 #[derive(Subcommand, Debug)]
 pub enum TokensCommand {
     /// Create a token (needs the admin token); prints the secret once.
+    #[command(after_help = TOKENS_EXAMPLES)]
     Create(TokenCreate),
     /// List tokens (ids, labels, rights; never secrets).
+    #[command(after_help = TOKENS_EXAMPLES)]
     Ls(ServerArg),
     /// Revoke a token by its id (its live subscriptions end within a second).
+    #[command(after_help = TOKENS_EXAMPLES)]
     Revoke(RevokeArgs),
 }
 
