@@ -314,6 +314,12 @@ async fn watch_prints_text_updates_and_folder_changes_as_json_lines() {
     let second = text.next().await;
     assert_eq!((second["text"].as_str(), second["length"].as_u64()), (Some("one two"), Some(7)), "{second}");
     assert_eq!(second["patches"][0]["range"], serde_json::json!([3, 3]));
+    // Started from an old version: what happened since, applied to that version's text.
+    let v1 = first["version"][0].as_str().unwrap().to_owned();
+    let mut resumed = Lines::start(&c, &["watch", &u, "--json", "--text", "--parents", &v1]);
+    let since = resumed.next().await;
+    // (as patches, or as one snapshot of the head when the server finds that shorter)
+    assert_eq!((since["text"].as_str(), &since["version"]), (Some("one two"), &second["version"]), "{since}");
     let change = folder.next().await;
     assert_eq!((change["path"].as_str(), change["what"].as_str()), (Some("/w/doc"), Some("version")), "{change}");
 
@@ -327,7 +333,7 @@ async fn watch_prints_text_updates_and_folder_changes_as_json_lines() {
     assert_eq!(head["deleted"], false, "{head}");
     c.ok(&["rm", &server.url("/w/f.bin")]).await;
     assert_eq!(file.next().await["deleted"], true);
-    for mut l in [text, folder, file] {
+    for mut l in [text, resumed, folder, file] {
         l.interrupt().await;
     }
     server.stop().await;
