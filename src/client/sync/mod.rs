@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::error::ExitCode;
 
+pub mod engine;
 pub mod spec;
 pub mod status;
 
