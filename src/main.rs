@@ -25,7 +25,10 @@ async fn main() -> anyhow::Result<()> {
             );
             app.serve(listener, shutdown_signal()).await
         }
-        Command::Sync(args) => std::process::exit(plait::client::sync::run(args).await),
+        Command::Sync(args) => {
+            init_logging(args.log_filter(), LogFormat::Text)?;
+            std::process::exit(plait::client::sync::run(args).await)
+        }
         Command::Client(cmd) => std::process::exit(plait::client::cmd::run(cmd, Cli::command).await),
     }
 }
