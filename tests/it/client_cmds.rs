@@ -132,6 +132,10 @@ async fn text_commands_write_read_and_travel_in_time() {
     let v2 = r.json()["version"][0].as_str().unwrap().to_owned();
     assert_ne!(v1, v2);
 
+    // --quiet: nothing on stdout, the exit code says it worked.
+    let r = c.run_with(&["put", &server.url("/notes/quiet"), "-q"], &[], Some(b"shh")).await;
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""), "{r:?}");
+
     // get: plain, JSON, at the old version, into a file.
     assert_eq!(c.ok(&["get", &u]).await.stdout, "hello world");
     let j = c.ok(&["get", &u, "--json"]).await.json();
@@ -179,7 +183,7 @@ async fn text_commands_write_read_and_travel_in_time() {
         .iter()
         .map(|e| (e["name"].as_str().unwrap(), e["type"].as_str().unwrap()))
         .collect();
-    assert_eq!(names, [("p.bin", "file"), ("tour", "text")]);
+    assert_eq!(names, [("p.bin", "file"), ("quiet", "text"), ("tour", "text")]);
     let table = c.ok(&["ls", &server.url("/notes")]).await.stdout;
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("KIND") && lines[1].starts_with("file  8 B"), "{table}");
