@@ -264,8 +264,7 @@ async fn concurrent_text_edits_on_two_machines_merge() {
     // Both edit while neither sends (paused), then both go.
     a.set_paused(true);
     b.set_paused(true);
-    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused)
-        .await;
+    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused).await;
     write(&a.path("note.txt"), b"ONE\ntwo\nthree\n");
     write(&b.path("note.txt"), b"one\ntwo\nthree\nfour\n");
     a.set_paused(false);
@@ -299,8 +298,7 @@ async fn a_binary_conflict_makes_one_copy_and_deleting_it_resolves_it() {
     b.synced(&s, "/p/").await;
     a.set_paused(true);
     b.set_paused(true);
-    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused)
-        .await;
+    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused).await;
     let (va, vb) = (noise(11, 20_000), noise(12, 20_000));
     write(&a.path("pic.bin"), &va);
     write(&b.path("pic.bin"), &vb);

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+
 use super::spec::FolderSpec;
 use super::status::{Activity, Conflict, FolderState, StatusBoard, Transfer};
 use crate::chunks::ChunkParams;

@@ -70,7 +70,10 @@ pub struct Head {
 }
 
 fn versions(h: &HeaderMap, name: &str) -> Vec<String> {
-    h.get(name).and_then(|v| VersionSet::parse_header(v.as_bytes()).ok()).map(|s| s.ids().to_vec()).unwrap_or_default()
+    h.get(name)
+        .and_then(|v| VersionSet::parse_header(v.as_bytes()).ok())
+        .map(|s| s.ids().to_vec())
+        .unwrap_or_default()
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -133,7 +136,9 @@ impl Server {
             let page: Listing = match self.remote.send(req.timeout(CALL_TIMEOUT)).await {
                 Ok(res) => res.json().await.map_err(protocol)?,
                 // A folder with nothing in it yet is not an error for a sync.
-                Err(ClientError::Status { status: 404, .. }) => Listing { cursor: None, next: None, entries: vec![] },
+                Err(ClientError::Status { status: 404, .. }) => {
+                    Listing { cursor: None, next: None, entries: vec![] }
+                }
                 Err(e) => return Err(e),
             };
             if cursor.is_none() {
@@ -172,8 +177,10 @@ impl Server {
         let status = res.status().as_u16();
         let h = res.headers();
         let file = header_str(h, "merge-type").is_some_and(|m| m.eq_ignore_ascii_case("aww"));
-        let sha256 =
-            h.get("repr-digest").and_then(|v| crate::protocol::parse_repr_digest(v.as_bytes())).map(hex::encode);
+        let sha256 = h
+            .get("repr-digest")
+            .and_then(|v| crate::protocol::parse_repr_digest(v.as_bytes()))
+            .map(hex::encode);
         let version = versions(h, "version");
         let mut heads = versions(h, "current-version");
         if heads.is_empty() {

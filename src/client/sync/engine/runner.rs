@@ -110,8 +110,7 @@ impl Loop {
 
     /// Reconciles every dirty path once. Err: the server went away (the rest stays dirty).
     async fn work(&mut self, stop: &tokio::sync::watch::Receiver<bool>) -> Result<(), ClientError> {
-        let more: Vec<String> =
-            std::mem::take(&mut *self.f.more.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+        let more: Vec<String> = std::mem::take(&mut *self.f.more.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
         for rel in more {
             self.add(rel, true);
         }
@@ -137,10 +136,7 @@ impl Loop {
                     d.again += 1;
                     if d.again >= MAX_AGAIN {
                         self.dirty.remove(&rel);
-                        self.fail(
-                            &rel,
-                            "kept changing while it was being synced; will retry at the next rescan".into(),
-                        );
+                        self.fail(&rel, "kept changing while it was being synced; will retry at the next rescan".into());
                     }
                 }
                 Ok(Outcome::Failed(msg)) => {
@@ -201,8 +197,7 @@ async fn join_or_never(h: &mut Option<JoinHandle<Result<Changes, ClientError>>>)
 /// The loop of one folder, until `stop` says so.
 pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<(), ClientError> {
     let cursor = f.db.cursor()?;
-    let mut lp =
-        Loop { f, dirty: BTreeMap::new(), unsettled: BTreeSet::new(), retry_at: None, cursor, caught_up: false };
+    let mut lp = Loop { f, dirty: BTreeMap::new(), unsettled: BTreeSet::new(), retry_at: None, cursor, caught_up: false };
     let (watch, mut events) = match local_watch::start(&lp.f.root) {
         Some((w, rx)) => (Some(w), Some(rx)),
         None => (None, None),
