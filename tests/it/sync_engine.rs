@@ -70,6 +70,15 @@ impl Synced {
         self.board.update(&self.dir.display().to_string(), |s| s.paused = paused);
     }
 
+    /// Waits until `f` holds, or fails with `what` and this engine's status.
+    pub async fn until(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < DEADLINE, "{what}: not after {DEADLINE:?}; {:?}", self.status());
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
     pub fn counters(&self) -> CounterSnapshot {
         counters(&self.dir)
     }
@@ -241,7 +250,12 @@ async fn local_and_server_changes_go_both_ways() {
     assert_eq!(r.status, 200);
     eventually("the delete lands", || !a.path("renamed.bin").exists()).await;
     a.synced(&s, "/f/").await;
-    assert_eq!(std::fs::read(a.path("from-server.txt")).unwrap(), b"typed in a browser");
+    assert_eq!(
+        std::fs::read(a.path("from-server.txt")).ok().as_deref(),
+        Some(&b"typed in a browser"[..]),
+        "{:?}",
+        a.status()
+    );
     assert_eq!(std::fs::read(a.path("deep/pic.bin")).unwrap(), png);
     assert!(!a.path("renamed.bin").exists());
     assert_eq!(files(&a.dir), vec!["a.txt", "deep/pic.bin", "from-server.txt"]);
@@ -256,7 +270,7 @@ async fn concurrent_text_edits_on_two_machines_merge() {
     let b = Synced::start(&s.url("/n/"), "b");
     write(&a.path("note.txt"), b"one\ntwo\nthree\n");
     server_has(&s, "/n/note.txt", (200, b"one\ntwo\nthree\n")).await;
-    eventually("b has it", || b.path("note.txt").exists()).await;
+    b.until("b has it", || b.path("note.txt").exists()).await;
     a.synced(&s, "/n/").await;
     b.synced(&s, "/n/").await;
     assert_eq!(std::fs::read(b.path("note.txt")).unwrap(), b"one\ntwo\nthree\n");
@@ -264,7 +278,8 @@ async fn concurrent_text_edits_on_two_machines_merge() {
     // Both edit while neither sends (paused), then both go.
     a.set_paused(true);
     b.set_paused(true);
-    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused).await;
+    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused)
+        .await;
     write(&a.path("note.txt"), b"ONE\ntwo\nthree\n");
     write(&b.path("note.txt"), b"one\ntwo\nthree\nfour\n");
     a.set_paused(false);
@@ -293,12 +308,13 @@ async fn a_binary_conflict_makes_one_copy_and_deleting_it_resolves_it() {
     let b = Synced::start(&s.url("/p/"), "b");
     write(&a.path("pic.bin"), &noise(10, 20_000));
     server_has(&s, "/p/pic.bin", (200, &noise(10, 20_000))).await;
-    eventually("b has it", || b.path("pic.bin").exists()).await;
+    b.until("b has it", || b.path("pic.bin").exists()).await;
     a.synced(&s, "/p/").await;
     b.synced(&s, "/p/").await;
     a.set_paused(true);
     b.set_paused(true);
-    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused).await;
+    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused)
+        .await;
     let (va, vb) = (noise(11, 20_000), noise(12, 20_000));
     write(&a.path("pic.bin"), &va);
     write(&b.path("pic.bin"), &vb);
@@ -419,7 +435,8 @@ async fn changes_made_while_the_server_is_down_are_sent_when_it_is_back() {
     let data = s.stop_keeping_data().await.unwrap();
     write(&a.path("a.txt"), b"while offline");
     write(&a.path("new.bin"), &noise(30, 10_000));
-    eventually("offline", || a.status().state == FolderState::Offline && a.status().pending_up > 0).await;
+    let st = || a.status();
+    eventually(&format!("offline ({:?})", st()), || st().state == FolderState::Offline && st().pending_up > 0).await;
     let mut cfg = plait::config::ServeConfig::for_tests(Some(data.path().to_path_buf()));
     cfg.listen = addr;
     let running = plait::app::Running::start(cfg).await.unwrap();

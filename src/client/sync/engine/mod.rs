@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-
 use super::spec::FolderSpec;
 use super::status::{Activity, Conflict, FolderState, StatusBoard, Transfer};
 use crate::chunks::ChunkParams;
@@ -49,6 +48,10 @@ const POLL_WAIT_SECS: u64 = 25;
 const DEBOUNCE: Duration = Duration::from_millis(50);
 /// A path that needs another look this many times in a row is reported as an error.
 const MAX_AGAIN: u32 = 8;
+/// How long a reconcile waits for `HEAD` to show what the change log announced (the log can
+/// wake a watcher a moment before the server's reads show the change): tries × pause.
+const EXPECT_TRIES: u32 = 25;
+const EXPECT_PAUSE: Duration = Duration::from_millis(20);
 /// Local files larger than this are never sent as text.
 const MAX_TEXT_BYTES: u64 = 16 << 20;
 
@@ -227,8 +230,9 @@ impl Folder {
         Some(if text { PathKind::Text } else { PathKind::File })
     }
 
-    /// Brings one path to agreement (see the module doc).
-    pub async fn reconcile(&self, rel: &str) -> Result<Outcome, ClientError> {
+    /// Brings one path to agreement (see the module doc). `expect`: what the change that
+    /// made it dirty says the server holds.
+    pub async fn reconcile(&self, rel: &str, expect: Option<&remote::Expect>) -> Result<Outcome, ClientError> {
         if self.is_ignored(rel) {
             return Ok(Outcome::Done);
         }
@@ -240,7 +244,16 @@ impl Folder {
         if abs.is_dir() {
             return Ok(Outcome::Done);
         }
-        let head = self.server.head(&rel).await?;
+        let mut head = self.server.head(&rel).await?;
+        if let Some(e) = expect {
+            for _ in 0..EXPECT_TRIES {
+                if e.seen_in(&head) {
+                    break;
+                }
+                tokio::time::sleep(EXPECT_PAUSE).await;
+                head = self.server.head(&rel).await?;
+            }
+        }
         let rec = self.db.record(&rel)?;
         let kind = head.kind.or_else(|| self.local_kind(&abs)).or(rec.as_ref().map(|r| r.kind));
         let Some(kind) = kind else {

@@ -11,10 +11,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use super::remote::Changes;
+use super::remote::{Changes, Expect};
 use super::{fsio, ignore, local_watch, paths, scan, Dirty, Folder, Outcome};
 use super::{Conflict, FolderState, BACKOFF_FIRST, BACKOFF_MAX, DEBOUNCE, MAX_AGAIN, POLL_WAIT_SECS};
 use crate::client::ClientError;
+
+/// How often a waiting engine looks at the board's pause flag.
+const PAUSE_CHECK: Duration = Duration::from_millis(200);
 
 struct Loop {
     f: Folder,
@@ -24,6 +27,8 @@ struct Loop {
     retry_at: Option<Instant>,
     cursor: Option<String>,
     caught_up: bool,
+    /// What the latest change of a dirty path says the server holds.
+    expect: BTreeMap<String, Expect>,
 }
 
 impl Loop {
@@ -110,7 +115,8 @@ impl Loop {
 
     /// Reconciles every dirty path once. Err: the server went away (the rest stays dirty).
     async fn work(&mut self, stop: &tokio::sync::watch::Receiver<bool>) -> Result<(), ClientError> {
-        let more: Vec<String> = std::mem::take(&mut *self.f.more.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+        let more: Vec<String> =
+            std::mem::take(&mut *self.f.more.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
         for rel in more {
             self.add(rel, true);
         }
@@ -119,7 +125,10 @@ impl Loop {
             if *stop.borrow() || self.f.board.update(&self.f.key, |s| s.paused) {
                 return Ok(());
             }
-            let out = self.f.reconcile(&rel).await;
+            let out = self.f.reconcile(&rel, self.expect.get(&rel)).await;
+            if !matches!(out, Ok(Outcome::Again)) {
+                self.expect.remove(&rel);
+            }
             match out {
                 Ok(Outcome::Done) => {
                     self.dirty.remove(&rel);
@@ -136,7 +145,10 @@ impl Loop {
                     d.again += 1;
                     if d.again >= MAX_AGAIN {
                         self.dirty.remove(&rel);
-                        self.fail(&rel, "kept changing while it was being synced; will retry at the next rescan".into());
+                        self.fail(
+                            &rel,
+                            "kept changing while it was being synced; will retry at the next rescan".into(),
+                        );
                     }
                 }
                 Ok(Outcome::Failed(msg)) => {
@@ -172,6 +184,10 @@ impl Loop {
         for c in ch.changes {
             if let Some(rel) = paths::relative(&self.f.server.folder, &c.path) {
                 if !self.f.is_ignored(&rel) {
+                    match Expect::of(&c) {
+                        Some(e) => self.expect.insert(rel.clone(), e),
+                        None => self.expect.remove(&rel),
+                    };
                     self.add(rel, false);
                 }
             }
@@ -197,7 +213,15 @@ async fn join_or_never(h: &mut Option<JoinHandle<Result<Changes, ClientError>>>)
 /// The loop of one folder, until `stop` says so.
 pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<(), ClientError> {
     let cursor = f.db.cursor()?;
-    let mut lp = Loop { f, dirty: BTreeMap::new(), unsettled: BTreeSet::new(), retry_at: None, cursor, caught_up: false };
+    let mut lp = Loop {
+        f,
+        dirty: BTreeMap::new(),
+        unsettled: BTreeSet::new(),
+        retry_at: None,
+        cursor,
+        caught_up: false,
+        expect: BTreeMap::new(),
+    };
     let (watch, mut events) = match local_watch::start(&lp.f.root) {
         Some((w, rx)) => (Some(w), Some(rx)),
         None => (None, None),
@@ -217,7 +241,7 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
             lp.publish(Some(FolderState::Paused));
             tokio::select! {
                 _ = stop.changed() => {}
-                _ = sleep(Duration::from_millis(200)) => {}
+                _ = sleep(PAUSE_CHECK) => {}
                 Some(p) = recv_or_never(&mut events) => lp.add_event(p),
             }
             continue;
@@ -261,9 +285,17 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
                 p.abort();
             }
             lp.offline(&e);
-            tokio::select! {
-                _ = stop.changed() => {}
-                _ = sleep(backoff) => {}
+            // Local changes keep being noted (and counted as pending) while offline.
+            let until = Instant::now() + backoff;
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = sleep_until(until) => break,
+                    Some(p) = recv_or_never(&mut events) => {
+                        lp.add_event(p);
+                        lp.offline(&e);
+                    }
+                }
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
             continue;
@@ -280,6 +312,8 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
         tokio::select! {
             _ = stop.changed() => {}
             _ = sleep(Duration::from_millis(20)), if again => {}
+            // The board has no notification: look at its pause flag now and then.
+            _ = sleep(PAUSE_CHECK) => {}
             res = join_or_never(&mut poll) => {
                 poll = None;
                 match res {
