@@ -1,6 +1,6 @@
 //! The delta exchange over HTTP, and the chunk store's figures and collector:
 //! - `GET /.plait/chunks`: the chunking parameters (clients cut their files the same way) and
-//!   the server's storage figures;
+//!   the server's storage figures, and the bytes received since the start (chunks, file bodies);
 //! - `GET /.plait/chunks-of/{path}` (+ `Version`): a version's chunk list;
 //! - `POST /.plait/missing/{path}` with `{"chunks": [id, …]}`: the ids to upload;
 //! - `PUT /.plait/chunk/{path}?id=<id>` with the chunk's bytes: one chunk;
@@ -38,6 +38,7 @@ pub async fn overview(State(state): State<AppState>, req: Request) -> Result<Res
     query::endpoint_target(&req, &[Method::GET, Method::HEAD])?;
     let p = state.hub.chunk_params();
     let usage = state.hub.files_usage()?;
+    let (received_chunk_bytes, received_body_bytes) = state.hub.received_bytes();
     Ok(json_response(json!({
         "chunking": { "algorithm": "fastcdc-v2020", "hash": "blake3", "min": p.min(), "avg": p.avg(), "max": p.max() },
         "max_file_bytes": state.hub.file_limit(),
@@ -47,6 +48,8 @@ pub async fn overview(State(state): State<AppState>, req: Request) -> Result<Res
         "dedupe_ratio": usage.dedupe_ratio(),
         "delta_sessions": state.hub.delta_sessions(),
         "uploads_in_use": state.hub.uploads_in_use(),
+        "received_chunk_bytes": received_chunk_bytes,
+        "received_body_bytes": received_body_bytes,
     })))
 }
 
@@ -157,6 +160,7 @@ pub async fn upload(State(state): State<AppState>, req: Request) -> Result<Respo
         return Err(ApiError::ChunkIdMismatch { said: said.to_string(), actual: actual.to_string() });
     }
     state.hub.put_chunk(&key, &bytes)?;
+    state.hub.count_chunk_bytes(bytes.len());
     Ok(json_response(json!({ "id": actual.to_string(), "len": bytes.len() })))
 }
 

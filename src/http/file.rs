@@ -190,8 +190,10 @@ pub(super) async fn put(
     }
     let content_type = file_content_type(header_str(headers, "content-type"), &prefix);
     let mut ingest = state.hub.ingest();
+    state.hub.count_body_bytes(prefix.len());
     ingest.push(Bytes::from(prefix)).await?;
     while let Some(data) = next_frame(&mut body, state.settings.body_timeout).await? {
+        state.hub.count_body_bytes(data.len());
         ingest.push(data).await?;
     }
     let ingested = ingest.finish(braid.repr_digest).await?;

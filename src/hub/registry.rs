@@ -9,7 +9,7 @@
 //! only weakly: when the hub goes, every shell's mailbox closes and they exit.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -86,6 +86,10 @@ pub struct HubStats {
     pub folder_watches: AtomicUsize,
     /// Documents loaded since the start (each load reads the store and starts a shell).
     pub loads: AtomicUsize,
+    /// Bytes accepted by `PUT /.plait/chunk/...` since the start (`GET /.plait/chunks`).
+    pub received_chunk_bytes: AtomicU64,
+    /// Bytes of file bodies (`PUT`/`POST` of a file, upload appends) received since the start.
+    pub received_body_bytes: AtomicU64,
 }
 
 /// A loaded document as the registry hands it out.
@@ -297,6 +301,23 @@ impl Hub {
     /// Documents loaded from the store since the start.
     pub fn loads(&self) -> usize {
         self.0.stats.loads.load(Ordering::Relaxed)
+    }
+
+    /// Counts the bytes of a chunk accepted over the wire. Sync clients and their tests read
+    /// the totals (`GET /.plait/chunks`) to check that a delta sent only a delta.
+    pub fn count_chunk_bytes(&self, n: usize) {
+        self.0.stats.received_chunk_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts the bytes of a file body frame received (a file write or an upload append).
+    pub fn count_body_bytes(&self, n: usize) {
+        self.0.stats.received_body_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// (chunk bytes, file body bytes) received since the start.
+    pub fn received_bytes(&self) -> (u64, u64) {
+        let s = &self.0.stats;
+        (s.received_chunk_bytes.load(Ordering::Relaxed), s.received_body_bytes.load(Ordering::Relaxed))
     }
 
     /// The group-commit counters, when durability is the group-commit thread's.

@@ -57,6 +57,12 @@ async fn delta_put(s: &TestServer, auth: &[(&str, &str)], path: &str, bytes: &[u
     (request(s.addr, "POST", &format!("/.plait/commit{path}"), &headers, body.as_bytes()).await, sent)
 }
 
+/// The server's `received_chunk_bytes` and `received_body_bytes` since its start.
+async fn received(s: &TestServer) -> (u64, u64) {
+    let o = request(s.addr, "GET", "/.plait/chunks", &[], b"").await.json();
+    (o["received_chunk_bytes"].as_u64().unwrap(), o["received_body_bytes"].as_u64().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_in_the_middle_sends_about_one_chunk_and_storage_stays_near_one_copy() {
     let s = TestServer::start(Engine::Rocks).await;
@@ -64,6 +70,7 @@ async fn a_change_in_the_middle_sends_about_one_chunk_and_storage_stays_near_one
     let (first, sent) = delta_put(&s, &[], "/big.bin", &file).await;
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(sent.iter().sum::<usize>(), file.len(), "the first version sends everything");
+    assert_eq!(received(&s).await, (file.len() as u64, 0), "the chunks' bytes are counted, not the lists");
     // 1 MiB changed in the middle.
     let mid = file.len() / 2;
     file[mid..mid + (1 << 20)].copy_from_slice(&noise(2, 1 << 20));
@@ -72,11 +79,14 @@ async fn a_change_in_the_middle_sends_about_one_chunk_and_storage_stays_near_one
     // The changed MiB lies in one to three chunks (1 MiB on average, 4 MiB at most).
     assert!((1..=3).contains(&sent.len()), "a 1 MiB change sent {} chunks: {sent:?}", sent.len());
     assert!(sent.iter().sum::<usize>() >= 1 << 20, "it must send the changed bytes ({sent:?})");
+    let after_delta = (file.len() + sent.iter().sum::<usize>()) as u64;
+    assert_eq!(received(&s).await, (after_delta, 0), "the server counted exactly the chunks sent");
     let g = request(s.addr, "GET", "/big.bin", &[], b"").await;
     assert!(g.body == file, "the committed version reads back exactly");
     // Plain PUTs (curl, braidfs) dedupe in storage too.
     let put = request(s.addr, "PUT", "/copy.bin", &[("Content-Type", "application/octet-stream")], &file).await;
     assert!(put.ok());
+    assert_eq!(received(&s).await, (after_delta, file.len() as u64), "a plain PUT counts as body bytes");
     let h = request(s.addr, "GET", "/.plait/history/big.bin", &[], b"").await.json();
     assert_eq!(h["kind"], "file");
     assert_eq!(h["versions"].as_array().unwrap().len(), 2);

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+
 use serde::Serialize;
 
 /// How many recent activity entries a folder keeps.
@@ -89,12 +91,19 @@ pub struct FolderStatus {
     /// Whether a pause was asked for (the engine reads it).
     #[serde(skip)]
     pub paused: bool,
+    /// Whether a full rescan was asked for (`POST /v1/rescan`); the engine takes it with
+    /// [`StatusBoard::take_rescan`] and rescans as it would on its periodic timer.
+    #[serde(skip)]
+    pub rescan_asked: bool,
 }
 
 /// Shared, cheap to clone; one per daemon, keyed by the folder's local path.
 #[derive(Clone, Default)]
 pub struct StatusBoard {
     inner: Arc<Mutex<BTreeMap<String, FolderStatus>>>,
+    /// Woken when the control API asks something of the engines (pause, resume, rescan), so an
+    /// engine waiting for work can `select!` on [`StatusBoard::asked`] instead of polling.
+    asked: Arc<Notify>,
 }
 
 impl StatusBoard {
@@ -114,6 +123,40 @@ impl StatusBoard {
                 s.activity.pop_front();
             }
         })
+    }
+
+    /// Asks `dir`'s engine to pause (or go on), and wakes the engines.
+    pub fn set_paused(&self, dir: &str, paused: bool) {
+        self.update(dir, |s| s.paused = paused);
+        self.asked.notify_waiters();
+    }
+
+    /// Whether a pause is asked for `dir` (the engine checks before each transfer).
+    pub fn is_paused(&self, dir: &str) -> bool {
+        self.update(dir, |s| s.paused)
+    }
+
+    /// Asks `dir`'s engine for a full rescan, and wakes the engines.
+    pub fn ask_rescan(&self, dir: &str) {
+        self.update(dir, |s| s.rescan_asked = true);
+        self.asked.notify_waiters();
+    }
+
+    /// Whether a rescan was asked for `dir` since the last call (clears the request).
+    pub fn take_rescan(&self, dir: &str) -> bool {
+        self.update(dir, |s| std::mem::take(&mut s.rescan_asked))
+    }
+
+    /// Resolves at the next request from the control API (pause, resume, rescan). Take it
+    /// *before* reading the flags (`is_paused`, `take_rescan`), then await it: a request made in
+    /// between still wakes it, and requests made while nobody waits stay in the flags.
+    pub fn asked(&self) -> tokio::sync::futures::Notified<'_> {
+        self.asked.notified()
+    }
+
+    /// Whether the board knows folder `dir`.
+    pub fn has(&self, dir: &str) -> bool {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).contains_key(dir)
     }
 
     /// A copy of every folder's status.

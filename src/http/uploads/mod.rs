@@ -105,12 +105,19 @@ impl Caller {
 /// The body as the stream of frames the hub reads, each frame within the body timeout.
 fn frames(body: Body, state: &AppState) -> impl Stream<Item = Result<Bytes, ApiError>> + Unpin {
     let timeout = state.settings.body_timeout;
-    Box::pin(futures_util::stream::unfold(Some(body), move |body| async move {
-        let mut body = body?;
-        match super::file::next_frame(&mut body, timeout).await {
-            Ok(Some(bytes)) => Some((Ok(bytes), Some(body))),
-            Ok(None) => None,
-            Err(e) => Some((Err(e), None)),
+    let hub = state.hub.clone();
+    Box::pin(futures_util::stream::unfold(Some(body), move |body| {
+        let hub = hub.clone();
+        async move {
+            let mut body = body?;
+            match super::file::next_frame(&mut body, timeout).await {
+                Ok(Some(bytes)) => {
+                    hub.count_body_bytes(bytes.len());
+                    Some((Ok(bytes), Some(body)))
+                }
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
         }
     }))
 }
