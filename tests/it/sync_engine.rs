@@ -259,6 +259,10 @@ async fn local_and_server_changes_go_both_ways() {
     assert_eq!(std::fs::read(a.path("deep/pic.bin")).unwrap(), png);
     assert!(!a.path("renamed.bin").exists());
     assert_eq!(files(&a.dir), vec!["a.txt", "deep/pic.bin", "from-server.txt"]);
+    // Remote changes came through the folder watch (the 209 stream), not the long poll.
+    assert!(a.status().activity.iter().all(|x| x.what != "long polling"), "{:?}", a.status().activity);
+    let health = request(s.addr, "GET", "/.plait/health", &[], b"").await.json();
+    assert_eq!(health["folder_watches"], 1, "{health}");
     a.stop().await;
     s.stop().await;
 }
@@ -373,6 +377,8 @@ async fn a_1_mib_change_in_a_32_mib_file_sends_about_one_chunk_and_a_restart_reh
     server_has(&s, "/big/big.bin", (200, &big)).await;
     a.synced(&s, "/big/").await;
     let first = a.counters();
+    let received = |v: Value| v["received_chunk_bytes"].as_u64().unwrap();
+    let server_before = received(request(s.addr, "GET", "/.plait/chunks", &[], b"").await.json());
     assert!(first.chunk_bytes_uploaded >= 32 << 20, "{first:?}");
 
     for b in &mut big[16 << 20..17 << 20] {
@@ -386,6 +392,9 @@ async fn a_1_mib_change_in_a_32_mib_file_sends_about_one_chunk_and_a_restart_reh
     let sent = second.chunk_bytes_uploaded - first.chunk_bytes_uploaded;
     let chunks = second.chunks_uploaded - first.chunks_uploaded;
     assert!(chunks <= 3 && sent <= 8 << 20, "a 1 MiB change sent {chunks} chunks, {sent} bytes");
+    // The server counted the same bytes arriving (and no others).
+    let server_after = received(request(s.addr, "GET", "/.plait/chunks", &[], b"").await.json());
+    assert_eq!(server_after - server_before, sent);
 
     // A restart over the same state re-reads nothing.
     let (dir, state, tmp) = a.stop().await;

@@ -36,14 +36,13 @@ mod runner;
 pub mod scan;
 pub mod state;
 pub mod text;
+pub mod watch;
 
 use state::PathKind;
 
 /// The first and the longest wait between attempts to reach the server.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How long a long poll waits at the server for a change.
-const POLL_WAIT_SECS: u64 = 25;
 /// Filesystem events closer than this are handled together.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 /// A path that needs another look this many times in a row is reported as an error.

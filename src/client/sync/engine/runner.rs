@@ -12,8 +12,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use super::remote::{Changes, Expect};
+use super::watch::{self, Mode, Watched};
 use super::{fsio, ignore, local_watch, paths, scan, Dirty, Folder, Outcome};
-use super::{Conflict, FolderState, BACKOFF_FIRST, BACKOFF_MAX, DEBOUNCE, MAX_AGAIN, POLL_WAIT_SECS};
+use super::{Conflict, FolderState, BACKOFF_FIRST, BACKOFF_MAX, DEBOUNCE, MAX_AGAIN};
 use crate::client::ClientError;
 
 /// How often a waiting engine looks at the board's pause flag.
@@ -26,7 +27,8 @@ struct Loop {
     unsettled: BTreeSet<String>,
     retry_at: Option<Instant>,
     cursor: Option<String>,
-    caught_up: bool,
+    /// The log position the feed said was current: applied up to it means caught up.
+    target: Option<u64>,
     /// What the latest change of a dirty path says the server holds.
     expect: BTreeMap<String, Expect>,
 }
@@ -90,7 +92,11 @@ impl Loop {
             .into_iter()
             .map(|(path, c)| Conflict { path, copy: c.copy, versions: c.versions })
             .collect();
-        let idle = up == 0 && down == 0 && self.caught_up;
+        let caught_up = match (self.target, &self.cursor) {
+            (Some(t), Some(c)) => seq_of(c) >= t,
+            _ => false,
+        };
+        let idle = up == 0 && down == 0 && caught_up;
         self.f.board.update(&self.f.key, |s| {
             s.pending_up = up as u64;
             s.pending_down = down as u64;
@@ -177,10 +183,9 @@ impl Loop {
     fn take_changes(&mut self, ch: Changes) -> Option<String> {
         if ch.reset {
             self.cursor = None;
-            self.caught_up = false;
+            self.target = None;
             return None;
         }
-        self.caught_up = ch.changes.is_empty() && !ch.more;
         for c in ch.changes {
             if let Some(rel) = paths::relative(&self.f.server.folder, &c.path) {
                 if !self.f.is_ignored(&rel) {
@@ -203,12 +208,33 @@ async fn recv_or_never(rx: &mut Option<mpsc::UnboundedReceiver<PathBuf>>) -> Opt
     }
 }
 
-async fn join_or_never(h: &mut Option<JoinHandle<Result<Changes, ClientError>>>) -> Result<Changes, ClientError> {
-    match h {
-        Some(j) => j.await.unwrap_or_else(|e| Err(ClientError::Network(e.to_string()))),
+fn seq_of(cursor: &str) -> u64 {
+    cursor.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+async fn feed_or_never(feed: &mut Option<watch::Feed>) -> Option<Result<Watched, ClientError>> {
+    match feed {
+        Some(f) => f.recv().await,
         None => std::future::pending().await,
     }
 }
+
+/// The remote feed in use, if any.
+struct FeedTask {
+    task: JoinHandle<()>,
+    rx: Option<watch::Feed>,
+}
+
+impl FeedTask {
+    fn stop(&mut self) {
+        self.task.abort();
+        self.rx = None;
+    }
+}
+
+/// Consecutive breaks of the folder watch (with the server reachable) before the long poll
+/// takes over.
+const WATCH_BREAKS: u32 = 3;
 
 /// The loop of one folder, until `stop` says so.
 pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<(), ClientError> {
@@ -219,10 +245,10 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
         unsettled: BTreeSet::new(),
         retry_at: None,
         cursor,
-        caught_up: false,
+        target: None,
         expect: BTreeMap::new(),
     };
-    let (watch, mut events) = match local_watch::start(&lp.f.root) {
+    let (local, mut events) = match local_watch::start(&lp.f.root) {
         Some((w, rx)) => (Some(w), Some(rx)),
         None => (None, None),
     };
@@ -230,14 +256,17 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
     lp.publish(Some(FolderState::Starting));
     let mut connected = false;
     let mut backoff = BACKOFF_FIRST;
-    let mut poll: Option<JoinHandle<Result<Changes, ClientError>>> = None;
+    let mut feed: Option<FeedTask> = None;
+    let mut mode = Mode::Watch;
+    let mut breaks = 0u32;
     let mut listing_cursor: Option<String> = None;
     let mut next_rescan = Instant::now() + lp.f.spec.rescan_every;
     while !*stop.borrow() {
         if lp.f.board.update(&lp.f.key, |s| s.paused) {
-            if let Some(p) = poll.take() {
-                p.abort();
+            if let Some(mut fd) = feed.take() {
+                fd.stop();
             }
+            lp.target = None;
             lp.publish(Some(FolderState::Paused));
             tokio::select! {
                 _ = stop.changed() => {}
@@ -273,17 +302,15 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
         }
         .await;
         if let Err(e) = step {
+            if let Some(mut fd) = feed.take() {
+                fd.stop();
+            }
+            lp.target = None;
             if !e.is_transient() && !matches!(e, ClientError::Status { .. } | ClientError::Protocol(_)) {
                 // The local database or the folder failed: nothing to retry.
-                if let Some(p) = poll.take() {
-                    p.abort();
-                }
                 return Err(e);
             }
             connected = false;
-            if let Some(p) = poll.take() {
-                p.abort();
-            }
             lp.offline(&e);
             // Local changes keep being noted (and counted as pending) while offline.
             let until = Instant::now() + backoff;
@@ -301,37 +328,72 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
             continue;
         }
         lp.publish(None);
-        if poll.is_none() {
+        if feed.is_none() {
             if let Some(c) = lp.cursor.clone() {
-                let server = lp.f.server.clone();
-                let wait = if lp.caught_up && lp.dirty.is_empty() { POLL_WAIT_SECS } else { 0 };
-                poll = Some(tokio::spawn(async move { server.poll(&c, wait).await }));
+                let (task, rx) = watch::start(lp.f.server.clone(), c, mode);
+                feed = Some(FeedTask { task, rx: Some(rx) });
             }
         }
         let again = !lp.dirty.is_empty();
+        let mut rx = feed.as_mut().and_then(|f| f.rx.take());
         tokio::select! {
             _ = stop.changed() => {}
             _ = sleep(Duration::from_millis(20)), if again => {}
             // The board has no notification: look at its pause flag now and then.
             _ = sleep(PAUSE_CHECK) => {}
-            res = join_or_never(&mut poll) => {
-                poll = None;
-                match res {
-                    Ok(ch) => {
-                        if let Some(c) = lp.take_changes(ch) {
-                            // Saved once the changes are applied (next round), so a crash
-                            // before that fetches them again.
-                            listing_cursor = Some(c);
+            got = feed_or_never(&mut rx) => {
+                let mut got = got;
+                loop {
+                    match got {
+                        Some(Ok(Watched::CaughtUpTo(c))) => lp.target = Some(seq_of(&c)),
+                        Some(Ok(Watched::Changes(ch))) => {
+                            breaks = 0;
+                            match lp.take_changes(ch) {
+                                // Saved once the changes are applied (next round), so a crash
+                                // before that fetches them again.
+                                Some(c) => listing_cursor = Some(c),
+                                None => {
+                                    // A reset: list again, then watch from the new cursor.
+                                    if let Some(mut fd) = feed.take() {
+                                        fd.stop();
+                                    }
+                                    rx = None;
+                                    listing_cursor = None;
+                                    break;
+                                }
+                            }
+                        }
+                        Some(Err(e)) => {
+                            if let Some(mut fd) = feed.take() {
+                                fd.stop();
+                            }
+                            rx = None;
+                            lp.target = None;
+                            breaks += 1;
+                            if mode == Mode::Watch && (watch::means_no_streaming(&e) || breaks >= WATCH_BREAKS) {
+                                lp.f.activity("long polling", "", &format!("the folder watch does not work here: {e}"));
+                                mode = Mode::Poll;
+                            } else if matches!(e, ClientError::Status { status: 400, .. }) {
+                                // The cursor is refused (another store's): list again.
+                                lp.cursor = None;
+                            } else {
+                                connected = false;
+                                lp.offline(&e);
+                            }
+                            break;
+                        }
+                        None => {
+                            // The feed ended: start it again.
+                            feed = None;
+                            rx = None;
+                            break;
                         }
                     }
-                    Err(ClientError::Status { status: 400, .. }) => {
-                        // The cursor is refused (another store's): list again.
-                        lp.cursor = None;
-                    }
-                    Err(e) => {
-                        connected = false;
-                        lp.offline(&e);
-                    }
+                    // Take what else is there now, so one round applies it all.
+                    got = match rx.as_mut().map(|r| r.try_recv()) {
+                        Some(Ok(x)) => Some(x),
+                        _ => break,
+                    };
                 }
             }
             Some(p) = recv_or_never(&mut events) => {
@@ -353,10 +415,13 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
                 lp.rescan()?;
             }
         }
+        if let (Some(fd), Some(r)) = (feed.as_mut(), rx) {
+            fd.rx = Some(r);
+        }
     }
-    if let Some(p) = poll.take() {
-        p.abort();
+    if let Some(mut fd) = feed.take() {
+        fd.stop();
     }
-    drop(watch);
+    drop(local);
     Ok(())
 }
