@@ -44,10 +44,15 @@ impl Synced {
 
     /// An engine on `dir` with its database in `state`.
     pub fn start_in(dir: &Path, state: &Path, url: &str, device: &str) -> Synced {
+        Synced::start_with(dir, state, url, device, None)
+    }
+
+    /// An engine on `dir` with its database in `state`, sending `token`.
+    pub fn start_with(dir: &Path, state: &Path, url: &str, device: &str, token: Option<String>) -> Synced {
         let spec = FolderSpec {
             dir: dir.to_path_buf(),
             url: url.parse().unwrap(),
-            token: None,
+            token,
             state_dir: state.to_path_buf(),
             rescan_every: Duration::from_secs(3600),
             device: device.to_owned(),
@@ -480,5 +485,81 @@ async fn an_engine_dropped_mid_transfer_loses_nothing_and_duplicates_nothing() {
     assert_eq!(r.json()["versions"].as_array().map(Vec::len), Some(1), "{}", r.text());
     b.stop().await;
     drop(a._tmp);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_conflicted_copy_resolves_it_and_the_new_name_costs_no_chunk() {
+    let s = TestServer::start(Store::Rocks).await;
+    let a = Synced::start(&s.url("/r/"), "a");
+    write(&a.path("doc.bin"), &noise(50, 40_000));
+    server_has(&s, "/r/doc.bin", (200, &noise(50, 40_000))).await;
+    a.synced(&s, "/r/").await;
+    // Someone else writes on top of the same version while this folder does too.
+    a.set_paused(true);
+    a.until("paused", || a.status().state == FolderState::Paused).await;
+    let theirs = noise(51, 40_000);
+    let v = request(s.addr, "HEAD", "/r/doc.bin", &[], b"").await.header("version").unwrap().to_owned();
+    let r = request(
+        s.addr,
+        "PUT",
+        "/r/doc.bin",
+        &[("Parents", &v), ("Version", "\"9999999999.000\""), ("Content-Type", "application/octet-stream")],
+        &theirs,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mine = noise(52, 40_000);
+    write(&a.path("doc.bin"), &mine);
+    a.set_paused(false);
+    a.until("a conflicted copy", || a.status().conflicts.len() == 1).await;
+    a.synced(&s, "/r/").await;
+    // The server's id is the highest: theirs wins, mine is the copy.
+    assert_eq!(std::fs::read(a.path("doc.bin")).unwrap(), theirs);
+    let copy = a.status().conflicts[0].copy.clone();
+    assert_eq!(std::fs::read(a.path(&copy)).unwrap(), mine);
+
+    let before = a.counters();
+    std::fs::rename(a.path(&copy), a.path("mine.bin")).unwrap();
+    server_has(&s, "/r/mine.bin", (200, &mine)).await;
+    a.until("resolved", || a.status().conflicts.is_empty()).await;
+    a.synced(&s, "/r/").await;
+    let head = request(s.addr, "HEAD", "/r/doc.bin", &[], b"").await;
+    assert!(head.header("conflict").is_none(), "{:?}", head.headers);
+    assert_eq!(get(&s, "/r/doc.bin").await.1, theirs);
+    assert_eq!(a.counters().chunks_uploaded, before.chunks_uploaded, "the renamed copy's chunks were on the server");
+    assert_eq!(files(&a.dir), vec!["doc.bin", "mine.bin"]);
+    a.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_token_makes_local_files_read_only_and_never_uploads() {
+    use crate::auth::{create_token, token_server, with_token, ADMIN};
+    let s = token_server(Store::Rocks, |_| {}).await;
+    assert_eq!(with_token(s.addr, ADMIN, "PUT", "/ro/a.txt", &[], b"shared note").await.status, 200);
+    let reader = create_token(s.addr, ADMIN, "reader", "read", &["/ro/"], None).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Synced::start_with(
+        &tmp.path().join("f"),
+        &tmp.path().join("s"),
+        &s.url("/ro/"),
+        "a",
+        Some(reader.token.clone()),
+    );
+    a.until("the note lands", || a.path("a.txt").exists()).await;
+    a.until("not writable", || !a.status().writable && a.status().state == FolderState::Idle).await;
+    assert_eq!(std::fs::read(a.path("a.txt")).unwrap(), b"shared note");
+    assert!(std::fs::metadata(a.path("a.txt")).unwrap().permissions().readonly());
+
+    // A local file is not sent (an error says why); the server's edits still arrive.
+    write(&a.path("mine.txt"), b"local only");
+    a.until("refused locally", || a.status().errors.contains_key("mine.txt")).await;
+    assert_eq!(with_token(s.addr, ADMIN, "PUT", "/ro/a.txt", &[], b"edited by the owner").await.status, 200);
+    a.until("the edit lands", || std::fs::read(a.path("a.txt")).ok().as_deref() == Some(&b"edited by the owner"[..]))
+        .await;
+    assert!(std::fs::metadata(a.path("a.txt")).unwrap().permissions().readonly());
+    assert_eq!(with_token(s.addr, ADMIN, "GET", "/ro/mine.txt", &[], b"").await.body, b"");
+    a.stop().await;
     s.stop().await;
 }
