@@ -152,6 +152,8 @@ pub struct Folder {
     counters: Arc<Counters>,
     /// Paths a reconcile found need a look too (a released conflicted copy).
     more: Mutex<BTreeSet<String>>,
+    /// Set when a conflict is recorded or resolved (the status board's list is re-read).
+    conflicts_changed: std::sync::atomic::AtomicBool,
 }
 
 impl Folder {
@@ -177,6 +179,9 @@ impl Folder {
     }
 
     fn activity(&self, what: &str, path: &str, detail: &str) {
+        if matches!(what, "conflict" | "resolved") {
+            self.conflicts_changed.store(true, Ordering::Relaxed);
+        }
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -336,6 +341,7 @@ async fn open(spec: &FolderSpec, board: StatusBoard) -> Result<Folder, ClientErr
         writable: true,
         counters: counters_for(&spec.dir),
         more: Mutex::new(BTreeSet::new()),
+        conflicts_changed: std::sync::atomic::AtomicBool::new(true),
         root,
         db,
         spec: spec.clone(),

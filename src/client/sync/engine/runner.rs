@@ -5,8 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, Instant};
@@ -16,6 +18,10 @@ use super::watch::{self, Mode, Watched};
 use super::{fsio, ignore, local_watch, paths, scan, Dirty, Folder, Outcome};
 use super::{Conflict, FolderState, BACKOFF_FIRST, BACKOFF_MAX, DEBOUNCE, MAX_AGAIN};
 use crate::client::ClientError;
+
+/// Paths reconciled at once, and per round between looks at the stop and pause flags.
+const PARALLEL: usize = 8;
+const BATCH: usize = 64;
 
 /// How often a waiting engine looks at the board's pause flag.
 const PAUSE_CHECK: Duration = Duration::from_millis(200);
@@ -60,9 +66,8 @@ impl Loop {
                 }
             }
         }
-        let prefix = format!("{rel}/");
-        if let Ok(recorded) = self.f.db.paths() {
-            for r in recorded.into_iter().filter(|r| r.starts_with(&prefix)) {
+        if let Ok(recorded) = self.f.db.paths_under(&rel) {
+            for r in recorded {
                 self.add(r, true);
             }
         }
@@ -84,14 +89,16 @@ impl Loop {
     fn publish(&self, state: Option<FolderState>) {
         let up = self.dirty.values().filter(|d| d.up).count() + self.unsettled.len();
         let down = self.dirty.values().filter(|d| d.down && !d.up).count();
-        let conflicts: Vec<Conflict> = self
-            .f
-            .db
-            .conflicts()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(path, c)| Conflict { path, copy: c.copy, versions: c.versions })
-            .collect();
+        // Reading every record is O(folder): only when a conflict came or went.
+        let conflicts: Option<Vec<Conflict>> = self.f.conflicts_changed.swap(false, Ordering::Relaxed).then(|| {
+            self.f
+                .db
+                .conflicts()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(path, c)| Conflict { path, copy: c.copy, versions: c.versions })
+                .collect()
+        });
         let caught_up = match (self.target, &self.cursor) {
             (Some(t), Some(c)) => seq_of(c) >= t,
             _ => false,
@@ -101,7 +108,9 @@ impl Loop {
             s.pending_up = up as u64;
             s.pending_down = down as u64;
             s.cursor = self.cursor.clone();
-            s.conflicts = conflicts;
+            if let Some(c) = conflicts {
+                s.conflicts = c;
+            }
             s.writable = self.f.writable;
             s.state = match state {
                 Some(st) => st,
@@ -126,50 +135,80 @@ impl Loop {
         for rel in more {
             self.add(rel, true);
         }
-        let todo: Vec<String> = self.dirty.keys().cloned().collect();
-        for rel in todo {
+        // A conflicted copy is reconciled through its path: one job per path.
+        let mut owners = BTreeSet::new();
+        let mut todo = Vec::new();
+        for rel in self.dirty.keys().cloned().collect::<Vec<_>>() {
+            let owner = self.f.db.copy_of(&rel)?.unwrap_or_else(|| rel.clone());
+            if owners.insert(owner) {
+                todo.push(rel);
+            } else {
+                self.dirty.remove(&rel);
+            }
+        }
+        for batch in todo.chunks(BATCH) {
             if *stop.borrow() || self.f.board.update(&self.f.key, |s| s.paused) {
                 return Ok(());
             }
-            let out = self.f.reconcile(&rel, self.expect.get(&rel)).await;
-            if !matches!(out, Ok(Outcome::Again)) {
-                self.expect.remove(&rel);
-            }
-            match out {
-                Ok(Outcome::Done) => {
-                    self.dirty.remove(&rel);
-                    self.f.board.update(&self.f.key, |s| s.errors.remove(&rel));
+            // Paths are independent: several at once (their requests overlap on the wire).
+            let jobs: Vec<(String, Option<Expect>)> =
+                batch.iter().map(|rel| (rel.clone(), self.expect.get(rel).cloned())).collect();
+            let f = &self.f;
+            let results: Vec<(String, Result<Outcome, ClientError>)> = futures_util::stream::iter(jobs)
+                .map(|(rel, exp)| async move {
+                    let out = f.reconcile(&rel, exp.as_ref()).await;
+                    (rel, out)
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+            let mut gone: Option<ClientError> = None;
+            for (rel, out) in results {
+                if !matches!(out, Ok(Outcome::Again)) {
+                    self.expect.remove(&rel);
                 }
-                Ok(Outcome::Unsettled) => {
-                    self.dirty.remove(&rel);
-                    self.unsettled.insert(rel);
-                    let at = Instant::now() + fsio::SETTLE_TEXT;
-                    self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
-                }
-                Ok(Outcome::Again) => {
-                    let d = self.dirty.entry(rel.clone()).or_default();
-                    d.again += 1;
-                    if d.again >= MAX_AGAIN {
-                        self.dirty.remove(&rel);
-                        self.fail(
-                            &rel,
-                            "kept changing while it was being synced; will retry at the next rescan".into(),
-                        );
-                    }
-                }
-                Ok(Outcome::Failed(msg)) => {
-                    self.dirty.remove(&rel);
-                    self.fail(&rel, msg);
-                }
-                Err(e) if e.is_transient() => return Err(e),
-                Err(e) => {
-                    self.dirty.remove(&rel);
-                    self.fail(&rel, e.to_string());
-                }
+                self.take_outcome(rel, out, &mut gone);
             }
             self.publish(None);
+            if let Some(e) = gone {
+                return Err(e);
+            }
         }
         Ok(())
+    }
+
+    /// Applies one reconcile's outcome to the dirty set and the board; a network failure is
+    /// kept in `gone` (the path stays dirty).
+    fn take_outcome(&mut self, rel: String, out: Result<Outcome, ClientError>, gone: &mut Option<ClientError>) {
+        match out {
+            Ok(Outcome::Done) => {
+                self.dirty.remove(&rel);
+                self.f.board.update(&self.f.key, |s| s.errors.remove(&rel));
+            }
+            Ok(Outcome::Unsettled) => {
+                self.dirty.remove(&rel);
+                self.unsettled.insert(rel);
+                let at = Instant::now() + fsio::SETTLE_TEXT;
+                self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
+            }
+            Ok(Outcome::Again) => {
+                let d = self.dirty.entry(rel.clone()).or_default();
+                d.again += 1;
+                if d.again >= MAX_AGAIN {
+                    self.dirty.remove(&rel);
+                    self.fail(&rel, "kept changing while it was being synced; will retry at the next rescan".into());
+                }
+            }
+            Ok(Outcome::Failed(msg)) => {
+                self.dirty.remove(&rel);
+                self.fail(&rel, msg);
+            }
+            Err(e) if e.is_transient() => *gone = Some(e),
+            Err(e) => {
+                self.dirty.remove(&rel);
+                self.fail(&rel, e.to_string());
+            }
+        }
     }
 
     fn fail(&self, rel: &str, msg: String) {
