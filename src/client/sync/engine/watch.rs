@@ -142,3 +142,20 @@ async fn watch(server: &Server, cursor: &str, tx: &Tx) -> Result<(), ClientError
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_that_say_no_streaming_switch_to_the_long_poll() {
+        let status = |s: u16| ClientError::Status { status: s, code: None, message: String::new() };
+        assert!(means_no_streaming(&ClientError::Protocol("200, not 209".into())));
+        assert!(means_no_streaming(&status(405)));
+        assert!(means_no_streaming(&status(400)));
+        for s in [401, 403, 429, 502, 503] {
+            assert!(!means_no_streaming(&status(s)), "{s}");
+        }
+        assert!(!means_no_streaming(&ClientError::Network("reset".into())));
+    }
+}
