@@ -132,6 +132,10 @@ async fn text_commands_write_read_and_travel_in_time() {
     let v2 = r.json()["version"][0].as_str().unwrap().to_owned();
     assert_ne!(v1, v2);
 
+    // --quiet: nothing on stdout, the exit code says it worked.
+    let r = c.run_with(&["put", &server.url("/notes/quiet"), "-q"], &[], Some(b"shh")).await;
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""), "{r:?}");
+
     // get: plain, JSON, at the old version, into a file.
     assert_eq!(c.ok(&["get", &u]).await.stdout, "hello world");
     let j = c.ok(&["get", &u, "--json"]).await.json();
@@ -179,7 +183,7 @@ async fn text_commands_write_read_and_travel_in_time() {
         .iter()
         .map(|e| (e["name"].as_str().unwrap(), e["type"].as_str().unwrap()))
         .collect();
-    assert_eq!(names, [("p.bin", "file"), ("tour", "text")]);
+    assert_eq!(names, [("p.bin", "file"), ("quiet", "text"), ("tour", "text")]);
     let table = c.ok(&["ls", &server.url("/notes")]).await.stdout;
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("KIND") && lines[1].starts_with("file  8 B"), "{table}");
@@ -314,6 +318,12 @@ async fn watch_prints_text_updates_and_folder_changes_as_json_lines() {
     let second = text.next().await;
     assert_eq!((second["text"].as_str(), second["length"].as_u64()), (Some("one two"), Some(7)), "{second}");
     assert_eq!(second["patches"][0]["range"], serde_json::json!([3, 3]));
+    // Started from an old version: what happened since, applied to that version's text.
+    let v1 = first["version"][0].as_str().unwrap().to_owned();
+    let mut resumed = Lines::start(&c, &["watch", &u, "--json", "--text", "--parents", &v1]);
+    let since = resumed.next().await;
+    // (as patches, or as one snapshot of the head when the server finds that shorter)
+    assert_eq!((since["text"].as_str(), &since["version"]), (Some("one two"), &second["version"]), "{since}");
     let change = folder.next().await;
     assert_eq!((change["path"].as_str(), change["what"].as_str()), (Some("/w/doc"), Some("version")), "{change}");
 
@@ -327,7 +337,7 @@ async fn watch_prints_text_updates_and_folder_changes_as_json_lines() {
     assert_eq!(head["deleted"], false, "{head}");
     c.ok(&["rm", &server.url("/w/f.bin")]).await;
     assert_eq!(file.next().await["deleted"], true);
-    for mut l in [text, folder, file] {
+    for mut l in [text, resumed, folder, file] {
         l.interrupt().await;
     }
     server.stop().await;

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::client_cmds::{same_file, sigint, Client, Lines};
+use crate::support::client::request;
 use crate::support::cut_proxy::{CutPlan, CutProxy};
 use crate::support::server::{ChildServer, Engine, TestServer};
 
@@ -95,6 +96,46 @@ async fn an_upload_continues_from_the_servers_offset_after_a_cut_and_after_ctrl_
     assert!(sent < size - resumed + OVERHEAD, "sent {sent} for {} missing", size - resumed);
     c.ok(&["download", &target, "-o", "b.back"]).await;
     same_file(&c.path("b.bin"), &c.path("b.back"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_finished_just_before_ctrl_c_is_not_sent_again() {
+    let server = TestServer::start(Engine::Rocks).await;
+    let c = Client::new();
+    let data = noise(3 << 20, 5);
+    std::fs::write(c.path("c.bin"), &data).unwrap();
+    let proxy = CutProxy::start(server.addr, CutPlan { after_bytes: 1 << 20, times: 1 }).await;
+    let target = format!("{}/up/c.bin", proxy.base());
+    assert_eq!(c.run(&["upload", "c.bin", &target, "--retries", "0"]).await.code, 6);
+
+    // The last bytes arrive but the run never hears the answer: finish the saved upload by hand.
+    let saved: Vec<_> = std::fs::read_dir(c.path("cache/uploads")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let upload: serde_json::Value = serde_json::from_slice(&std::fs::read(&saved[0]).unwrap()).unwrap();
+    let path = reqwest::Url::parse(upload["upload"].as_str().unwrap()).unwrap().path().to_owned();
+    let tus = ("Tus-Resumable", "1.0.0");
+    let head = request(server.addr, "HEAD", &path, &[tus], b"").await;
+    let offset: usize = head.header("upload-offset").unwrap().parse().unwrap();
+    let at = offset.to_string();
+    let done = request(
+        server.addr,
+        "PATCH",
+        &path,
+        &[tus, ("Upload-Offset", &at), ("Content-Type", "application/offset+octet-stream")],
+        &data[offset..],
+    )
+    .await;
+    assert_eq!(done.status, 204);
+    let version = done.header("version").unwrap().trim_matches('"').to_owned();
+
+    // The same command finds the target already holds this file: nothing sent, no second version.
+    let before = proxy.connections().len();
+    let j = c.ok(&["upload", "c.bin", &target, "--json"]).await.json();
+    assert_eq!((j["resumed_from"].as_u64(), j["version"][0].as_str()), (Some(3 << 20), Some(version.as_str())), "{j}");
+    assert!(up_since(&proxy, before) < OVERHEAD);
+    let h = c.ok(&["history", &target, "--json"]).await.json();
+    assert_eq!(h["versions"].as_array().unwrap().len(), 1, "{h}");
     server.stop().await;
 }
 

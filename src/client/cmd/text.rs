@@ -143,7 +143,11 @@ pub async fn put(ctx: &Ctx, a: PutArgs) -> Result<(), ClientError> {
         let path = PathBuf::from(&a.file);
         let file =
             tokio::fs::File::open(&path).await.map_err(|e| ClientError::Usage(format!("{}: {e}", path.display())))?;
-        size = file.metadata().await?.len();
+        let meta = file.metadata().await?;
+        if !meta.is_file() {
+            return Err(ClientError::Usage(format!("{}: not a file", path.display())));
+        }
+        size = meta.len();
         let body = crate::client::transfer::file_body(file, size, None, None);
         req = req.header(CONTENT_LENGTH, size).body(body);
     }

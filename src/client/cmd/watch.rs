@@ -87,6 +87,11 @@ async fn watch_loop(out: Output, remote: &Remote, url: &Url, a: &WatchArgs) -> R
     };
     let last = a.parents.as_deref().map(super::version_header).transpose()?;
     let mut seen = Seen { kind, last, text: Vec::new(), print_text: a.text };
+    if let (Kind::Text, Some(v)) = (kind, &seen.last) {
+        // Resuming from a given version: the patches that follow apply to its text.
+        let res = remote.send(remote.request(Method::GET, url.clone()).header("version", v.as_str())).await?;
+        seen.text = res.text().await?.chars().collect();
+    }
     loop {
         let result = stream_once(out, remote, url, &mut seen, &mut failures).await;
         let e = match result {

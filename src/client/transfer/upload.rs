@@ -78,6 +78,7 @@ pub async fn upload(remote: &Remote, out: &Output, job: &UploadJob) -> Result<Up
     let key = [canon.to_string_lossy().into_owned(), size.to_string(), mtime.to_string(), job.target.to_string()];
     let state = StateFile::new("uploads", &key.iter().map(String::as_str).collect::<Vec<_>>())?;
     let mut upload_url = state.load::<Saved>().and_then(|s| Url::parse(&s.upload).ok());
+    let from_saved = upload_url.is_some();
     let name = job.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let progress = Progress::new(out, &name, Some(size), 0);
     let mut resumed_from = None;
@@ -100,6 +101,20 @@ pub async fn upload(remote: &Remote, out: &Output, job: &UploadJob) -> Result<Up
                 return Ok(Uploaded { upload_url, size, resumed_from, version, retries });
             }
             Ok(Step::Advanced) => failures = 0,
+            Ok(Step::Gone) if from_saved && fresh_starts == 0 && resumed_from.is_none() => {
+                // A saved upload the server no longer has may have been finished by the run
+                // that saved it (Ctrl-C between the last byte and the answer): if the target
+                // holds exactly this file, do not upload it twice.
+                fresh_starts += 1;
+                if let Some(version) = already_there(remote, &job.target, &job.file, size).await? {
+                    progress.finish();
+                    state.remove();
+                    let upload_url = upload_url.ok_or_else(|| ClientError::Protocol("no upload URL".into()))?;
+                    return Ok(Uploaded { upload_url, size, resumed_from: size, version, retries });
+                }
+                state.remove();
+                upload_url = None;
+            }
             Ok(Step::Gone) => {
                 state.remove();
                 upload_url = None;
@@ -190,6 +205,12 @@ async fn send_rest(
         }
     }
     progress.set(offset);
+    if offset == size {
+        // Complete already (an earlier run sent the last byte but never heard the answer): the
+        // upload became a version of the target; name it if the target still holds it.
+        let version = already_there(remote, &job.target, &job.file, size).await?;
+        return Ok(Step::Done(version.unwrap_or_else(|| serde_json::json!([]))));
+    }
     let file = open_at(&job.file, offset).await?;
     let req = remote
         .request(Method::PATCH, url.clone())
@@ -204,6 +225,42 @@ async fn send_rest(
         return Ok(Step::Done(super::super::cmd::version_ids(&res, "version")));
     }
     Ok(Step::Advanced)
+}
+
+/// The target's current version when it is this file's bytes (same length and SHA-256, from
+/// the server's `Repr-Digest`), else None.
+async fn already_there(
+    remote: &Remote,
+    target: &Url,
+    file: &std::path::Path,
+    size: u64,
+) -> Result<Option<serde_json::Value>, ClientError> {
+    let res = remote.send_raw(remote.request(Method::HEAD, target.clone())).await?;
+    if !res.status().is_success() || number(&res, "content-length").ok() != Some(size) {
+        return Ok(None);
+    }
+    let Some(theirs) = res.headers().get("repr-digest").and_then(|v| crate::protocol::parse_repr_digest(v.as_bytes()))
+    else {
+        return Ok(None);
+    };
+    let path = file.to_path_buf();
+    let ours = tokio::task::spawn_blocking(move || -> std::io::Result<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(h.finalize().into());
+            }
+            h.update(&buf[..n]);
+        }
+    })
+    .await
+    .map_err(|e| ClientError::Local(e.to_string()))??;
+    Ok((ours == theirs).then(|| super::super::cmd::version_ids(&res, "version")))
 }
 
 fn number(res: &Response, name: &str) -> Result<u64, ClientError> {
