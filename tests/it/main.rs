@@ -43,6 +43,8 @@ mod s3_serve;
 mod slow_subscribers;
 mod store_format;
 mod subscriptions;
+mod sync_e2e;
+mod sync_e2e_kit;
 mod takeover;
 mod tidy;
 mod tus_clients;
