@@ -45,6 +45,7 @@ mod store_format;
 mod subscriptions;
 mod sync_e2e;
 mod sync_e2e_kit;
+mod sync_engine;
 mod takeover;
 mod tidy;
 mod tus_clients;

@@ -126,7 +126,6 @@ impl Side {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the sync engine (branch syncengine): the lead removes this when merging it"]
 async fn two_daemons_and_one_server_converge_and_lose_no_write() {
     let tmp = tempfile::tempdir().unwrap();
     let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
@@ -362,7 +361,6 @@ async fn the_command_line_and_control_api_of_a_daemon_with_two_servers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the sync engine (branch syncengine): the lead removes this when merging it"]
 async fn one_daemon_syncs_two_folders_with_two_servers() {
     let tmp = tempfile::tempdir().unwrap();
     let s1 = Server::start(&tmp.path().join("d1"), &tmp.path().join("s1.log"));

@@ -18,7 +18,6 @@ use super::error::{ClientError, ExitCode};
 pub mod ask;
 pub mod control;
 pub mod daemon;
-#[path = "engine_pending.rs"]
 pub mod engine;
 pub mod service;
 pub mod spec;
