@@ -1,7 +1,7 @@
 //! The `plait` binary: parse the command line, then serve, sync, or run one client command.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use plait::config::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
             init_logging(args.log_filter(), LogFormat::Text)?;
             std::process::exit(plait::client::sync::run(args).await)
         }
-        Command::Client(cmd) => std::process::exit(plait::client::cmd::run(cmd).await),
+        Command::Client(cmd) => std::process::exit(plait::client::cmd::run(cmd, Cli::command).await),
     }
 }
 

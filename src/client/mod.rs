@@ -12,8 +12,11 @@
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod output;
+pub mod progress;
 pub mod remote;
 pub mod sync;
+pub mod transfer;
 
 pub use error::{ClientError, ExitCode};
 pub use remote::Remote;

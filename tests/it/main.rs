@@ -7,6 +7,8 @@ mod support;
 mod auth;
 mod auth_live;
 mod cli;
+mod client_cmds;
+mod client_cmds_resume;
 mod compression;
 mod convergence;
 mod cors_and_reserved;
