@@ -46,6 +46,7 @@ mod slow_subscribers;
 mod store_format;
 mod subscriptions;
 mod sync_engine;
+mod sync_engine_more;
 mod takeover;
 mod tidy;
 mod tus_clients;

@@ -98,7 +98,14 @@ impl Folder {
         self.db.put(rel, rec, None)?;
         let content_type = crate::protocol::kind::file_content_type(None, &cut.head);
         let list: Vec<(ChunkId, u64)> = cut.chunks.iter().map(|c| (c.0, c.2)).collect();
-        let heads = self.server.commit(rel, &list, &cut.sha256, &version, Some(&rec.version), &content_type).await?;
+        let heads = match self.server.commit(rel, &list, &cut.sha256, &version, Some(&rec.version), &content_type).await
+        {
+            Ok(h) => h,
+            // A chunk went missing between `missing` and the commit (collected meanwhile):
+            // ask again once the file is looked at again.
+            Err(ClientError::Status { status: 409, code: Some(c), .. }) if c == "chunks_missing" => return Ok(None),
+            Err(e) => return Err(e),
+        };
         rec.version = heads.clone();
         rec.sha256 = sha;
         rec.stat = Some(pre);
