@@ -271,12 +271,12 @@ impl Folder {
         let Some(kind) = kind else {
             // Nothing anywhere: forget whatever was recorded.
             if rec.is_some() {
-                self.db.remove(&rel, None)?;
+                self.db.remove(&rel, None).await?;
             }
             return Ok(Outcome::Done);
         };
         if rec.as_ref().is_some_and(|r| r.kind != kind && r.conflict.is_none()) {
-            self.db.remove(&rel, None)?;
+            self.db.remove(&rel, None).await?;
         }
         match kind {
             PathKind::Text => self.sync_text(&rel, &head).await,
