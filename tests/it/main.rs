@@ -45,6 +45,8 @@ mod s3_serve;
 mod slow_subscribers;
 mod store_format;
 mod subscriptions;
+mod sync_e2e;
+mod sync_e2e_kit;
 mod sync_engine;
 mod sync_engine_more;
 mod takeover;
