@@ -48,6 +48,7 @@ mod subscriptions;
 mod sync_e2e;
 mod sync_e2e_kit;
 mod sync_engine;
+mod sync_engine_more;
 mod takeover;
 mod tidy;
 mod tus_clients;

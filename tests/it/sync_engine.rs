@@ -199,7 +199,7 @@ pub async fn file_versions(s: &TestServer, path: &str) -> Vec<Value> {
     r.json()["versions"].as_array().unwrap().clone()
 }
 
-fn files(dir: &Path) -> Vec<String> {
+pub fn files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -95,15 +95,22 @@ impl Folder {
             _ => new_version_id(),
         };
         rec.intent = Some((version.clone(), sha.clone()));
-        self.db.put(rel, rec, None)?;
+        self.db.put(rel, rec, None).await?;
         let content_type = crate::protocol::kind::file_content_type(None, &cut.head);
         let list: Vec<(ChunkId, u64)> = cut.chunks.iter().map(|c| (c.0, c.2)).collect();
-        let heads = self.server.commit(rel, &list, &cut.sha256, &version, Some(&rec.version), &content_type).await?;
+        let heads = match self.server.commit(rel, &list, &cut.sha256, &version, Some(&rec.version), &content_type).await
+        {
+            Ok(h) => h,
+            // A chunk went missing between `missing` and the commit (collected meanwhile):
+            // ask again once the file is looked at again.
+            Err(ClientError::Status { status: 409, code: Some(c), .. }) if c == "chunks_missing" => return Ok(None),
+            Err(e) => return Err(e),
+        };
         rec.version = heads.clone();
         rec.sha256 = sha;
         rec.stat = Some(pre);
         rec.intent = None;
-        self.db.put(rel, rec, None)?;
+        self.db.put(rel, rec, None).await?;
         self.activity("uploaded", rel, &format!("{} bytes, {} new in {} chunks", cut.size, total, sent.len()));
         Ok(Some(heads))
     }
@@ -141,7 +148,7 @@ impl Folder {
             return Ok(Outcome::Again);
         }
         rec.landing = Some((head.heads.clone(), sha.clone()));
-        self.db.put(rel, rec, None)?;
+        self.db.put(rel, rec, None).await?;
         if expect.is_some() {
             fsio::set_readonly(&abs, false);
         }
@@ -153,7 +160,7 @@ impl Folder {
         rec.sha256 = sha;
         rec.stat = fsio::stat(&abs);
         rec.landing = None;
-        self.db.put(rel, rec, None)?;
+        self.db.put(rel, rec, None).await?;
         self.activity("downloaded", rel, &head.version.join(", "));
         Ok(Outcome::Done)
     }
@@ -204,7 +211,7 @@ impl Folder {
                 if local_sha.as_ref() == Some(&r.sha256) {
                     r.stat = local;
                 }
-                self.db.put(rel, r, None)?;
+                self.db.put(rel, r, None).await?;
             }
         }
         if rec.as_ref().is_some_and(|r| r.conflict.is_some()) {
@@ -226,7 +233,7 @@ impl Folder {
                 r.version = head.heads.clone();
                 r.sha256 = sha;
                 r.stat = Some(st);
-                self.db.put(rel, &r, None)?;
+                self.db.put(rel, &r, None).await?;
                 return Ok(Outcome::Done);
             }
             if !self.writable {
@@ -263,7 +270,7 @@ impl Folder {
                     self.server.delete(rel).await?;
                     self.activity("deleted on server", rel, "");
                 }
-                self.db.remove(rel, None)?;
+                self.db.remove(rel, None).await?;
                 return Ok(Outcome::Done);
             }
             // Changed there since: the change wins over the delete.
@@ -277,17 +284,17 @@ impl Folder {
         if !server_changed {
             if r.stat != local {
                 r.stat = local;
-                self.db.put(rel, &r, None)?;
+                self.db.put(rel, &r, None).await?;
             }
             return Ok(Outcome::Done);
         }
         if !live {
             if local.is_some() {
                 std::fs::remove_file(&abs)?;
-                fsio::prune_empty_dirs(&self.spec.dir, abs.parent());
+                fsio::prune_empty_dirs(&self.root, abs.parent());
                 self.activity("deleted locally", rel, "deleted on the server");
             }
-            self.db.remove(rel, None)?;
+            self.db.remove(rel, None).await?;
             return Ok(Outcome::Done);
         }
         if head.heads.len() > 1 {

@@ -75,7 +75,7 @@ impl Folder {
                 self.db.remove_copy(&copy)?;
                 let mut r = rec.take().unwrap_or_else(|| binary::file_record(Vec::new()));
                 r.version = head.heads.clone();
-                self.db.put(rel, &r, None)?;
+                self.db.put(rel, &r, None).await?;
                 return Ok(Outcome::Again);
             }
             Err(e) => {
@@ -93,11 +93,11 @@ impl Folder {
             if fsio::stat(&abs) != local {
                 // Changed meanwhile: keep the copy, look again.
                 r.conflict = Some(ConflictRecord { copy, versions: head.heads.clone(), copy_sha256: copy_sha });
-                self.db.put(rel, &r, None)?;
+                self.db.put(rel, &r, None).await?;
                 return Ok(Outcome::Again);
             }
             r.landing = Some((head.heads.clone(), sha.clone()));
-            self.db.put(rel, &r, None)?;
+            self.db.put(rel, &r, None).await?;
             landing.commit(&abs)?;
             sha
         };
@@ -106,7 +106,7 @@ impl Folder {
         r.stat = fsio::stat(&abs);
         r.landing = None;
         r.conflict = Some(ConflictRecord { copy: copy.clone(), versions: head.heads.clone(), copy_sha256: copy_sha });
-        self.db.put(rel, &r, None)?;
+        self.db.put(rel, &r, None).await?;
         self.activity("conflict", rel, &format!("the other version is in {copy}"));
         Ok(Outcome::Done)
     }
@@ -139,7 +139,7 @@ impl Folder {
                 std::fs::remove_file(&copy_abs)?;
             }
             r.conflict = None;
-            self.db.put(rel, r, None)?;
+            self.db.put(rel, r, None).await?;
             self.db.remove_copy(&c.copy)?;
             self.mark_dirty(&c.copy);
             self.activity("resolved", rel, "on another device");
@@ -147,7 +147,7 @@ impl Folder {
         }
         // The copy was deleted or renamed: resolve on the server with what the path holds.
         r.conflict = None;
-        self.db.put(rel, r, None)?;
+        self.db.put(rel, r, None).await?;
         self.db.remove_copy(&c.copy)?;
         if resolved_there || !self.writable {
             return Ok(None);

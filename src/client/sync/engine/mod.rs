@@ -152,6 +152,8 @@ pub struct Folder {
     counters: Arc<Counters>,
     /// Paths a reconcile found need a look too (a released conflicted copy).
     more: Mutex<BTreeSet<String>>,
+    /// The state dir's path relative to the folder, when it is inside it.
+    state_rel: Option<String>,
     /// Set when a conflict is recorded or resolved (the status board's list is re-read).
     conflicts_changed: std::sync::atomic::AtomicBool,
 }
@@ -175,6 +177,12 @@ impl Folder {
     }
 
     fn is_ignored(&self, rel: &str) -> bool {
+        // The engine's own database, if someone put it inside the folder, is never synced.
+        if let Some(s) = &self.state_rel {
+            if rel == s || rel.strip_prefix(s.as_str()).is_some_and(|r| r.starts_with('/')) {
+                return true;
+            }
+        }
         self.ignore.lock().unwrap_or_else(|p| p.into_inner()).is_ignored(rel)
     }
 
@@ -263,12 +271,12 @@ impl Folder {
         let Some(kind) = kind else {
             // Nothing anywhere: forget whatever was recorded.
             if rec.is_some() {
-                self.db.remove(&rel, None)?;
+                self.db.remove(&rel, None).await?;
             }
             return Ok(Outcome::Done);
         };
         if rec.as_ref().is_some_and(|r| r.kind != kind && r.conflict.is_none()) {
-            self.db.remove(&rel, None)?;
+            self.db.remove(&rel, None).await?;
         }
         match kind {
             PathKind::Text => self.sync_text(&rel, &head).await,
@@ -331,6 +339,7 @@ async fn open(spec: &FolderSpec, board: StatusBoard) -> Result<Folder, ClientErr
         .map_err(|e| ClientError::Local(format!("cannot create {}: {e}", spec.dir.display())))?;
     let root = std::fs::canonicalize(&spec.dir)?;
     let db = state::State::open(&spec.state_dir)?;
+    let state_rel = std::fs::canonicalize(&spec.state_dir).ok().and_then(|s| paths::local_relative(&root, &s));
     fsio::remove_temps(&root);
     Ok(Folder {
         key: spec.dir.display().to_string(),
@@ -342,6 +351,7 @@ async fn open(spec: &FolderSpec, board: StatusBoard) -> Result<Folder, ClientErr
         counters: counters_for(&spec.dir),
         more: Mutex::new(BTreeSet::new()),
         conflicts_changed: std::sync::atomic::AtomicBool::new(true),
+        state_rel,
         root,
         db,
         spec: spec.clone(),

@@ -233,8 +233,9 @@ impl Server {
         Ok((text, version))
     }
 
-    /// Sends one queued text write (idempotent on its version).
-    pub async fn put_text(&self, rel: &str, w: &QueuedWrite) -> Result<(), ClientError> {
+    /// Sends one queued text write (idempotent on its version); returns the document's
+    /// frontier after it.
+    pub async fn put_text(&self, rel: &str, w: &QueuedWrite) -> Result<Vec<String>, ClientError> {
         let parents = VersionSet::new(w.parents.iter().cloned()).to_header();
         let version = VersionSet::new([w.version.clone()]).to_header();
         let mut req = self
@@ -261,7 +262,8 @@ impl Server {
                 req = req.header("patches", patches.len().to_string()).body(body);
             }
         }
-        self.remote.send(req).await.map(|_| ())
+        let res = self.remote.send(req).await?;
+        Ok(versions(res.headers(), "version"))
     }
 
     /// `DELETE`: a text document erased, a file's tombstone. Already gone counts as done.

@@ -77,9 +77,8 @@ impl Loop {
     }
 
     fn rescan(&mut self) -> Result<(), ClientError> {
-        let ignore = ignore::Ignore::load(&self.f.root);
-        let found = scan::changed_paths(&self.f.root, &self.f.db, &ignore)?;
-        *self.f.ignore.lock().unwrap_or_else(|p| p.into_inner()) = ignore;
+        *self.f.ignore.lock().unwrap_or_else(|p| p.into_inner()) = ignore::Ignore::load(&self.f.root);
+        let found = scan::changed_paths(&self.f.root, &self.f.db, &|rel| self.f.is_ignored(rel))?;
         for rel in found {
             self.add(rel, true);
         }

@@ -6,18 +6,17 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::fsio;
-use super::ignore::Ignore;
 use super::paths;
 use super::state::State;
 use crate::client::ClientError;
 
 /// Paths under `root` whose file differs from its record, or that have a record and no file.
-pub fn changed_paths(root: &Path, db: &State, ignore: &Ignore) -> Result<BTreeSet<String>, ClientError> {
+pub fn changed_paths(root: &Path, db: &State, ignore: &dyn Fn(&str) -> bool) -> Result<BTreeSet<String>, ClientError> {
     let mut out = BTreeSet::new();
     let mut seen = BTreeSet::new();
     for file in fsio::walk(root) {
         let Some(rel) = paths::local_relative(root, &file) else { continue };
-        if ignore.is_ignored(&rel) {
+        if ignore(&rel) {
             continue;
         }
         seen.insert(rel.clone());
@@ -33,7 +32,7 @@ pub fn changed_paths(root: &Path, db: &State, ignore: &Ignore) -> Result<BTreeSe
         }
     }
     for rel in db.paths()? {
-        if !seen.contains(&rel) && !ignore.is_ignored(&rel) {
+        if !seen.contains(&rel) && !ignore(&rel) {
             out.insert(rel);
         }
     }

@@ -133,24 +133,31 @@ impl State {
     }
 
     /// Writes a record (and, for text, the synced text) in one synced batch.
-    pub fn put(&self, path: &str, rec: &PathRecord, text: Option<&str>) -> Result<(), ClientError> {
+    pub async fn put(&self, path: &str, rec: &PathRecord, text: Option<&str>) -> Result<(), ClientError> {
         let mut b = Batch::new();
         b.put(key(b'p', path), serde_json::to_vec(rec).map_err(err)?);
         if let Some(t) = text {
             b.put(key(b't', path), t.as_bytes().to_vec());
         }
-        self.store.write(&b).map_err(err)
+        self.write(b).await
     }
 
     /// Forgets a path (and any conflicted copy pointing at it).
-    pub fn remove(&self, path: &str, copy: Option<&str>) -> Result<(), ClientError> {
+    pub async fn remove(&self, path: &str, copy: Option<&str>) -> Result<(), ClientError> {
         let mut b = Batch::new();
         b.delete(key(b'p', path));
         b.delete(key(b't', path));
         if let Some(c) = copy {
             b.delete(key(b'k', c));
         }
-        self.store.write(&b).map_err(err)
+        self.write(b).await
+    }
+
+    /// A synced write off the async threads: the sync waits for the disk, and writes from
+    /// paths reconciled at once share one sync (RocksDB groups concurrent writers).
+    async fn write(&self, b: Batch) -> Result<(), ClientError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write(&b)).await.map_err(err)?.map_err(err)
     }
 
     /// Every recorded path, in order.
@@ -227,10 +234,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_texts_copies_and_the_cursor_round_trip() {
+    #[tokio::test]
+    async fn records_texts_copies_and_the_cursor_round_trip() {
         let s = State::on(Arc::new(crate::store::MemoryStore::new()));
-        s.put("a/b.txt", &rec(), Some("hi")).unwrap();
+        s.put("a/b.txt", &rec(), Some("hi")).await.unwrap();
         assert_eq!(s.record("a/b.txt").unwrap(), Some(rec()));
         assert_eq!(s.text("a/b.txt").unwrap(), "hi");
         assert_eq!(s.paths().unwrap(), vec!["a/b.txt".to_string()]);
@@ -238,7 +245,7 @@ mod tests {
         assert!(s.paths_under("a/b.txt").unwrap().is_empty());
         s.put_copy("a/b (conflicted copy).txt", "a/b.txt").unwrap();
         assert_eq!(s.copy_of("a/b (conflicted copy).txt").unwrap().as_deref(), Some("a/b.txt"));
-        s.remove("a/b.txt", Some("a/b (conflicted copy).txt")).unwrap();
+        s.remove("a/b.txt", Some("a/b (conflicted copy).txt")).await.unwrap();
         assert_eq!(s.record("a/b.txt").unwrap(), None);
         assert_eq!(s.copy_of("a/b (conflicted copy).txt").unwrap(), None);
         assert_eq!(s.cursor().unwrap(), None);

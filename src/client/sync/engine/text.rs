@@ -126,7 +126,7 @@ fn read_text(path: &std::path::Path) -> std::io::Result<Option<String>> {
 impl Folder {
     /// Records a write of `base → new` on top of `rec.version`, making `new` the base, in one
     /// batch (before it is sent).
-    fn queue_text(
+    async fn queue_text(
         &self,
         rel: &str,
         rec: &mut PathRecord,
@@ -145,18 +145,35 @@ impl Folder {
         rec.sha256 = fsio::sha256_hex(new.as_bytes());
         rec.stat = stat;
         rec.landing = None;
-        self.db.put(rel, rec, Some(new))
+        self.db.put(rel, rec, Some(new)).await
     }
 
-    /// Sends the queued writes in order, dropping each once acknowledged.
-    async fn flush_text(&self, rel: &str, rec: &mut PathRecord) -> Result<(), ClientError> {
+    /// Sends the queued writes in order, dropping each once acknowledged; returns the
+    /// document's frontier after the last one (None when nothing was sent).
+    async fn flush_text(&self, rel: &str, rec: &mut PathRecord) -> Result<Option<Vec<String>>, ClientError> {
+        let mut frontier = None;
         while let Some(w) = rec.queue.first().cloned() {
-            self.server.put_text(rel, &w).await?;
+            frontier = Some(self.server.put_text(rel, &w).await?);
             rec.queue.remove(0);
-            self.db.put(rel, rec, None)?;
+            self.db.put(rel, rec, None).await?;
             self.activity("uploaded", rel, &format!("text write {}", w.version));
         }
-        Ok(())
+        Ok(frontier)
+    }
+
+    /// Sends what is queued, then the server's text and frontier: `sent` itself when the
+    /// frontier after the writes is exactly the last one (nobody wrote concurrently), without
+    /// asking again.
+    async fn send_and_read(
+        &self,
+        rel: &str,
+        rec: &mut PathRecord,
+        sent: &str,
+    ) -> Result<(String, Vec<String>), ClientError> {
+        match self.flush_text(rel, rec).await? {
+            Some(f) if same(&f, &rec.version) => Ok((sent.to_owned(), f)),
+            _ => self.server.get_text(rel).await,
+        }
     }
 
     /// Brings one text path to agreement (see the module doc).
@@ -170,11 +187,15 @@ impl Folder {
                 }
                 // Refused for good (the document was erased under it, or the write is bad):
                 // forget the queue; the local file still holds the text and is sent again.
-                self.db.remove(rel, None)?;
+                self.db.remove(rel, None).await?;
                 rec = None;
             }
         }
-        let (mut srv_text, mut srv_ver) = if head.kind == Some(PathKind::Text) {
+        let unchanged_there = rec.as_ref().is_some_and(|r| r.queue.is_empty() && same(&head.version, &r.version));
+        let (mut srv_text, mut srv_ver) = if head.kind == Some(PathKind::Text) && unchanged_there {
+            // The server is where the record is: its text is the record's.
+            (self.db.text(rel)?, head.version.clone())
+        } else if head.kind == Some(PathKind::Text) {
             self.server.get_text(rel).await?
         } else {
             (String::new(), Vec::new())
@@ -205,7 +226,7 @@ impl Folder {
                     if fsio::sha256_hex(lt.as_bytes()) == sha {
                         // A crash came after the rename: the file is that version.
                         r.version = v;
-                        self.queue_text(rel, r, lt, lt, local)?;
+                        self.queue_text(rel, r, lt, lt, local).await?;
                         continue;
                     }
                 }
@@ -227,15 +248,14 @@ impl Folder {
                             // Sent on top of what the server has: the local file wins, the
                             // server's text stays in the history.
                             r.version = srv_ver.clone();
-                            self.queue_text(rel, &mut r, &srv_text, &lt, local)?;
-                            self.flush_text(rel, &mut r).await?;
-                            (srv_text, srv_ver) = self.server.get_text(rel).await?;
+                            self.queue_text(rel, &mut r, &srv_text, &lt, local).await?;
+                            (srv_text, srv_ver) = self.send_and_read(rel, &mut r, &lt).await?;
                             rec = Some(r);
                             continue;
                         }
                     } else {
                         r.version = srv_ver.clone();
-                        self.queue_text(rel, &mut r, &lt, &lt, local)?;
+                        self.queue_text(rel, &mut r, &lt, &lt, local).await?;
                         return Ok(Outcome::Done);
                     }
                     rec = Some(r);
@@ -243,12 +263,12 @@ impl Folder {
                 }
                 (Some(r), None) => {
                     if srv_ver.is_empty() {
-                        self.db.remove(rel, None)?;
+                        self.db.remove(rel, None).await?;
                         return Ok(Outcome::Done);
                     }
                     if same(&srv_ver, &r.version) && self.writable {
                         self.server.delete(rel).await?;
-                        self.db.remove(rel, None)?;
+                        self.db.remove(rel, None).await?;
                         self.activity("deleted on server", rel, "");
                         return Ok(Outcome::Done);
                     }
@@ -259,28 +279,26 @@ impl Folder {
                     if srv_ver.is_empty() && !r.version.is_empty() {
                         if lt == base {
                             std::fs::remove_file(&abs)?;
-                            fsio::prune_empty_dirs(&self.spec.dir, abs.parent());
-                            self.db.remove(rel, None)?;
+                            fsio::prune_empty_dirs(&self.root, abs.parent());
+                            self.db.remove(rel, None).await?;
                             self.activity("deleted locally", rel, "deleted on the server");
                             return Ok(Outcome::Done);
                         }
                         // Edited here, erased there: the edit lives on as a new document.
                         *r = fresh_record(&self.spec.device);
-                        self.queue_text(rel, r, "", &lt, local)?;
-                        self.flush_text(rel, r).await?;
-                        (srv_text, srv_ver) = self.server.get_text(rel).await?;
+                        self.queue_text(rel, r, "", &lt, local).await?;
+                        (srv_text, srv_ver) = self.send_and_read(rel, r, &lt).await?;
                         continue;
                     }
                     if lt != base && self.writable {
-                        self.queue_text(rel, r, &base, &lt, local)?;
-                        self.flush_text(rel, r).await?;
-                        (srv_text, srv_ver) = self.server.get_text(rel).await?;
+                        self.queue_text(rel, r, &base, &lt, local).await?;
+                        (srv_text, srv_ver) = self.send_and_read(rel, r, &lt).await?;
                         continue;
                     }
                     if same(&srv_ver, &r.version) {
                         if r.stat != local {
                             r.stat = local;
-                            self.db.put(rel, r, None)?;
+                            self.db.put(rel, r, None).await?;
                         }
                         return Ok(Outcome::Done);
                     }
@@ -293,7 +311,7 @@ impl Folder {
             let mut r = rec.take().unwrap_or_else(|| fresh_record(&self.spec.device));
             let sha = fsio::sha256_hex(srv_text.as_bytes());
             r.landing = Some((srv_ver.clone(), sha.clone()));
-            self.db.put(rel, &r, None)?;
+            self.db.put(rel, &r, None).await?;
             if local.is_some() {
                 fsio::set_readonly(&abs, false);
             }
@@ -305,7 +323,7 @@ impl Folder {
             r.sha256 = sha;
             r.stat = fsio::stat(&abs);
             r.landing = None;
-            self.db.put(rel, &r, Some(&srv_text))?;
+            self.db.put(rel, &r, Some(&srv_text)).await?;
             self.activity("downloaded", rel, &format!("text {}", srv_ver.join(", ")));
             return Ok(Outcome::Done);
         }
