@@ -359,9 +359,29 @@ async fn the_command_line_and_control_api_of_a_daemon_with_two_servers() {
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["folders"], serde_json::json!([two.display().to_string()]));
+    // The engine shows the pause (it checks at every turn), only on the folder named.
+    let state = |v: &Value, dir: &Path| {
+        let f = v["folders"].as_array().unwrap().iter().find(|f| f["dir"] == dir.display().to_string()).cloned();
+        f.unwrap()["state"].as_str().unwrap().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = d.get("/v1/status").await;
+        if state(&v, &two) == "paused" {
+            assert_ne!(state(&v, &one), "paused", "only the folder named: {v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never paused: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (out, code) = d.command(&["resume"]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().filter(|l| l.starts_with("resumed ")).count(), 2, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state(&d.get("/v1/status").await, &two) == "paused" {
+        assert!(Instant::now() < deadline, "never resumed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, code) = d.command(&["pause", "--dir", "/not/synced"]);
     assert_eq!(code, 3);
     let (out, code) = d.command(&["rescan", "--json"]);

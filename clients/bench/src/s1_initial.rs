@@ -10,9 +10,9 @@
 //! so the ratio is the price of going through a server and keeping both sides durable.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::ensure;
+use anyhow::{bail, ensure};
 
 use super::report::{Row, Target};
 use super::sync_kit::{big_file, listing, small_files, timed, until_synced, Daemon};
@@ -56,11 +56,25 @@ async fn one(ctx: &Ctx, plait: &Path, src: &Path, scenario: &str, name: &str) ->
     let started = Instant::now();
     let a = Daemon::start(plait, src, &url, &work.path().join("state-a"), "a")?;
     let b = Daemon::start(plait, &dst, &url, &work.path().join("state-b"), "b")?;
+    // Both daemons may say "in sync" a moment before B's last rename lands; but a folder that
+    // stays incomplete while both say so has lost files, which is an error, not a slow run.
+    let mut incomplete_since: Option<Instant> = None;
     loop {
         until_synced(&[&a, &b], server.addr(), &folder).await?;
-        if listing(&dst)? == want {
+        let got = listing(&dst)?;
+        if got == want {
             break;
         }
+        let since = *incomplete_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > Duration::from_secs(30) {
+            let missing: Vec<&String> = want.keys().filter(|k| got.get(*k) != want.get(*k)).take(10).collect();
+            bail!(
+                "{scenario}: both daemons are in sync but folder B lacks {} of {} files for 30 s: {missing:?}",
+                want.len() - got.iter().filter(|(k, v)| want.get(*k) == Some(v)).count(),
+                want.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(scenario, secs, rsync, cp, "S1");
