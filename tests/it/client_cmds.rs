@@ -299,6 +299,50 @@ async fn login_tokens_and_share_links_against_a_token_server() {
     server.stop().await;
 }
 
+/// On a terminal, `plait login` asks for the token without echoing it: the process runs on a
+/// pseudo-terminal (Python's `pty`, so nothing here fakes a terminal), the token is typed, and
+/// the screen shows the prompt but never the token, which lands in the config file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_at_a_terminal_does_not_echo_the_token() {
+    let server = token_server(Engine::Rocks, |_| {}).await;
+    let c = Client::new();
+    let script = r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "login", sys.argv[2]])
+seen, typed, deadline = b"", False, time.time() + 20
+while time.time() < deadline:
+    if not typed and b"Token for" in seen:
+        os.write(fd, sys.argv[3].encode() + b"\n")
+        typed = True
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        seen += d
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.args(["-c", script, plait_binary().to_str().unwrap(), &server.url("/"), ADMIN])
+        .env("PLAIT_CONFIG", c.config())
+        .env_remove("PLAIT_TOKEN")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(LIMIT, cmd.output()).await.expect("login on a terminal timed out").unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(screen.contains("Token for"), "no prompt: {screen}");
+    assert!(!screen.contains(ADMIN), "the token was echoed: {screen}");
+    assert!(std::fs::read_to_string(c.config()).unwrap().contains(ADMIN));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_text_updates_and_folder_changes_as_json_lines() {
     let server = TestServer::start(Engine::Rocks).await;

@@ -44,10 +44,15 @@ impl Synced {
 
     /// An engine on `dir` with its database in `state`.
     pub fn start_in(dir: &Path, state: &Path, url: &str, device: &str) -> Synced {
+        Synced::start_with(dir, state, url, device, None)
+    }
+
+    /// An engine on `dir` with its database in `state`, sending `token`.
+    pub fn start_with(dir: &Path, state: &Path, url: &str, device: &str, token: Option<String>) -> Synced {
         let spec = FolderSpec {
             dir: dir.to_path_buf(),
             url: url.parse().unwrap(),
-            token: None,
+            token,
             state_dir: state.to_path_buf(),
             rescan_every: Duration::from_secs(3600),
             device: device.to_owned(),
@@ -68,6 +73,15 @@ impl Synced {
 
     pub fn set_paused(&self, paused: bool) {
         self.board.update(&self.dir.display().to_string(), |s| s.paused = paused);
+    }
+
+    /// Waits until `f` holds, or fails with `what` and this engine's status.
+    pub async fn until(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < DEADLINE, "{what}: not after {DEADLINE:?}; {:?}", self.status());
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
     }
 
     pub fn counters(&self) -> CounterSnapshot {
@@ -241,10 +255,19 @@ async fn local_and_server_changes_go_both_ways() {
     assert_eq!(r.status, 200);
     eventually("the delete lands", || !a.path("renamed.bin").exists()).await;
     a.synced(&s, "/f/").await;
-    assert_eq!(std::fs::read(a.path("from-server.txt")).unwrap(), b"typed in a browser");
+    assert_eq!(
+        std::fs::read(a.path("from-server.txt")).ok().as_deref(),
+        Some(&b"typed in a browser"[..]),
+        "{:?}",
+        a.status()
+    );
     assert_eq!(std::fs::read(a.path("deep/pic.bin")).unwrap(), png);
     assert!(!a.path("renamed.bin").exists());
     assert_eq!(files(&a.dir), vec!["a.txt", "deep/pic.bin", "from-server.txt"]);
+    // Remote changes came through the folder watch (the 209 stream), not the long poll.
+    assert!(a.status().activity.iter().all(|x| x.what != "long polling"), "{:?}", a.status().activity);
+    let health = request(s.addr, "GET", "/.plait/health", &[], b"").await.json();
+    assert_eq!(health["folder_watches"], 1, "{health}");
     a.stop().await;
     s.stop().await;
 }
@@ -256,7 +279,7 @@ async fn concurrent_text_edits_on_two_machines_merge() {
     let b = Synced::start(&s.url("/n/"), "b");
     write(&a.path("note.txt"), b"one\ntwo\nthree\n");
     server_has(&s, "/n/note.txt", (200, b"one\ntwo\nthree\n")).await;
-    eventually("b has it", || b.path("note.txt").exists()).await;
+    b.until("b has it", || b.path("note.txt").exists()).await;
     a.synced(&s, "/n/").await;
     b.synced(&s, "/n/").await;
     assert_eq!(std::fs::read(b.path("note.txt")).unwrap(), b"one\ntwo\nthree\n");
@@ -264,7 +287,8 @@ async fn concurrent_text_edits_on_two_machines_merge() {
     // Both edit while neither sends (paused), then both go.
     a.set_paused(true);
     b.set_paused(true);
-    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused).await;
+    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused)
+        .await;
     write(&a.path("note.txt"), b"ONE\ntwo\nthree\n");
     write(&b.path("note.txt"), b"one\ntwo\nthree\nfour\n");
     a.set_paused(false);
@@ -293,12 +317,13 @@ async fn a_binary_conflict_makes_one_copy_and_deleting_it_resolves_it() {
     let b = Synced::start(&s.url("/p/"), "b");
     write(&a.path("pic.bin"), &noise(10, 20_000));
     server_has(&s, "/p/pic.bin", (200, &noise(10, 20_000))).await;
-    eventually("b has it", || b.path("pic.bin").exists()).await;
+    b.until("b has it", || b.path("pic.bin").exists()).await;
     a.synced(&s, "/p/").await;
     b.synced(&s, "/p/").await;
     a.set_paused(true);
     b.set_paused(true);
-    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused).await;
+    eventually("both paused", || a.status().state == FolderState::Paused && b.status().state == FolderState::Paused)
+        .await;
     let (va, vb) = (noise(11, 20_000), noise(12, 20_000));
     write(&a.path("pic.bin"), &va);
     write(&b.path("pic.bin"), &vb);
@@ -357,6 +382,8 @@ async fn a_1_mib_change_in_a_32_mib_file_sends_about_one_chunk_and_a_restart_reh
     server_has(&s, "/big/big.bin", (200, &big)).await;
     a.synced(&s, "/big/").await;
     let first = a.counters();
+    let received = |v: Value| v["received_chunk_bytes"].as_u64().unwrap();
+    let server_before = received(request(s.addr, "GET", "/.plait/chunks", &[], b"").await.json());
     assert!(first.chunk_bytes_uploaded >= 32 << 20, "{first:?}");
 
     for b in &mut big[16 << 20..17 << 20] {
@@ -370,6 +397,9 @@ async fn a_1_mib_change_in_a_32_mib_file_sends_about_one_chunk_and_a_restart_reh
     let sent = second.chunk_bytes_uploaded - first.chunk_bytes_uploaded;
     let chunks = second.chunks_uploaded - first.chunks_uploaded;
     assert!(chunks <= 3 && sent <= 8 << 20, "a 1 MiB change sent {chunks} chunks, {sent} bytes");
+    // The server counted the same bytes arriving (and no others).
+    let server_after = received(request(s.addr, "GET", "/.plait/chunks", &[], b"").await.json());
+    assert_eq!(server_after - server_before, sent);
 
     // A restart over the same state re-reads nothing.
     let (dir, state, tmp) = a.stop().await;
@@ -419,7 +449,8 @@ async fn changes_made_while_the_server_is_down_are_sent_when_it_is_back() {
     let data = s.stop_keeping_data().await.unwrap();
     write(&a.path("a.txt"), b"while offline");
     write(&a.path("new.bin"), &noise(30, 10_000));
-    eventually("offline", || a.status().state == FolderState::Offline && a.status().pending_up > 0).await;
+    let st = || a.status();
+    eventually(&format!("offline ({:?})", st()), || st().state == FolderState::Offline && st().pending_up > 0).await;
     let mut cfg = plait::config::ServeConfig::for_tests(Some(data.path().to_path_buf()));
     cfg.listen = addr;
     let running = plait::app::Running::start(cfg).await.unwrap();
@@ -454,5 +485,81 @@ async fn an_engine_dropped_mid_transfer_loses_nothing_and_duplicates_nothing() {
     assert_eq!(r.json()["versions"].as_array().map(Vec::len), Some(1), "{}", r.text());
     b.stop().await;
     drop(a._tmp);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_conflicted_copy_resolves_it_and_the_new_name_costs_no_chunk() {
+    let s = TestServer::start(Store::Rocks).await;
+    let a = Synced::start(&s.url("/r/"), "a");
+    write(&a.path("doc.bin"), &noise(50, 40_000));
+    server_has(&s, "/r/doc.bin", (200, &noise(50, 40_000))).await;
+    a.synced(&s, "/r/").await;
+    // Someone else writes on top of the same version while this folder does too.
+    a.set_paused(true);
+    a.until("paused", || a.status().state == FolderState::Paused).await;
+    let theirs = noise(51, 40_000);
+    let v = request(s.addr, "HEAD", "/r/doc.bin", &[], b"").await.header("version").unwrap().to_owned();
+    let r = request(
+        s.addr,
+        "PUT",
+        "/r/doc.bin",
+        &[("Parents", &v), ("Version", "\"9999999999.000\""), ("Content-Type", "application/octet-stream")],
+        &theirs,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mine = noise(52, 40_000);
+    write(&a.path("doc.bin"), &mine);
+    a.set_paused(false);
+    a.until("a conflicted copy", || a.status().conflicts.len() == 1).await;
+    a.synced(&s, "/r/").await;
+    // The server's id is the highest: theirs wins, mine is the copy.
+    assert_eq!(std::fs::read(a.path("doc.bin")).unwrap(), theirs);
+    let copy = a.status().conflicts[0].copy.clone();
+    assert_eq!(std::fs::read(a.path(&copy)).unwrap(), mine);
+
+    let before = a.counters();
+    std::fs::rename(a.path(&copy), a.path("mine.bin")).unwrap();
+    server_has(&s, "/r/mine.bin", (200, &mine)).await;
+    a.until("resolved", || a.status().conflicts.is_empty()).await;
+    a.synced(&s, "/r/").await;
+    let head = request(s.addr, "HEAD", "/r/doc.bin", &[], b"").await;
+    assert!(head.header("conflict").is_none(), "{:?}", head.headers);
+    assert_eq!(get(&s, "/r/doc.bin").await.1, theirs);
+    assert_eq!(a.counters().chunks_uploaded, before.chunks_uploaded, "the renamed copy's chunks were on the server");
+    assert_eq!(files(&a.dir), vec!["doc.bin", "mine.bin"]);
+    a.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_token_makes_local_files_read_only_and_never_uploads() {
+    use crate::auth::{create_token, token_server, with_token, ADMIN};
+    let s = token_server(Store::Rocks, |_| {}).await;
+    assert_eq!(with_token(s.addr, ADMIN, "PUT", "/ro/a.txt", &[], b"shared note").await.status, 200);
+    let reader = create_token(s.addr, ADMIN, "reader", "read", &["/ro/"], None).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Synced::start_with(
+        &tmp.path().join("f"),
+        &tmp.path().join("s"),
+        &s.url("/ro/"),
+        "a",
+        Some(reader.token.clone()),
+    );
+    a.until("the note lands", || a.path("a.txt").exists()).await;
+    a.until("not writable", || !a.status().writable && a.status().state == FolderState::Idle).await;
+    assert_eq!(std::fs::read(a.path("a.txt")).unwrap(), b"shared note");
+    assert!(std::fs::metadata(a.path("a.txt")).unwrap().permissions().readonly());
+
+    // A local file is not sent (an error says why); the server's edits still arrive.
+    write(&a.path("mine.txt"), b"local only");
+    a.until("refused locally", || a.status().errors.contains_key("mine.txt")).await;
+    assert_eq!(with_token(s.addr, ADMIN, "PUT", "/ro/a.txt", &[], b"edited by the owner").await.status, 200);
+    a.until("the edit lands", || std::fs::read(a.path("a.txt")).ok().as_deref() == Some(&b"edited by the owner"[..]))
+        .await;
+    assert!(std::fs::metadata(a.path("a.txt")).unwrap().permissions().readonly());
+    assert_eq!(with_token(s.addr, ADMIN, "GET", "/ro/mine.txt", &[], b"").await.body, b"");
+    a.stop().await;
     s.stop().await;
 }

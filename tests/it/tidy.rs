@@ -216,6 +216,7 @@ const LAYERS: &[Layer] = &[
             "indicatif",
             "directories",
             "toml",
+            "rpassword",
             "similar",
             "sha2",
             "sha1",
@@ -306,6 +307,7 @@ const EXTERNAL: &[&str] = &[
     "sha1",
     "httpdate",
     "infer",
+    "rpassword",
 ];
 
 fn is_test_file(file: &str) -> bool {

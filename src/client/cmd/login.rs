@@ -3,7 +3,7 @@
 //! `--token`. The token comes from `--token`, else stdin (one line; a prompt on a terminal), so
 //! it never has to appear in the shell's history.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use clap::Args;
 use reqwest::Method;
@@ -60,13 +60,14 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> Result<(), ClientError> {
     })
 }
 
-/// One line from stdin, with a prompt when stdin is a terminal (the token is echoed: the
-/// standard library cannot turn echo off, and no extra crate is worth it for this).
+/// One line from stdin; on a terminal, a prompt with echo off (rpassword), so the token never
+/// shows on screen or in a terminal recording.
 fn read_token(origin: &str) -> Result<String, ClientError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprint!("Token for {origin}: ");
-        let _ = std::io::stderr().flush();
+        let token = rpassword::prompt_password(format!("Token for {origin}: "))
+            .map_err(|e| ClientError::Local(format!("reading the token: {e}")))?;
+        return Ok(token.trim().to_owned());
     }
     let mut line = String::new();
     stdin.lock().read_line(&mut line).map_err(|e| ClientError::Local(format!("stdin: {e}")))?;

@@ -48,7 +48,12 @@ pub(super) fn file_record(version: Vec<String>) -> PathRecord {
 impl Folder {
     /// Sends the local file as a new version on top of `rec.version`; returns the heads after
     /// it, or None when the file changed while it was being sent (try again once it settles).
-    pub(super) async fn upload(&self, rel: &str, rec: &mut PathRecord, pre: Stat) -> Result<Option<Vec<String>>, ClientError> {
+    pub(super) async fn upload(
+        &self,
+        rel: &str,
+        rec: &mut PathRecord,
+        pre: Stat,
+    ) -> Result<Option<Vec<String>>, ClientError> {
         let params = self.params()?;
         let abs = self.abs(rel);
         let cut = {
@@ -105,7 +110,12 @@ impl Folder {
 
     /// Downloads `version` (the served one when None) of `rel` to a temp file beside `target`;
     /// the caller records its intent and commits the landing.
-    pub(super) async fn fetch(&self, rel: &str, version: Option<&str>, target: &Path) -> Result<(Landing, String), ClientError> {
+    pub(super) async fn fetch(
+        &self,
+        rel: &str,
+        version: Option<&str>,
+        target: &Path,
+    ) -> Result<(Landing, String), ClientError> {
         let mut landing = Landing::create(target)?;
         let sha = self
             .server
@@ -118,7 +128,13 @@ impl Folder {
     }
 
     /// Lands the served version at `rel`, if the local file is still as `expect`.
-    async fn download_into_place(&self, rel: &str, rec: &mut PathRecord, head: &Head, expect: Option<Stat>) -> Result<Outcome, ClientError> {
+    async fn download_into_place(
+        &self,
+        rel: &str,
+        rec: &mut PathRecord,
+        head: &Head,
+        expect: Option<Stat>,
+    ) -> Result<Outcome, ClientError> {
         let abs = self.abs(rel);
         let (landing, sha) = self.fetch(rel, head.version.first().map(String::as_str), &abs).await?;
         if fsio::stat(&abs) != expect {
@@ -158,7 +174,11 @@ impl Folder {
             (Some(_), _) => {
                 self.counters.count_hashed();
                 let abs = abs.clone();
-                Some(tokio::task::spawn_blocking(move || fsio::sha256_file(&abs)).await.map_err(|e| ClientError::Local(e.to_string()))??)
+                Some(
+                    tokio::task::spawn_blocking(move || fsio::sha256_file(&abs))
+                        .await
+                        .map_err(|e| ClientError::Local(e.to_string()))??,
+                )
             }
         };
         if let Some(r) = rec.as_mut() {
@@ -248,6 +268,11 @@ impl Folder {
             }
             // Changed there since: the change wins over the delete.
             r.stat = None;
+        }
+        if live && head.heads.len() > 1 && local.is_some() {
+            // Siblings not shown yet (our own commit made them, or they came while we agreed).
+            let mut rec = Some(r);
+            return self.make_conflict(rel, &mut rec, head, local, local_sha.as_deref()).await;
         }
         if !server_changed {
             if r.stat != local {

@@ -54,6 +54,7 @@ impl Folder {
         local: Option<Stat>,
         local_sha: Option<&str>,
     ) -> Result<Outcome, ClientError> {
+        self.conflicts_changed.store(true, std::sync::atomic::Ordering::Relaxed);
         let Some(winner) = head.version.first() else { return Ok(Outcome::Done) };
         let Some(loser) = head.heads.iter().find(|h| *h != winner) else { return Ok(Outcome::Done) };
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -122,6 +123,7 @@ impl Folder {
     ) -> Result<Option<Outcome>, ClientError> {
         let Some(r) = rec.as_mut() else { return Ok(None) };
         let Some(c) = r.conflict.clone() else { return Ok(None) };
+        self.conflicts_changed.store(true, std::sync::atomic::Ordering::Relaxed);
         let copy_abs = self.abs(&c.copy);
         let resolved_there = !binary::same(&head.heads, &c.versions);
         if fsio::stat(&copy_abs).is_some() {

@@ -10,9 +10,20 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 /// The rules every folder has, before its `.plaitignore`.
 pub const DEFAULTS: &[&str] = &[
     // vim, emacs, and the file vim creates to test that a folder is writable.
-    "*.swp", "*.swo", "*.swx", "*~", ".#*", "#*#", "4913",
+    "*.swp",
+    "*.swo",
+    "*.swx",
+    "*~",
+    ".#*",
+    "#*#",
+    "4913",
     // OS junk.
-    ".DS_Store", "._*", "Thumbs.db", "desktop.ini", ".Trash-*", ".directory",
+    ".DS_Store",
+    "._*",
+    "Thumbs.db",
+    "desktop.ini",
+    ".Trash-*",
+    ".directory",
     // Our own temp files (fsio::TEMP_PREFIX).
     ".plait-tmp-*",
 ];
@@ -61,7 +72,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), "build/\n*.log\n!keep.log\n").unwrap();
         let i = Ignore::load(dir.path());
-        for p in [".notes.md.swp", "a/b~", "a/.#x", "4913", ".DS_Store", "x/Thumbs.db", ".plait-tmp-12", "build/out.o", "a.log"] {
+        for p in [
+            ".notes.md.swp",
+            "a/b~",
+            "a/.#x",
+            "4913",
+            ".DS_Store",
+            "x/Thumbs.db",
+            ".plait-tmp-12",
+            "build/out.o",
+            "a.log",
+        ] {
             assert!(i.is_ignored(p), "{p}");
         }
         for p in ["notes.md", "keep.log", "builds.txt", ".plaitignore", "a/b.txt"] {

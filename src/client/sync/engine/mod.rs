@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-
 use super::spec::FolderSpec;
 use super::status::{Activity, Conflict, FolderState, StatusBoard, Transfer};
 use crate::chunks::ChunkParams;
@@ -37,18 +36,21 @@ mod runner;
 pub mod scan;
 pub mod state;
 pub mod text;
+pub mod watch;
 
 use state::PathKind;
 
 /// The first and the longest wait between attempts to reach the server.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How long a long poll waits at the server for a change.
-const POLL_WAIT_SECS: u64 = 25;
 /// Filesystem events closer than this are handled together.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 /// A path that needs another look this many times in a row is reported as an error.
 const MAX_AGAIN: u32 = 8;
+/// How long a reconcile waits for `HEAD` to show what the change log announced (the log can
+/// wake a watcher a moment before the server's reads show the change): tries × pause.
+const EXPECT_TRIES: u32 = 25;
+const EXPECT_PAUSE: Duration = Duration::from_millis(20);
 /// Local files larger than this are never sent as text.
 const MAX_TEXT_BYTES: u64 = 16 << 20;
 
@@ -150,6 +152,8 @@ pub struct Folder {
     counters: Arc<Counters>,
     /// Paths a reconcile found need a look too (a released conflicted copy).
     more: Mutex<BTreeSet<String>>,
+    /// Set when a conflict is recorded or resolved (the status board's list is re-read).
+    conflicts_changed: std::sync::atomic::AtomicBool,
 }
 
 impl Folder {
@@ -175,6 +179,9 @@ impl Folder {
     }
 
     fn activity(&self, what: &str, path: &str, detail: &str) {
+        if matches!(what, "conflict" | "resolved") {
+            self.conflicts_changed.store(true, Ordering::Relaxed);
+        }
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -227,8 +234,9 @@ impl Folder {
         Some(if text { PathKind::Text } else { PathKind::File })
     }
 
-    /// Brings one path to agreement (see the module doc).
-    pub async fn reconcile(&self, rel: &str) -> Result<Outcome, ClientError> {
+    /// Brings one path to agreement (see the module doc). `expect`: what the change that
+    /// made it dirty says the server holds.
+    pub async fn reconcile(&self, rel: &str, expect: Option<&remote::Expect>) -> Result<Outcome, ClientError> {
         if self.is_ignored(rel) {
             return Ok(Outcome::Done);
         }
@@ -240,7 +248,16 @@ impl Folder {
         if abs.is_dir() {
             return Ok(Outcome::Done);
         }
-        let head = self.server.head(&rel).await?;
+        let mut head = self.server.head(&rel).await?;
+        if let Some(e) = expect {
+            for _ in 0..EXPECT_TRIES {
+                if e.seen_in(&head) {
+                    break;
+                }
+                tokio::time::sleep(EXPECT_PAUSE).await;
+                head = self.server.head(&rel).await?;
+            }
+        }
         let rec = self.db.record(&rel)?;
         let kind = head.kind.or_else(|| self.local_kind(&abs)).or(rec.as_ref().map(|r| r.kind));
         let Some(kind) = kind else {
@@ -324,6 +341,7 @@ async fn open(spec: &FolderSpec, board: StatusBoard) -> Result<Folder, ClientErr
         writable: true,
         counters: counters_for(&spec.dir),
         more: Mutex::new(BTreeSet::new()),
+        conflicts_changed: std::sync::atomic::AtomicBool::new(true),
         root,
         db,
         spec: spec.clone(),

@@ -7,7 +7,8 @@ use reqwest::Url;
 /// Bytes left as they are in a segment (RFC 3986 unreserved, plus a few sub-delims that every
 /// client leaves alone).
 fn keep(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b'@')
+    b.is_ascii_alphanumeric()
+        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b'@')
 }
 
 /// Percent-encodes one path segment.
@@ -63,7 +64,13 @@ pub fn relative(folder: &Url, server_path: &str) -> Option<String> {
     let mut names = Vec::new();
     for seg in rest.split('/') {
         let name = decode(seg)?;
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') || name.contains('\\') {
+        if name.is_empty()
+            || name == "."
+            || name == ".."
+            || name.contains('/')
+            || name.contains('\0')
+            || name.contains('\\')
+        {
             return None;
         }
         names.push(name);

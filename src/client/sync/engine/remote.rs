@@ -29,10 +29,44 @@ pub struct Server {
     pub folder: Url,
 }
 
-/// One change from the folder's log.
+/// One change from the folder's log (or one entry of a listing).
 #[derive(Clone, Debug, Deserialize)]
 pub struct Change {
     pub path: String,
+    /// `delete`, `create`, `version`, … (None in a listing).
+    #[serde(default)]
+    pub what: Option<String>,
+    /// The resource's heads after the change (`[]` once deleted).
+    #[serde(default)]
+    pub version: Vec<String>,
+}
+
+/// What a change says the server holds now: a reconcile waits (briefly) until `HEAD` shows
+/// it, since the log can wake a watcher a moment before reads see the change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// These versions exist (as heads, or under newer ones).
+    Versions(Vec<String>),
+    /// The path was deleted.
+    Gone,
+}
+
+impl Expect {
+    pub fn of(c: &Change) -> Option<Expect> {
+        match c.what.as_deref() {
+            Some("delete") => Some(Expect::Gone),
+            Some(_) if !c.version.is_empty() => Some(Expect::Versions(c.version.clone())),
+            _ => None,
+        }
+    }
+
+    /// Whether `head` shows it.
+    pub fn seen_in(&self, head: &Head) -> bool {
+        match self {
+            Expect::Versions(v) => v.iter().all(|id| head.heads.contains(id)),
+            Expect::Gone => head.kind.is_none() || head.deleted,
+        }
+    }
 }
 
 /// The answer of `GET folder/?since=…`.
@@ -70,10 +104,7 @@ pub struct Head {
 }
 
 fn versions(h: &HeaderMap, name: &str) -> Vec<String> {
-    h.get(name)
-        .and_then(|v| VersionSet::parse_header(v.as_bytes()).ok())
-        .map(|s| s.ids().to_vec())
-        .unwrap_or_default()
+    h.get(name).and_then(|v| VersionSet::parse_header(v.as_bytes()).ok()).map(|s| s.ids().to_vec()).unwrap_or_default()
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -136,9 +167,7 @@ impl Server {
             let page: Listing = match self.remote.send(req.timeout(CALL_TIMEOUT)).await {
                 Ok(res) => res.json().await.map_err(protocol)?,
                 // A folder with nothing in it yet is not an error for a sync.
-                Err(ClientError::Status { status: 404, .. }) => {
-                    Listing { cursor: None, next: None, entries: vec![] }
-                }
+                Err(ClientError::Status { status: 404, .. }) => Listing { cursor: None, next: None, entries: vec![] },
                 Err(e) => return Err(e),
             };
             if cursor.is_none() {
@@ -177,10 +206,8 @@ impl Server {
         let status = res.status().as_u16();
         let h = res.headers();
         let file = header_str(h, "merge-type").is_some_and(|m| m.eq_ignore_ascii_case("aww"));
-        let sha256 = h
-            .get("repr-digest")
-            .and_then(|v| crate::protocol::parse_repr_digest(v.as_bytes()))
-            .map(hex::encode);
+        let sha256 =
+            h.get("repr-digest").and_then(|v| crate::protocol::parse_repr_digest(v.as_bytes())).map(hex::encode);
         let version = versions(h, "version");
         let mut heads = versions(h, "current-version");
         if heads.is_empty() {

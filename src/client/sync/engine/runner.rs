@@ -5,16 +5,26 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use super::remote::Changes;
+use super::remote::{Changes, Expect};
+use super::watch::{self, Mode, Watched};
 use super::{fsio, ignore, local_watch, paths, scan, Dirty, Folder, Outcome};
-use super::{Conflict, FolderState, BACKOFF_FIRST, BACKOFF_MAX, DEBOUNCE, MAX_AGAIN, POLL_WAIT_SECS};
+use super::{Conflict, FolderState, BACKOFF_FIRST, BACKOFF_MAX, DEBOUNCE, MAX_AGAIN};
 use crate::client::ClientError;
+
+/// Paths reconciled at once, and per round between looks at the stop and pause flags.
+const PARALLEL: usize = 8;
+const BATCH: usize = 64;
+
+/// How often a waiting engine looks at the board's pause flag.
+const PAUSE_CHECK: Duration = Duration::from_millis(200);
 
 struct Loop {
     f: Folder,
@@ -23,7 +33,10 @@ struct Loop {
     unsettled: BTreeSet<String>,
     retry_at: Option<Instant>,
     cursor: Option<String>,
-    caught_up: bool,
+    /// The log position the feed said was current: applied up to it means caught up.
+    target: Option<u64>,
+    /// What the latest change of a dirty path says the server holds.
+    expect: BTreeMap<String, Expect>,
 }
 
 impl Loop {
@@ -53,9 +66,8 @@ impl Loop {
                 }
             }
         }
-        let prefix = format!("{rel}/");
-        if let Ok(recorded) = self.f.db.paths() {
-            for r in recorded.into_iter().filter(|r| r.starts_with(&prefix)) {
+        if let Ok(recorded) = self.f.db.paths_under(&rel) {
+            for r in recorded {
                 self.add(r, true);
             }
         }
@@ -77,20 +89,28 @@ impl Loop {
     fn publish(&self, state: Option<FolderState>) {
         let up = self.dirty.values().filter(|d| d.up).count() + self.unsettled.len();
         let down = self.dirty.values().filter(|d| d.down && !d.up).count();
-        let conflicts: Vec<Conflict> = self
-            .f
-            .db
-            .conflicts()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(path, c)| Conflict { path, copy: c.copy, versions: c.versions })
-            .collect();
-        let idle = up == 0 && down == 0 && self.caught_up;
+        // Reading every record is O(folder): only when a conflict came or went.
+        let conflicts: Option<Vec<Conflict>> = self.f.conflicts_changed.swap(false, Ordering::Relaxed).then(|| {
+            self.f
+                .db
+                .conflicts()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(path, c)| Conflict { path, copy: c.copy, versions: c.versions })
+                .collect()
+        });
+        let caught_up = match (self.target, &self.cursor) {
+            (Some(t), Some(c)) => seq_of(c) >= t,
+            _ => false,
+        };
+        let idle = up == 0 && down == 0 && caught_up;
         self.f.board.update(&self.f.key, |s| {
             s.pending_up = up as u64;
             s.pending_down = down as u64;
             s.cursor = self.cursor.clone();
-            s.conflicts = conflicts;
+            if let Some(c) = conflicts {
+                s.conflicts = c;
+            }
             s.writable = self.f.writable;
             s.state = match state {
                 Some(st) => st,
@@ -110,48 +130,85 @@ impl Loop {
 
     /// Reconciles every dirty path once. Err: the server went away (the rest stays dirty).
     async fn work(&mut self, stop: &tokio::sync::watch::Receiver<bool>) -> Result<(), ClientError> {
-        let more: Vec<String> = std::mem::take(&mut *self.f.more.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+        let more: Vec<String> =
+            std::mem::take(&mut *self.f.more.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
         for rel in more {
             self.add(rel, true);
         }
-        let todo: Vec<String> = self.dirty.keys().cloned().collect();
-        for rel in todo {
+        // A conflicted copy is reconciled through its path: one job per path.
+        let mut owners = BTreeSet::new();
+        let mut todo = Vec::new();
+        for rel in self.dirty.keys().cloned().collect::<Vec<_>>() {
+            let owner = self.f.db.copy_of(&rel)?.unwrap_or_else(|| rel.clone());
+            if owners.insert(owner) {
+                todo.push(rel);
+            } else {
+                self.dirty.remove(&rel);
+            }
+        }
+        for batch in todo.chunks(BATCH) {
             if *stop.borrow() || self.f.board.update(&self.f.key, |s| s.paused) {
                 return Ok(());
             }
-            let out = self.f.reconcile(&rel).await;
-            match out {
-                Ok(Outcome::Done) => {
-                    self.dirty.remove(&rel);
-                    self.f.board.update(&self.f.key, |s| s.errors.remove(&rel));
+            // Paths are independent: several at once (their requests overlap on the wire).
+            let jobs: Vec<(String, Option<Expect>)> =
+                batch.iter().map(|rel| (rel.clone(), self.expect.get(rel).cloned())).collect();
+            let f = &self.f;
+            let results: Vec<(String, Result<Outcome, ClientError>)> = futures_util::stream::iter(jobs)
+                .map(|(rel, exp)| async move {
+                    let out = f.reconcile(&rel, exp.as_ref()).await;
+                    (rel, out)
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+            let mut gone: Option<ClientError> = None;
+            for (rel, out) in results {
+                if !matches!(out, Ok(Outcome::Again)) {
+                    self.expect.remove(&rel);
                 }
-                Ok(Outcome::Unsettled) => {
-                    self.dirty.remove(&rel);
-                    self.unsettled.insert(rel);
-                    let at = Instant::now() + fsio::SETTLE_TEXT;
-                    self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
-                }
-                Ok(Outcome::Again) => {
-                    let d = self.dirty.entry(rel.clone()).or_default();
-                    d.again += 1;
-                    if d.again >= MAX_AGAIN {
-                        self.dirty.remove(&rel);
-                        self.fail(&rel, "kept changing while it was being synced; will retry at the next rescan".into());
-                    }
-                }
-                Ok(Outcome::Failed(msg)) => {
-                    self.dirty.remove(&rel);
-                    self.fail(&rel, msg);
-                }
-                Err(e) if e.is_transient() => return Err(e),
-                Err(e) => {
-                    self.dirty.remove(&rel);
-                    self.fail(&rel, e.to_string());
-                }
+                self.take_outcome(rel, out, &mut gone);
             }
             self.publish(None);
+            if let Some(e) = gone {
+                return Err(e);
+            }
         }
         Ok(())
+    }
+
+    /// Applies one reconcile's outcome to the dirty set and the board; a network failure is
+    /// kept in `gone` (the path stays dirty).
+    fn take_outcome(&mut self, rel: String, out: Result<Outcome, ClientError>, gone: &mut Option<ClientError>) {
+        match out {
+            Ok(Outcome::Done) => {
+                self.dirty.remove(&rel);
+                self.f.board.update(&self.f.key, |s| s.errors.remove(&rel));
+            }
+            Ok(Outcome::Unsettled) => {
+                self.dirty.remove(&rel);
+                self.unsettled.insert(rel);
+                let at = Instant::now() + fsio::SETTLE_TEXT;
+                self.retry_at = Some(self.retry_at.map_or(at, |r| r.min(at)));
+            }
+            Ok(Outcome::Again) => {
+                let d = self.dirty.entry(rel.clone()).or_default();
+                d.again += 1;
+                if d.again >= MAX_AGAIN {
+                    self.dirty.remove(&rel);
+                    self.fail(&rel, "kept changing while it was being synced; will retry at the next rescan".into());
+                }
+            }
+            Ok(Outcome::Failed(msg)) => {
+                self.dirty.remove(&rel);
+                self.fail(&rel, msg);
+            }
+            Err(e) if e.is_transient() => *gone = Some(e),
+            Err(e) => {
+                self.dirty.remove(&rel);
+                self.fail(&rel, e.to_string());
+            }
+        }
     }
 
     fn fail(&self, rel: &str, msg: String) {
@@ -165,13 +222,16 @@ impl Loop {
     fn take_changes(&mut self, ch: Changes) -> Option<String> {
         if ch.reset {
             self.cursor = None;
-            self.caught_up = false;
+            self.target = None;
             return None;
         }
-        self.caught_up = ch.changes.is_empty() && !ch.more;
         for c in ch.changes {
             if let Some(rel) = paths::relative(&self.f.server.folder, &c.path) {
                 if !self.f.is_ignored(&rel) {
+                    match Expect::of(&c) {
+                        Some(e) => self.expect.insert(rel.clone(), e),
+                        None => self.expect.remove(&rel),
+                    };
                     self.add(rel, false);
                 }
             }
@@ -187,18 +247,47 @@ async fn recv_or_never(rx: &mut Option<mpsc::UnboundedReceiver<PathBuf>>) -> Opt
     }
 }
 
-async fn join_or_never(h: &mut Option<JoinHandle<Result<Changes, ClientError>>>) -> Result<Changes, ClientError> {
-    match h {
-        Some(j) => j.await.unwrap_or_else(|e| Err(ClientError::Network(e.to_string()))),
+fn seq_of(cursor: &str) -> u64 {
+    cursor.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+async fn feed_or_never(feed: &mut Option<watch::Feed>) -> Option<Result<Watched, ClientError>> {
+    match feed {
+        Some(f) => f.recv().await,
         None => std::future::pending().await,
     }
 }
 
+/// The remote feed in use, if any.
+struct FeedTask {
+    task: JoinHandle<()>,
+    rx: Option<watch::Feed>,
+}
+
+impl FeedTask {
+    fn stop(&mut self) {
+        self.task.abort();
+        self.rx = None;
+    }
+}
+
+/// Consecutive breaks of the folder watch (with the server reachable) before the long poll
+/// takes over.
+const WATCH_BREAKS: u32 = 3;
+
 /// The loop of one folder, until `stop` says so.
 pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<(), ClientError> {
     let cursor = f.db.cursor()?;
-    let mut lp = Loop { f, dirty: BTreeMap::new(), unsettled: BTreeSet::new(), retry_at: None, cursor, caught_up: false };
-    let (watch, mut events) = match local_watch::start(&lp.f.root) {
+    let mut lp = Loop {
+        f,
+        dirty: BTreeMap::new(),
+        unsettled: BTreeSet::new(),
+        retry_at: None,
+        cursor,
+        target: None,
+        expect: BTreeMap::new(),
+    };
+    let (local, mut events) = match local_watch::start(&lp.f.root) {
         Some((w, rx)) => (Some(w), Some(rx)),
         None => (None, None),
     };
@@ -206,18 +295,21 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
     lp.publish(Some(FolderState::Starting));
     let mut connected = false;
     let mut backoff = BACKOFF_FIRST;
-    let mut poll: Option<JoinHandle<Result<Changes, ClientError>>> = None;
+    let mut feed: Option<FeedTask> = None;
+    let mut mode = Mode::Watch;
+    let mut breaks = 0u32;
     let mut listing_cursor: Option<String> = None;
     let mut next_rescan = Instant::now() + lp.f.spec.rescan_every;
     while !*stop.borrow() {
         if lp.f.board.update(&lp.f.key, |s| s.paused) {
-            if let Some(p) = poll.take() {
-                p.abort();
+            if let Some(mut fd) = feed.take() {
+                fd.stop();
             }
+            lp.target = None;
             lp.publish(Some(FolderState::Paused));
             tokio::select! {
                 _ = stop.changed() => {}
-                _ = sleep(Duration::from_millis(200)) => {}
+                _ = sleep(PAUSE_CHECK) => {}
                 Some(p) = recv_or_never(&mut events) => lp.add_event(p),
             }
             continue;
@@ -249,55 +341,98 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
         }
         .await;
         if let Err(e) = step {
+            if let Some(mut fd) = feed.take() {
+                fd.stop();
+            }
+            lp.target = None;
             if !e.is_transient() && !matches!(e, ClientError::Status { .. } | ClientError::Protocol(_)) {
                 // The local database or the folder failed: nothing to retry.
-                if let Some(p) = poll.take() {
-                    p.abort();
-                }
                 return Err(e);
             }
             connected = false;
-            if let Some(p) = poll.take() {
-                p.abort();
-            }
             lp.offline(&e);
-            tokio::select! {
-                _ = stop.changed() => {}
-                _ = sleep(backoff) => {}
+            // Local changes keep being noted (and counted as pending) while offline.
+            let until = Instant::now() + backoff;
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = sleep_until(until) => break,
+                    Some(p) = recv_or_never(&mut events) => {
+                        lp.add_event(p);
+                        lp.offline(&e);
+                    }
+                }
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
             continue;
         }
         lp.publish(None);
-        if poll.is_none() {
+        if feed.is_none() {
             if let Some(c) = lp.cursor.clone() {
-                let server = lp.f.server.clone();
-                let wait = if lp.caught_up && lp.dirty.is_empty() { POLL_WAIT_SECS } else { 0 };
-                poll = Some(tokio::spawn(async move { server.poll(&c, wait).await }));
+                let (task, rx) = watch::start(lp.f.server.clone(), c, mode);
+                feed = Some(FeedTask { task, rx: Some(rx) });
             }
         }
         let again = !lp.dirty.is_empty();
+        let mut rx = feed.as_mut().and_then(|f| f.rx.take());
         tokio::select! {
             _ = stop.changed() => {}
             _ = sleep(Duration::from_millis(20)), if again => {}
-            res = join_or_never(&mut poll) => {
-                poll = None;
-                match res {
-                    Ok(ch) => {
-                        if let Some(c) = lp.take_changes(ch) {
-                            // Saved once the changes are applied (next round), so a crash
-                            // before that fetches them again.
-                            listing_cursor = Some(c);
+            // The board has no notification: look at its pause flag now and then.
+            _ = sleep(PAUSE_CHECK) => {}
+            got = feed_or_never(&mut rx) => {
+                let mut got = got;
+                loop {
+                    match got {
+                        Some(Ok(Watched::CaughtUpTo(c))) => lp.target = Some(seq_of(&c)),
+                        Some(Ok(Watched::Changes(ch))) => {
+                            breaks = 0;
+                            match lp.take_changes(ch) {
+                                // Saved once the changes are applied (next round), so a crash
+                                // before that fetches them again.
+                                Some(c) => listing_cursor = Some(c),
+                                None => {
+                                    // A reset: list again, then watch from the new cursor.
+                                    if let Some(mut fd) = feed.take() {
+                                        fd.stop();
+                                    }
+                                    rx = None;
+                                    listing_cursor = None;
+                                    break;
+                                }
+                            }
+                        }
+                        Some(Err(e)) => {
+                            if let Some(mut fd) = feed.take() {
+                                fd.stop();
+                            }
+                            rx = None;
+                            lp.target = None;
+                            breaks += 1;
+                            if mode == Mode::Watch && (watch::means_no_streaming(&e) || breaks >= WATCH_BREAKS) {
+                                lp.f.activity("long polling", "", &format!("the folder watch does not work here: {e}"));
+                                mode = Mode::Poll;
+                            } else if matches!(e, ClientError::Status { status: 400, .. }) {
+                                // The cursor is refused (another store's): list again.
+                                lp.cursor = None;
+                            } else {
+                                connected = false;
+                                lp.offline(&e);
+                            }
+                            break;
+                        }
+                        None => {
+                            // The feed ended: start it again.
+                            feed = None;
+                            rx = None;
+                            break;
                         }
                     }
-                    Err(ClientError::Status { status: 400, .. }) => {
-                        // The cursor is refused (another store's): list again.
-                        lp.cursor = None;
-                    }
-                    Err(e) => {
-                        connected = false;
-                        lp.offline(&e);
-                    }
+                    // Take what else is there now, so one round applies it all.
+                    got = match rx.as_mut().map(|r| r.try_recv()) {
+                        Some(Ok(x)) => Some(x),
+                        _ => break,
+                    };
                 }
             }
             Some(p) = recv_or_never(&mut events) => {
@@ -319,10 +454,13 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
                 lp.rescan()?;
             }
         }
+        if let (Some(fd), Some(r)) = (feed.as_mut(), rx) {
+            fd.rx = Some(r);
+        }
     }
-    if let Some(p) = poll.take() {
-        p.abort();
+    if let Some(mut fd) = feed.take() {
+        fd.stop();
     }
-    drop(watch);
+    drop(local);
     Ok(())
 }

@@ -159,6 +159,13 @@ impl State {
         Ok(pairs.into_iter().map(|(k, _)| String::from_utf8_lossy(&k[1..]).into_owned()).collect())
     }
 
+    /// Every recorded path under the folder `dir` (`a/b` → `a/b/…`).
+    pub fn paths_under(&self, dir: &str) -> Result<Vec<String>, ClientError> {
+        let prefix = key(b'p', &format!("{dir}/"));
+        let pairs = self.store.scan_prefix(&prefix).map_err(err)?;
+        Ok(pairs.into_iter().map(|(k, _)| String::from_utf8_lossy(&k[1..]).into_owned()).collect())
+    }
+
     /// Every record with a conflict.
     pub fn conflicts(&self) -> Result<Vec<(String, ConflictRecord)>, ClientError> {
         let pairs = self.store.scan_prefix(b"p").map_err(err)?;
@@ -227,6 +234,8 @@ mod tests {
         assert_eq!(s.record("a/b.txt").unwrap(), Some(rec()));
         assert_eq!(s.text("a/b.txt").unwrap(), "hi");
         assert_eq!(s.paths().unwrap(), vec!["a/b.txt".to_string()]);
+        assert_eq!(s.paths_under("a").unwrap(), vec!["a/b.txt".to_string()]);
+        assert!(s.paths_under("a/b.txt").unwrap().is_empty());
         s.put_copy("a/b (conflicted copy).txt", "a/b.txt").unwrap();
         assert_eq!(s.copy_of("a/b (conflicted copy).txt").unwrap().as_deref(), Some("a/b.txt"));
         s.remove("a/b.txt", Some("a/b (conflicted copy).txt")).unwrap();

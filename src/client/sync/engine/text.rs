@@ -86,7 +86,8 @@ pub fn new_agent(device: &str) -> String {
     if name.is_empty() {
         name.push('d');
     }
-    let suffix: String = (0..10).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)])).collect();
+    let suffix: String =
+        (0..10).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rand::random_range(0..36)])).collect();
     format!("{name}.{suffix}")
 }
 
@@ -125,7 +126,14 @@ fn read_text(path: &std::path::Path) -> std::io::Result<Option<String>> {
 impl Folder {
     /// Records a write of `base → new` on top of `rec.version`, making `new` the base, in one
     /// batch (before it is sent).
-    fn queue_text(&self, rel: &str, rec: &mut PathRecord, base: &str, new: &str, stat: Option<Stat>) -> Result<(), ClientError> {
+    fn queue_text(
+        &self,
+        rel: &str,
+        rec: &mut PathRecord,
+        base: &str,
+        new: &str,
+        stat: Option<Stat>,
+    ) -> Result<(), ClientError> {
         let patches = diff(base, new);
         let n = event_count(&patches);
         if n > 0 {
@@ -166,8 +174,11 @@ impl Folder {
                 rec = None;
             }
         }
-        let (mut srv_text, mut srv_ver) =
-            if head.kind == Some(PathKind::Text) { self.server.get_text(rel).await? } else { (String::new(), Vec::new()) };
+        let (mut srv_text, mut srv_ver) = if head.kind == Some(PathKind::Text) {
+            self.server.get_text(rel).await?
+        } else {
+            (String::new(), Vec::new())
+        };
         for _ in 0..4 {
             let local = fsio::stat(&abs);
             if let Some(st) = &local {
@@ -184,7 +195,9 @@ impl Folder {
                 (Some(st), Some(r)) if r.stat.as_ref() == Some(st) => Some(base.clone()),
                 (Some(_), _) => match read_text(&abs)? {
                     Some(t) => Some(t),
-                    None => return Ok(Outcome::Failed("the file is no longer text; rename it to sync it as a file".into())),
+                    None => {
+                        return Ok(Outcome::Failed("the file is no longer text; rename it to sync it as a file".into()))
+                    }
                 },
             };
             if let (Some(r), Some(lt)) = (rec.as_mut(), &local_text) {
