@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -164,5 +164,76 @@ async fn live_editor_and_a_synced_folder() {
     let log = daemon.log.clone();
     let exit = daemon.terminate().await;
     assert!(exit.success(), "plait sync exited with {exit} after SIGTERM; its log:\n{}", log.lock().unwrap());
+    server.stop().await;
+}
+
+/// Waits (polling every 5 ms, bounded) until `file` holds `want`; returns how long it took.
+async fn until_file_holds(file: &Path, want: &str) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        if std::fs::read_to_string(file).ok().as_deref() == Some(want) {
+            return t0.elapsed();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{} never held {want:?}", file.display());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// A remote edit (what the live editor sends) reaches the local file as fast right after the
+/// daemon wrote that file as it does when the file is old: a file that is exactly what the
+/// daemon last synced is not being written by anyone, so the engine's settle time (300 ms for
+/// text, meant for files still being saved locally) must not hold the download back. Measured
+/// as pairs of `PUT`s: the first once the file is older than the settle time, the second as
+/// soon as the first is on disk; the medians are compared in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_edit_right_after_another_is_not_held_for_the_settle_time() {
+    let server = TestServer::start(Engine::Rocks).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("Notes");
+    let daemon = Daemon::start(&dir, &tmp.path().join("state"), &server.url("/notes/")).await;
+    let file = dir.join("a.txt");
+    let mut text = String::from("# Notes\n");
+    let put = |text: String| async move {
+        let res = request(server.addr, "PUT", "/notes/a.txt", &[("content-type", "text/plain")], text.as_bytes()).await;
+        assert_eq!(res.status, 200, "{}", res.text());
+    };
+    put(text.clone()).await;
+    until_file_holds(&file, &text).await;
+
+    let (mut alone, mut after) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        // Wait for the file to age past the settle time (a condition, not a fixed sleep).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&file).unwrap().modified().unwrap().elapsed().unwrap_or_default()
+            < Duration::from_millis(400)
+        {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (label, times) in [("a", &mut alone), ("b", &mut after)] {
+            text.push_str(&format!("remote {i}{label}\n"));
+            let t0 = Instant::now();
+            put(text.clone()).await;
+            until_file_holds(&file, &text).await;
+            times.push(t0.elapsed());
+        }
+    }
+    eprintln!(
+        "PUT -> local file: file older than the settle time {alone:?}; file just written by the daemon {after:?}"
+    );
+    let (alone, after) = (median(alone), median(after));
+    assert!(
+        after <= alone * 2 + Duration::from_millis(150),
+        "a remote edit right after another took {after:?} to reach the file (median) against {alone:?} when the \
+         file was old: the download waited for the settle time of a file nobody is writing"
+    );
+    let log = daemon.log.clone();
+    let exit = daemon.terminate().await;
+    assert!(exit.success(), "plait sync exited with {exit}; its log:\n{}", log.lock().unwrap());
     server.stop().await;
 }
