@@ -46,6 +46,8 @@ mod slow_subscribers;
 mod store_format;
 mod subscriptions;
 mod sync_browser;
+mod sync_e2e;
+mod sync_e2e_kit;
 mod sync_engine;
 mod takeover;
 mod tidy;

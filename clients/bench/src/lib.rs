@@ -28,7 +28,11 @@
 //! direct-upload client in `direct.rs`) are issue 17's resumable uploads: 10–128 MiB through a
 //! plain `PUT`, tus and direct to S3 (a SeaweedFS started by `seaweed.rs`) against the same
 //! requests to the no-op handler and the same bytes written to SeaweedFS alone, the cost of
-//! finishing an upload cut at 50%, memory during a 1 GiB tus upload.
+//! finishing an upload cut at 50%, memory during a 1 GiB tus upload. `S1`–`S3` (`sN_*.rs`, all
+//! three as `SYNC`, over `sync_kit.rs`) are issue 18's `plait sync` daemons: the initial sync of
+//! 10,000 small files and of a 1 GiB file against `rsync -a` and `cp -r`, the time from a local
+//! save to the other daemon's file, and the CPU of a restart over unchanged files against
+//! hashing them once.
 
 mod b1_sequential;
 mod b2_concurrent;
@@ -54,8 +58,12 @@ pub mod procs;
 pub mod replay;
 pub mod report;
 mod rocks_ref;
+mod s1_initial;
+mod s2_latency;
+mod s3_restart;
 mod seaweed;
 pub mod sink;
+mod sync_kit;
 pub mod trace;
 mod tus;
 mod u1_upload_paths;
@@ -74,7 +82,7 @@ use report::Row;
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Scenarios to run, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS,FILES,FOLDERS,UPLOADS")]
+    #[arg(long, value_delimiter = ',', default_value = "B1,B2,B3,B4,B5,B6,B7,B8,CHUNKS,FILES,FOLDERS,UPLOADS,SYNC")]
     pub scenarios: Vec<String>,
     /// B8: the history sizes (writes) after which the cost of a write is measured.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
@@ -173,6 +181,12 @@ impl Ctx {
         }
     }
 
+    /// The `plait` binary the scenarios start (None with `--url`): the SYNC scenarios run
+    /// `plait sync` daemons from it.
+    pub fn plait_binary(&self) -> Option<&std::path::Path> {
+        self.plait.as_deref()
+    }
+
     /// A document path unique to this run, so runs against a long-lived server never collide.
     pub fn doc(&self, name: &str) -> String {
         format!("/bench/{}/{name}", std::process::id())
@@ -237,6 +251,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
             "U1" => u1_upload_paths::run(&ctx).await?,
             "U2" => u2_resume::run(&ctx).await?,
             "U3" => u3_upload_memory::run(&ctx).await?,
+            "S1" => s1_initial::run(&ctx).await?,
+            "S2" => s2_latency::run(&ctx).await?,
+            "S3" => s3_restart::run(&ctx).await?,
+            "SYNC" => {
+                let mut all = s1_initial::run(&ctx).await?;
+                all.extend(s2_latency::run(&ctx).await?);
+                all.extend(s3_restart::run(&ctx).await?);
+                all
+            }
             "UPLOADS" => {
                 let mut all = u1_upload_paths::run(&ctx).await?;
                 all.extend(u2_resume::run(&ctx).await?);
@@ -244,7 +267,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
                 all
             }
             other => {
-                bail!("unknown scenario {other:?}; use B1 … B8, CHUNKS, FILES, F1 … F5, FOLDERS, U1 … U3 or UPLOADS")
+                bail!("unknown scenario {other:?}; use B1 … B8, CHUNKS, FILES, F1 … F5, FOLDERS, U1 … U3, UPLOADS, S1 … S3 or SYNC")
             }
         };
         tracing::info!(scenario = %name, seconds = started.elapsed().as_secs_f64(), "scenario done");

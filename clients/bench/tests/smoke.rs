@@ -38,9 +38,10 @@ fn every_scenario_runs_at_smoke_size() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "plait-bench --smoke failed:\n{stdout}\n{stderr}");
-    for scenario in
-        ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "I15 ref", "FILES", "F1", "F2", "F3", "F4", "F5", "U1", "U2", "U3"]
-    {
+    for scenario in [
+        "B1", "B2", "B3", "B4", "B5", "B6", "B7", "I15 ref", "FILES", "F1", "F2", "F3", "F4", "F5", "U1", "U2", "U3",
+        "S1", "S2", "S3",
+    ] {
         assert!(stdout.contains(&format!("| {scenario}")), "no {scenario} row in:\n{stdout}");
     }
     assert!(stdout.starts_with("| scenario | metric |"), "a Markdown table on stdout:\n{stdout}");
