@@ -45,6 +45,7 @@ mod s3_serve;
 mod slow_subscribers;
 mod store_format;
 mod subscriptions;
+mod sync_browser;
 mod sync_e2e;
 mod sync_e2e_kit;
 mod sync_engine;
