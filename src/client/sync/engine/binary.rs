@@ -171,7 +171,7 @@ impl Folder {
         let mut rec = self.db.record(rel)?.filter(|r| r.kind == PathKind::File);
         let local = fsio::stat(&abs);
         if let Some(st) = &local {
-            if fsio::age(st) < fsio::SETTLE {
+            if fsio::settling(st, rec.as_ref().and_then(|r| r.stat.as_ref()), fsio::SETTLE) {
                 return Ok(Outcome::Unsettled);
             }
         }

@@ -55,6 +55,13 @@ pub fn age(s: &Stat) -> Duration {
     Duration::from_nanos((now - s.mtime_ns).clamp(0, u64::MAX as i128) as u64)
 }
 
+/// Whether a file may still be being written, so must not be sent yet: it changed within
+/// `settle`, and it is not the file as the engine itself last recorded it (a file the engine
+/// just landed is settled: nobody else wrote it since).
+pub fn settling(st: &Stat, recorded: Option<&Stat>, settle: Duration) -> bool {
+    recorded != Some(st) && age(st) < settle
+}
+
 /// A file cut into chunks as the server would, with its SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cut {
@@ -266,6 +273,18 @@ mod tests {
         let s = stat(&target).unwrap();
         assert_eq!(s.size, bytes.len() as u64);
         assert!(age(&s) < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_fresh_file_settles_unless_it_is_the_one_the_engine_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a");
+        std::fs::write(&p, b"x").unwrap();
+        let st = stat(&p).unwrap();
+        assert!(settling(&st, None, SETTLE));
+        assert!(settling(&st, Some(&Stat { size: 9, ..st }), SETTLE));
+        assert!(!settling(&st, Some(&st), SETTLE), "the engine's own landing is not being written");
+        assert!(!settling(&st, None, Duration::ZERO));
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl Folder {
         for _ in 0..4 {
             let local = fsio::stat(&abs);
             if let Some(st) = &local {
-                if fsio::age(st) < fsio::SETTLE_TEXT {
+                if fsio::settling(st, rec.as_ref().and_then(|r| r.stat.as_ref()), fsio::SETTLE_TEXT) {
                     return Ok(Outcome::Unsettled);
                 }
             }
