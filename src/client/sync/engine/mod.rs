@@ -46,7 +46,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Filesystem events closer than this are handled together.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 /// A path that needs another look this many times in a row is reported as an error.
-const MAX_AGAIN: u32 = 8;
+const MAX_AGAIN: u32 = 40;
 /// How long a reconcile waits for `HEAD` to show what the change log announced (the log can
 /// wake a watcher a moment before the server's reads show the change): tries × pause.
 const EXPECT_TRIES: u32 = 25;
@@ -258,9 +258,13 @@ impl Folder {
         }
         let mut head = self.server.head(&rel).await?;
         if let Some(e) = expect {
-            for _ in 0..EXPECT_TRIES {
-                if e.seen_in(&head) {
-                    break;
+            let mut tries = 0;
+            while !e.seen_in(&head) {
+                tries += 1;
+                if tries > EXPECT_TRIES {
+                    // Acting on a state older than the change would record it as synced and
+                    // never fetch the change: look again later instead.
+                    return Ok(Outcome::Again);
                 }
                 tokio::time::sleep(EXPECT_PAUSE).await;
                 head = self.server.head(&rel).await?;
