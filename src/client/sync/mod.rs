@@ -247,8 +247,8 @@ fn print_rescan(v: &serde_json::Value) {
     folders_of(v).iter().for_each(|d| println!("rescan asked for {d}"));
 }
 
-/// Resolves at SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// Resolves at SIGTERM or Ctrl-C (the server's `plait serve` stops on the same signals).
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
