@@ -254,7 +254,6 @@ async fn two_daemons_and_one_server_converge_and_lose_no_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine issue (reported): the side whose version the server serves gets no conflicted copy of the other"]
 async fn a_binary_conflict_keeps_both_versions_in_both_folders() {
     let tmp = tempfile::tempdir().unwrap();
     let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
