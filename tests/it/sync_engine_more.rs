@@ -1,6 +1,7 @@
 //! More of the sync engine against a real server with RocksDB: catching up after a stop (both
-//! sides changed meanwhile), a folder deleted locally, and a state dir inside the folder (never
-//! synced). Helpers are `sync_engine`'s.
+//! sides changed meanwhile), a folder deleted locally, a state dir inside the folder (never
+//! synced), and a rescan asked for on the status board (`POST /v1/rescan`) finding a change the
+//! filesystem notifications missed. Helpers are `sync_engine`'s.
 
 use crate::support::client::request;
 use crate::support::server::{Engine as Store, TestServer};
@@ -60,6 +61,36 @@ async fn a_folder_deleted_locally_deletes_its_files_and_a_state_dir_inside_is_no
     let list = request(s.addr, "GET", "/d/?recursive=1", &[("Accept", "application/json")], b"").await.json();
     let names: Vec<&str> = list["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["/d/top.txt"], "nothing of the state dir on the server");
+    a.stop().await;
+    s.stop().await;
+}
+
+/// A change made through a hard link outside the folder raises no notification in the folder
+/// (inotify reports a write to the directory the writer opened it through), so only a rescan
+/// finds it: asking for one on the board (what `POST /v1/rescan` does) sends it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescan_asked_for_finds_a_change_notifications_missed() {
+    let s = TestServer::start(Store::Rocks).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, state, outside) = (tmp.path().join("folder"), tmp.path().join("state"), tmp.path().join("outside"));
+    write(&dir.join("linked.txt"), b"one");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::hard_link(dir.join("linked.txt"), outside.join("linked.txt")).unwrap();
+    let a = Synced::start_in(&dir, &state, &s.url("/r/"), "a");
+    server_has(&s, "/r/linked.txt", (200, b"one")).await;
+    a.synced(&s, "/r/").await;
+
+    write(&outside.join("linked.txt"), b"two, written through the other link");
+    // A change the engine does hear of, taken after the one it did not: once that is on the
+    // server and the engine is idle, the linked file was not noticed.
+    write(&dir.join("heard.txt"), b"heard");
+    server_has(&s, "/r/heard.txt", (200, b"heard")).await;
+    a.synced(&s, "/r/").await;
+    assert_eq!(get(&s, "/r/linked.txt").await, (200, b"one".to_vec()), "notifications saw the write: no test");
+
+    a.board.ask_rescan(&a.dir.display().to_string());
+    server_has(&s, "/r/linked.txt", (200, b"two, written through the other link")).await;
+    a.synced(&s, "/r/").await;
     a.stop().await;
     s.stop().await;
 }

@@ -299,7 +299,12 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
     let mut breaks = 0u32;
     let mut listing_cursor: Option<String> = None;
     let mut next_rescan = Instant::now() + lp.f.spec.rescan_every;
+    let board = lp.f.board.clone();
     while !*stop.borrow() {
+        // Taken before the flags are read, so a request made in between still wakes the wait.
+        let asked = board.asked();
+        tokio::pin!(asked);
+        asked.as_mut().enable();
         if lp.f.board.update(&lp.f.key, |s| s.paused) {
             if let Some(mut fd) = feed.take() {
                 fd.stop();
@@ -308,10 +313,16 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
             lp.publish(Some(FolderState::Paused));
             tokio::select! {
                 _ = stop.changed() => {}
+                _ = &mut asked => {}
                 _ = sleep(PAUSE_CHECK) => {}
                 Some(p) = recv_or_never(&mut events) => lp.add_event(p),
             }
             continue;
+        }
+        if board.take_rescan(&lp.f.key) {
+            // `POST /v1/rescan`: what the periodic rescan would find, now.
+            lp.rescan()?;
+            lp.f.activity("rescan", "", "asked for");
         }
         let step: Result<(), ClientError> = async {
             if !connected {
@@ -377,7 +388,8 @@ pub(super) async fn run(f: Folder, mut stop: tokio::sync::watch::Receiver<bool>)
         tokio::select! {
             _ = stop.changed() => {}
             _ = sleep(Duration::from_millis(20)), if again => {}
-            // The board has no notification: look at its pause flag now and then.
+            // A pause, resume or rescan request: looked at at the top of the loop.
+            _ = &mut asked => {}
             _ = sleep(PAUSE_CHECK) => {}
             got = feed_or_never(&mut rx) => {
                 let mut got = got;
