@@ -307,13 +307,17 @@ async fn login_at_a_terminal_does_not_echo_the_token() {
     let server = token_server(Engine::Rocks, |_| {}).await;
     let c = Client::new();
     let script = r#"
-import os, pty, select, sys, time
+import os, pty, select, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], [sys.argv[1], "login", sys.argv[2]])
 seen, typed, deadline = b"", False, time.time() + 20
+# Type only once the prompt is shown and the program has turned echo off (as a person would,
+# after reading the prompt): the terminal echoes whatever arrives before that.
+def echo_off():
+    return not termios.tcgetattr(fd)[3] & termios.ECHO
 while time.time() < deadline:
-    if not typed and b"Token for" in seen:
+    if not typed and b"Token for" in seen and echo_off():
         os.write(fd, sys.argv[3].encode() + b"\n")
         typed = True
     r, _, _ = select.select([fd], [], [], 0.2)

@@ -217,6 +217,7 @@ const LAYERS: &[Layer] = &[
             "directories",
             "toml",
             "rpassword",
+            "rustix",
             "similar",
             "sha2",
             "sha1",
@@ -308,6 +309,7 @@ const EXTERNAL: &[&str] = &[
     "httpdate",
     "infer",
     "rpassword",
+    "rustix",
 ];
 
 fn is_test_file(file: &str) -> bool {

@@ -152,7 +152,12 @@ impl Folder {
         if expect.is_some() {
             fsio::set_readonly(&abs, false);
         }
-        landing.commit(&abs)?;
+        if !landing.commit_if_unchanged(&abs, expect)? {
+            // Changed locally while we were landing: keep it; the next look uploads it.
+            rec.landing = None;
+            self.db.put(rel, rec, None).await?;
+            return Ok(Outcome::Again);
+        }
         if !self.writable {
             fsio::set_readonly(&abs, true);
         }

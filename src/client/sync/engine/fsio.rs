@@ -167,6 +167,23 @@ impl Landing {
         Ok(())
     }
 
+    /// Puts the (finished) temp file at `target` only if the file there is still `expect`
+    /// (`None`: no file), and says whether it did. Checking first and renaming after leaves a
+    /// window in which a local save is overwritten and lost; so on Linux the two files are
+    /// swapped atomically (`renameat2(RENAME_EXCHANGE)`, or `RENAME_NOREPLACE` where no file
+    /// was), and the file that comes out is checked: if someone wrote to it (in place, or by
+    /// renaming their own file over it) since `expect` was taken, they are swapped back and
+    /// nothing is lost. Elsewhere: check, then rename.
+    pub fn commit_if_unchanged(mut self, target: &Path, expect: Option<Stat>) -> std::io::Result<bool> {
+        self.finish()?;
+        let landed = swap_in(&self.temp, target, expect)?;
+        if landed {
+            self.temp = PathBuf::new();
+            sync_parent(target);
+        }
+        Ok(landed)
+    }
+
     /// Renames the (finished) temp file over `target` and syncs the folder.
     pub fn commit(mut self, target: &Path) -> std::io::Result<()> {
         self.finish()?;
@@ -194,6 +211,50 @@ pub fn write_atomic(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut l = Landing::create(target)?;
     l.write(bytes)?;
     l.commit(target)
+}
+
+fn sync_parent(target: &Path) {
+    if let Some(dir) = target.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// `temp` becomes `target` if `target` is still `expect`; true when it did. See
+/// [`Landing::commit_if_unchanged`].
+#[cfg(target_os = "linux")]
+fn swap_in(temp: &Path, target: &Path, expect: Option<Stat>) -> std::io::Result<bool> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let Some(expect) = expect else {
+        return match renameat_with(CWD, temp, CWD, target, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::EXIST) => Ok(false),
+            Err(e) => Err(e.into()),
+        };
+    };
+    match renameat_with(CWD, temp, CWD, target, RenameFlags::EXCHANGE) {
+        Ok(()) => {}
+        // The file is gone (deleted locally meanwhile): that is a local change too.
+        Err(rustix::io::Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    // `temp` now names what was at `target`.
+    if stat(temp) == Some(expect) {
+        std::fs::remove_file(temp)?;
+        return Ok(true);
+    }
+    renameat_with(CWD, temp, CWD, target, RenameFlags::EXCHANGE)?;
+    Ok(false)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn swap_in(temp: &Path, target: &Path, expect: Option<Stat>) -> std::io::Result<bool> {
+    if stat(target) != expect {
+        return Ok(false);
+    }
+    std::fs::rename(temp, target)?;
+    Ok(true)
 }
 
 /// Removes the engine's temp files left by a crash (anywhere under `root`).
@@ -255,6 +316,44 @@ pub fn set_readonly(path: &Path, readonly: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_landing_never_replaces_a_file_changed_since_it_was_looked_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a.txt");
+        std::fs::write(&target, "old").unwrap();
+        let seen = stat(&target);
+        // Unchanged: lands.
+        let mut l = Landing::create(&target).unwrap();
+        l.write(b"server").unwrap();
+        assert!(l.commit_if_unchanged(&target, seen).unwrap());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "server");
+        // Written in place after it was looked at: kept, the landing dropped.
+        let seen = stat(&target);
+        let mut l = Landing::create(&target).unwrap();
+        l.write(b"server 2").unwrap();
+        std::fs::write(&target, "a local save, longer").unwrap();
+        assert!(!l.commit_if_unchanged(&target, seen).unwrap());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "a local save, longer");
+        // Replaced by an editor's rename: kept.
+        let seen = stat(&target);
+        let mut l = Landing::create(&target).unwrap();
+        l.write(b"server 3").unwrap();
+        std::fs::write(dir.path().join("editor.tmp"), "renamed save").unwrap();
+        std::fs::rename(dir.path().join("editor.tmp"), &target).unwrap();
+        assert!(!l.commit_if_unchanged(&target, seen).unwrap());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "renamed save");
+        // A file created where there was none: kept.
+        let fresh = dir.path().join("b.txt");
+        let mut l = Landing::create(&fresh).unwrap();
+        l.write(b"server").unwrap();
+        std::fs::write(&fresh, "local").unwrap();
+        assert!(!l.commit_if_unchanged(&fresh, None).unwrap());
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "local");
+        // No temp file is left behind.
+        let temps = walk(dir.path()).into_iter().filter(|p| p.to_string_lossy().contains(TEMP_PREFIX)).count();
+        assert_eq!(temps, 0);
+    }
 
     #[test]
     fn atomic_writes_leave_no_temp_and_cut_matches_the_server_chunker() {

@@ -315,7 +315,15 @@ impl Folder {
             if local.is_some() {
                 fsio::set_readonly(&abs, false);
             }
-            fsio::write_atomic(&abs, srv_text.as_bytes())?;
+            let mut landing = fsio::Landing::create(&abs)?;
+            landing.write(srv_text.as_bytes())?;
+            if !landing.commit_if_unchanged(&abs, local)? {
+                // Saved locally while we were landing: keep the save, merge it next round.
+                r.landing = None;
+                self.db.put(rel, &r, None).await?;
+                rec = Some(r);
+                continue;
+            }
             if !self.writable {
                 fsio::set_readonly(&abs, true);
             }
