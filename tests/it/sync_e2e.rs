@@ -200,6 +200,10 @@ async fn two_daemons_and_one_server_converge_and_lose_no_write() {
     save(&db, "notes.txt", b"line one\nline two\nline THREE\n");
     save(&db, "offline.txt", b"written while the server was down\n");
     std::fs::remove_file(da.join("todo.txt")).unwrap();
+    for d in [&a, &b] {
+        // `plait sync status` shows the offline work as pending (two paths on each side).
+        until_state(d, "2 pending while offline", |s| s["state"] == "offline" && s["pending_up"] == 2).await;
+    }
     server.restart();
     let t = synced!();
     assert_eq!(text(&t, "notes.txt"), "line ONE\nline two\nline THREE\n", "the two offline edits merge");

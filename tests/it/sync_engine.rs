@@ -447,10 +447,12 @@ async fn changes_made_while_the_server_is_down_are_sent_when_it_is_back() {
     server_has(&s, "/o/a.txt", (200, b"before")).await;
     a.synced(&s, "/o/").await;
     let data = s.stop_keeping_data().await.unwrap();
+    let st = || a.status();
+    // Changed once the engine knows the server is gone, so only its offline wait can note them.
+    eventually(&format!("offline ({:?})", st()), || st().state == FolderState::Offline).await;
     write(&a.path("a.txt"), b"while offline");
     write(&a.path("new.bin"), &noise(30, 10_000));
-    let st = || a.status();
-    eventually(&format!("offline ({:?})", st()), || st().state == FolderState::Offline && st().pending_up > 0).await;
+    eventually(&format!("2 pending ({:?})", st()), || st().state == FolderState::Offline && st().pending_up == 2).await;
     let mut cfg = plait::config::ServeConfig::for_tests(Some(data.path().to_path_buf()));
     cfg.listen = addr;
     let running = plait::app::Running::start(cfg).await.unwrap();
