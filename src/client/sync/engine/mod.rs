@@ -48,8 +48,12 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 /// A path that needs another look this many times in a row is reported as an error.
 const MAX_AGAIN: u32 = 8;
 /// How long a reconcile waits for `HEAD` to show what the change log announced (the log can
-/// wake a watcher a moment before the server's reads show the change): tries × pause.
-const EXPECT_TRIES: u32 = 25;
+/// wake a watcher a moment before the server's reads show the change): tries × pause. Still
+/// unseen after that, the reconcile ends `Again` (the path stays dirty with its expectation)
+/// rather than acting on the stale `HEAD`: acting on it lost downloads under load (a create
+/// not yet readable looked like "nothing anywhere", the path was dropped and the cursor moved
+/// past it).
+const EXPECT_TRIES: u32 = 100;
 const EXPECT_PAUSE: Duration = Duration::from_millis(20);
 /// Local files larger than this are never sent as text.
 const MAX_TEXT_BYTES: u64 = 16 << 20;
@@ -264,6 +268,9 @@ impl Folder {
                 }
                 tokio::time::sleep(EXPECT_PAUSE).await;
                 head = self.server.head(&rel).await?;
+            }
+            if !e.seen_in(&head) {
+                return Ok(Outcome::Again);
             }
         }
         let rec = self.db.record(&rel)?;
