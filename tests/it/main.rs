@@ -50,6 +50,7 @@ mod sync_e2e;
 mod sync_e2e_kit;
 mod sync_engine;
 mod sync_engine_more;
+mod sync_many;
 mod takeover;
 mod tidy;
 mod tus_clients;
