@@ -5,7 +5,6 @@
 //! (local and the server's) to compare.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,19 +20,7 @@ pub const SYNC_WAIT: Duration = Duration::from_secs(60);
 
 /// Reads a child's first stdout line within 60 s (the rest is drained so it never blocks).
 fn first_line(child: &mut Child) -> Result<String, String> {
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let mut rest = String::new();
-        while reader.read_line(&mut rest).unwrap_or(0) > 0 {
-            rest.clear();
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "no first line within 60 s".to_string())
+    crate::support::server::first_line(child.stdout.take().ok_or("no stdout")?)
 }
 
 fn log_file(path: &Path) -> std::fs::File {

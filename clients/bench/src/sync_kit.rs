@@ -5,7 +5,6 @@
 //! A folder is in sync when the daemon's status says `idle` with nothing pending and the
 //! server's change log has nothing after the daemon's cursor (`GET folder?since=cursor`).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -111,18 +110,7 @@ fn spawn(plait: &Path, args: &[String], user_config: &Path) -> anyhow::Result<(C
         .spawn()
         .with_context(|| format!("starting {} sync", plait.display()))?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let mut rest = String::new();
-        while reader.read_line(&mut rest).unwrap_or(0) > 0 {
-            rest.clear();
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| anyhow!("plait sync printed no ready line"))?;
+    let line = super::procs::first_line(stdout).map_err(|e| anyhow!("plait sync printed no ready line: {e}"))?;
     let control = line
         .trim()
         .strip_prefix("plait sync ready: control http://")

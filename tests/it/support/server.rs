@@ -142,10 +142,9 @@ impl Drop for ChildServer {
     }
 }
 
-/// Waits (up to 60 s) for a `plait serve` child's start-up line on its stdout and returns the
-/// address it listens on; keeps draining stdout afterwards so the child never writes into a
-/// closed pipe. `Err` carries the line it got (empty if none), for the caller's message.
-pub fn read_listen_addr(stdout: ChildStdout) -> Result<SocketAddr, String> {
+/// Waits (up to 60 s) for a child's first stdout line; keeps draining stdout afterwards so the
+/// child never writes into a closed pipe.
+pub fn first_line(stdout: ChildStdout) -> Result<String, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -157,7 +156,14 @@ pub fn read_listen_addr(stdout: ChildStdout) -> Result<SocketAddr, String> {
             rest.clear();
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "no start-up line within 60 s".to_string())?;
+    rx.recv_timeout(Duration::from_secs(60)).map_err(|_| "no first line within 60 s".to_string())
+}
+
+/// Waits (up to 60 s) for a `plait serve` child's start-up line on its stdout and returns the
+/// address it listens on; keeps draining stdout afterwards so the child never writes into a
+/// closed pipe. `Err` carries the line it got (empty if none), for the caller's message.
+pub fn read_listen_addr(stdout: ChildStdout) -> Result<SocketAddr, String> {
+    let line = first_line(stdout)?;
     line.split("://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
